@@ -1,0 +1,133 @@
+"""The console: `bot ask` and `bot console`. Lines go through `bot.intake` and the arq queue; replies come back
+from whichever worker answered, through the thread's Redis stream, exactly like a real platform's."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from adapters.console.inbound import console_thread, to_event
+from adapters.console.outbound import stream_key
+from bot.config import Settings
+from bot.intake import accept
+from bot.models import Message
+from bot.runtime import Runtime
+from jobs.worker import create_worker
+
+TERMINAL_STATUSES = ("completed", "failed")
+
+
+@dataclass
+class Transcript:
+    """What the thread shows, rebuilt from post/edit entries; `apply` returns the text to print next."""
+
+    texts: dict[str, str] = field(default_factory=dict)
+    order: list[str] = field(default_factory=list)
+
+    def apply(self, op: str, message_id: str, text: str) -> str:
+        if op == "post" or message_id not in self.texts:
+            separator = "\n\n" if self.order else ""
+            self.order.append(message_id)
+            self.texts[message_id] = text
+            return separator + text
+        old = self.texts[message_id]
+        self.texts[message_id] = text
+        if text.startswith(old):
+            return text[len(old) :]
+        return f"\n[revised]\n{text}"  # a retried answer replaced what was streamed before
+
+    @property
+    def shown(self) -> str:
+        return "\n\n".join(self.texts[i] for i in self.order)
+
+
+@dataclass
+class TurnResult:
+    message_id: int
+    status: str
+    reply: str
+    shown: str
+    duplicate: bool
+
+
+class ConsoleSession:
+    def __init__(self, runtime: Runtime, *, user: str | None = None) -> None:
+        self.runtime = runtime
+        self.user = user
+
+    async def send(
+        self,
+        text: str | bytes,
+        thread: str,
+        *,
+        event_id: str | None = None,
+        on_text: Callable[[str], None] = lambda _: None,
+        timeout_s: float = 300.0,
+        worker: asyncio.Task[None] | None = None,
+    ) -> TurnResult:
+        """Send one message and follow the thread until the turn is answered or failed.
+
+        Raises `UserFacingError` when intake refuses the message, and TimeoutError after `timeout_s`.
+        """
+        key = stream_key(console_thread(thread))
+        redis = self.runtime.redis
+        # Remember where the thread's stream is now, before sending, so no part of the reply can be missed.
+        last = await redis.xrevrange(key, count=1)
+        cursor: bytes | str = last[0][0] if last else "0-0"
+        accepted = await accept(self.runtime, to_event(text, thread, user=self.user, event_id=event_id))
+        transcript = Transcript()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            status = await self._status(accepted.message_id)
+            batches = await redis.xread({key: cursor}, count=500, block=None if status in TERMINAL_STATUSES else 200)
+            for _, entries in batches or []:
+                for entry_id, fields in entries:
+                    cursor = entry_id
+                    on_text(transcript.apply(_s(fields[b"op"]), _s(fields[b"id"]), _s(fields[b"text"])))
+            if status in TERMINAL_STATUSES and not batches:
+                break
+            if worker is not None and worker.done():
+                raise RuntimeError(
+                    f"the worker stopped: {worker.exception() if not worker.cancelled() else 'cancelled'}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no answer within {timeout_s:.0f} s; is a worker running?")
+        reply = await self._reply(accepted.message_id)
+        if accepted.duplicate and not transcript.order and reply:
+            on_text(reply)  # an earlier delivery was answered already; show that answer
+        return TurnResult(accepted.message_id, status, reply, transcript.shown or reply, accepted.duplicate)
+
+    async def _status(self, message_id: int) -> str:
+        async with self.runtime.sessions() as session:
+            return str(
+                (await session.execute(select(col(Message.status)).where(col(Message.id) == message_id))).scalar_one()
+            )
+
+    async def _reply(self, message_id: int) -> str:
+        async with self.runtime.sessions() as session:
+            reply = (
+                await session.execute(select(col(Message.text)).where(col(Message.reply_to_id) == message_id))
+            ).scalar_one_or_none()
+        return reply or ""
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@asynccontextmanager
+async def in_process_worker(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the production arq worker in this process, for the single-command embedded default."""
+    worker = create_worker(settings, handle_signals=False, ctx={"settings": settings, "stand_in_announced": True})
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield task
+    finally:
+        await worker.close()
+        await asyncio.gather(task, return_exceptions=True)

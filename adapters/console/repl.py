@@ -1,0 +1,88 @@
+"""`bot console`: an interactive thread at the terminal, through the same intake and queue as every platform."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+
+from adapters.console.app import ConsoleSession, in_process_worker
+from adapters.console.inbound import new_thread_name
+from bot.config import Settings
+from bot.errors import UserFacingError
+from bot.runtime import open_runtime
+from bot.services import Services
+
+HELP = """Commands:
+  /new           start a new thread
+  /thread NAME   switch to (or create) thread NAME
+  /help          this list
+  /quit          leave (Ctrl-D works too)
+Anything else is a message to the bot in the current thread."""
+
+
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+async def _read_line(prompt: str) -> str | None:
+    try:
+        return await asyncio.to_thread(input, prompt)
+    except EOFError:
+        return None
+
+
+async def run_console(
+    settings: Settings,
+    ready_services: Callable[[Settings], AbstractAsyncContextManager[Services]],
+    thread: str | None,
+    user: str | None,
+    worker: bool,
+) -> int:
+    async with AsyncExitStack() as stack:
+        services = await stack.enter_async_context(ready_services(settings))
+        runtime = await stack.enter_async_context(open_runtime(services.settings))
+        task = await stack.enter_async_context(in_process_worker(services.settings)) if worker else None
+        session = ConsoleSession(runtime, user=user)
+        current = thread or new_thread_name()
+        _write(f"threadbot console. Thread {current}. Type /help for commands, /quit to leave.\n")
+        if services.settings.uses_stand_in_llm:
+            _write(
+                "Replies come from the local stand-in model (no OPENAI_API_KEY set); see README.md to plug in a "
+                "real one.\n"
+            )
+        async for line in _lines(current):
+            if line.startswith("/"):
+                command, _, arg = line.partition(" ")
+                if command in ("/quit", "/exit"):
+                    break
+                if command == "/new":
+                    current = new_thread_name()
+                    _write(f"New thread {current}.\n")
+                elif command == "/thread" and arg.strip():
+                    current = arg.strip()
+                    _write(f"Thread {current}.\n")
+                else:
+                    _write(HELP + "\n")
+                continue
+            try:
+                result = await session.send(line, current, on_text=_write, worker=task)
+            except UserFacingError as exc:
+                _write(f"(not sent) {exc.user_message}\n")
+                continue
+            except (TimeoutError, RuntimeError) as exc:
+                _write(f"(error) {exc}\n")
+                return 3
+            _write("\n" if result.status == "completed" else "\n(the bot could not answer this one)\n")
+    return 0
+
+
+async def _lines(thread: str) -> AsyncIterator[str]:
+    while True:
+        line = await _read_line("> ")
+        if line is None:
+            return
+        if line.strip():
+            yield line

@@ -1,0 +1,280 @@
+"""The `bot` command line. Every entry point reads Settings once here and passes them down."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.config import Settings
+from bot.errors import ConfigurationError, UserFacingError
+from bot.logs import configure_logging
+from bot.services import Services, prepare_database, start_services
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="threadbot: a chat bot for Slack, Discord and the console, on durable background jobs.\n\n"
+    "With no DATABASE_URL / REDIS_URL it runs on embedded Postgres and Redis under DATA_DIR; with no "
+    "OPENAI_API_KEY a local stand-in model answers. Settings come from the environment or a .env file.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
+services_app = typer.Typer(
+    help="Embedded Postgres and Redis under DATA_DIR: start, stop, status.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(services_app, name="services")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_FAILED_TURN = 1
+EXIT_REFUSED = 2
+EXIT_INFRA = 3
+
+
+def _settings(verbose: bool = False) -> Settings:
+    settings = Settings()
+    configure_logging("DEBUG" if verbose else settings.log_level, json=settings.log_json)
+    return settings
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except ConfigurationError as exc:
+        err.print(f"[red]Configuration problem:[/red] {exc}")
+        raise typer.Exit(EXIT_INFRA) from None
+
+
+@asynccontextmanager
+async def _ready_services(settings: Settings) -> AsyncIterator[Services]:
+    services = await asyncio.to_thread(start_services, settings)
+    try:
+        await prepare_database(services)
+        yield services
+    finally:
+        await asyncio.to_thread(services.stop_started)
+
+
+QUIET = "Only the reply; no logs (they go to stderr at WARNING)."
+
+
+@app.command()
+def ask(
+    text: Annotated[str, typer.Argument(help="The message to send.")],
+    thread: Annotated[str, typer.Option("--thread", "-t", help="Thread to continue; a new one if omitted.")] = "",
+    user: Annotated[str, typer.Option(help="User id to send as (default: your login name).")] = "",
+    event_id: Annotated[str, typer.Option(help="Delivery id; repeat one to see deduplication.")] = "",
+    worker: Annotated[bool, typer.Option(help="Run a worker in this process (off: rely on `bot worker`).")] = True,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 300.0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show INFO logs on stderr.")] = False,
+) -> None:
+    """Send one message through the full pipeline (intake -> queue -> worker -> LLM) and print the reply.
+
+    Exit status: 0 answered, 1 the turn failed (the error is printed), 2 the message was refused, 3 a
+    service problem or timeout. The thread id is printed on stderr so you can continue with --thread.
+    """
+    from adapters.console.inbound import new_thread_name
+
+    settings = _settings(verbose)
+    if not verbose:
+        configure_logging("WARNING", json=settings.log_json)
+    thread_name = thread or new_thread_name()
+    code = _run(_ask(settings, text, thread_name, user or None, event_id or None, worker, timeout))
+    raise typer.Exit(code)
+
+
+async def _ask(
+    settings: Settings, text: str, thread: str, user: str | None, event_id: str | None, worker: bool, wait_s: float
+) -> int:
+    from adapters.console.app import ConsoleSession, in_process_worker
+    from bot.runtime import open_runtime
+
+    async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+        if services.settings.uses_stand_in_llm:
+            err.print(
+                "[dim]Note: replies come from the local stand-in model, not a real LLM (no OPENAI_API_KEY set). "
+                "Set OPENAI_API_KEY to use a real one.[/dim]"
+            )
+        session = ConsoleSession(runtime, user=user)
+
+        def show(chunk: str) -> None:
+            sys.stdout.write(chunk)
+            sys.stdout.flush()
+
+        async def send(task: asyncio.Task[None] | None) -> int:
+            try:
+                result = await session.send(
+                    text, thread, event_id=event_id, on_text=show, timeout_s=wait_s, worker=task
+                )
+            except UserFacingError as exc:
+                err.print(f"[yellow]Not sent:[/yellow] {exc.user_message}")
+                return EXIT_REFUSED
+            except (TimeoutError, RuntimeError) as exc:
+                err.print(f"[red]{exc}[/red]")
+                return EXIT_INFRA
+            sys.stdout.write("\n")
+            err.print(f"[dim]thread: {thread}[/dim]")
+            return 0 if result.status == "completed" else EXIT_FAILED_TURN
+
+        if not worker:
+            return await send(None)
+        async with in_process_worker(services.settings) as task:
+            return await send(task)
+
+
+@app.command()
+def console(
+    thread: Annotated[str, typer.Option("--thread", "-t", help="Thread to start in; a new one if omitted.")] = "",
+    user: Annotated[str, typer.Option(help="User id to talk as (default: your login name).")] = "",
+    worker: Annotated[bool, typer.Option(help="Run a worker in this process (off: rely on `bot worker`).")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show INFO logs on stderr.")] = False,
+) -> None:
+    """Talk to the bot interactively. Each line is a message in the current thread; replies stream in.
+
+    Commands: /new starts a new thread, /thread NAME switches, /help lists commands, /quit leaves.
+    """
+    from adapters.console.repl import run_console
+
+    settings = _settings(verbose)
+    if not verbose:
+        configure_logging("WARNING", json=settings.log_json)
+    raise typer.Exit(_run(run_console(settings, _ready_services, thread or None, user or None, worker)))
+
+
+@app.command("worker")
+def worker_command(
+    max_jobs: Annotated[int, typer.Option(help="Jobs at once (default: WORKER_MAX_JOBS).")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show DEBUG logs.")] = False,
+) -> None:
+    """Run an arq worker: it answers queued turns and re-queues stale ones. Run as many as you like."""
+    settings = _settings(verbose)
+    if max_jobs:
+        settings = settings.model_copy(update={"worker_max_jobs": max_jobs})
+    _run(_worker(settings))
+
+
+async def _worker(settings: Settings) -> None:
+    from jobs.worker import create_worker
+
+    async with _ready_services(settings) as services:
+        worker = create_worker(services.settings)
+        try:
+            await worker.async_run()
+        finally:
+            await worker.close()
+
+
+@app.command()
+def serve(platform: Annotated[str, typer.Argument(help="slack or discord")]) -> None:
+    """Run a platform adapter (Slack Events/Socket Mode, Discord gateway)."""
+    err.print(
+        f"[red]The {platform} adapter is not part of this build yet.[/red] "
+        "Use `bot console` or `bot ask` meanwhile; see README.md for the roadmap."
+    )
+    raise typer.Exit(EXIT_INFRA)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest). Safe to run from several places at once."""
+    settings = _settings()
+
+    async def run() -> str | None:
+        from bot.db import create_engine, upgrade
+
+        async with _ready_services(settings) as services:
+            engine = create_engine(services.settings.database_url, pool_size=1)
+            try:
+                return await upgrade(engine, revision)
+            finally:
+                await engine.dispose()
+
+    out.print(f"Database schema at revision {_run(run())}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's schema revision."""
+    settings = _settings()
+
+    async def run() -> str | None:
+        from bot.db import create_engine, current_revision
+
+        services = await asyncio.to_thread(start_services, settings)
+        engine = create_engine(services.settings.database_url, pool_size=1)
+        try:
+            return await current_revision(engine)
+        finally:
+            await engine.dispose()
+            await asyncio.to_thread(services.stop_started)
+
+    out.print(_run(run()) or "empty (run `bot db upgrade`)")
+
+
+@services_app.command("start")
+def services_start() -> None:
+    """Start embedded Postgres and Redis and leave them running, so later commands start faster."""
+    settings = _settings()
+    services = start_services(settings)
+    _run(prepare_database(services))
+    out.print(f"Postgres: {services.settings.database_url}\nRedis:    {services.settings.redis_url}")
+    out.print("They keep running until `bot services stop`.")
+
+
+@services_app.command("stop")
+def services_stop() -> None:
+    """Stop the embedded Postgres and Redis under DATA_DIR, whoever started them."""
+    from bot.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    settings = _settings()
+    stopped = [
+        name
+        for name, server in (
+            ("Postgres", EmbeddedPostgres(settings.data_dir)),
+            ("Redis", EmbeddedRedis(settings.data_dir)),
+        )
+        if server.stop()
+    ]
+    out.print(f"Stopped: {', '.join(stopped)}." if stopped else "Nothing was running.")
+
+
+@services_app.command("status")
+def services_status() -> None:
+    """Say whether the embedded Postgres and Redis under DATA_DIR are running."""
+    from bot.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    settings = _settings()
+    postgres_pid = EmbeddedPostgres(settings.data_dir).postmaster_pid()
+    redis_up = EmbeddedRedis(settings.data_dir).is_running()
+    table = Table("service", "state")
+    table.add_row("Postgres", f"running (pid {postgres_pid})" if postgres_pid else "stopped")
+    table.add_row("Redis", "running" if redis_up else "stopped")
+    out.print(table)
+
+
+@app.command("settings")
+def show_settings() -> None:
+    """Show the effective settings (secrets masked) and where each comes from."""
+    settings = _settings()
+    table = Table("setting", "value")
+    for name, value in settings.model_dump().items():
+        shown = "***" if "key" in name or "token" in name or "secret" in name else value
+        if hasattr(value, "get_secret_value"):
+            shown = "***set***" if value.get_secret_value() else ""
+        table.add_row(name.upper(), str(shown))
+    out.print(table)
+
+
+def main() -> None:
+    app()

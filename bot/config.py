@@ -1,0 +1,81 @@
+"""Typed settings, read once at an entry point and passed down (never `os.environ` deep inside)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[frozenset[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """Every setting has a default that works on the embedded default; README.md lists them all."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Where things live. Empty URLs mean "start the embedded service under DATA_DIR".
+    data_dir: Path = Field(default=Path(".threadbot"), description="Folder for embedded Postgres, Redis and media.")
+    database_url: str = Field(default="", description="Postgres URL (postgresql://...). Empty: embedded Postgres.")
+    redis_url: str = Field(default="", description="Redis URL (redis://...). Empty: embedded Redis.")
+
+    # LLM
+    openai_api_key: SecretStr = Field(default=SecretStr(""), description="Empty: the local stand-in model answers.")
+    openai_base_url: str = Field(default="", description="OpenAI-compatible endpoint (Azure, Ollama, vLLM).")
+    openai_model: str = Field(default="gpt-4o", description="Chat model name.")
+    openai_timeout_s: float = Field(default=60.0, description="Seconds before an LLM call counts as timed out.")
+    max_reply_tokens: int = Field(default=1024, description="Upper bound on tokens in one reply.")
+    context_token_budget: int = Field(default=6000, description="Tokens of thread history sent with each prompt.")
+    context_max_messages: int = Field(default=200, description="Most messages read from a thread per prompt.")
+    system_prompt: str = Field(
+        default=(
+            "You are a helpful assistant in a team chat. Answer concisely and use Markdown sparingly. "
+            "You are talking in a thread; earlier messages of the thread are given for context."
+        ),
+        description="System prompt at the top of every conversation.",
+    )
+
+    # Intake limits and access
+    max_message_chars: int = Field(default=8000, description="Longest message accepted, in characters.")
+    rate_limit_per_minute: int = Field(default=20, description="Messages one user may send per minute (0: no limit).")
+    allowed_workspaces: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
+    allowed_channels: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
+    allowed_users: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
+
+    # Worker
+    worker_max_jobs: int = Field(default=500, description="Jobs one worker runs at once (LLM work is I/O-bound).")
+    worker_poll_delay_s: float = Field(default=0.05, description="Seconds between queue polls when idle.")
+    llm_max_attempts: int = Field(default=5, description="Attempts at a transient LLM failure before giving up.")
+    retry_base_delay_s: float = Field(default=1.0, description="First retry delay; doubles each attempt.")
+    retry_max_delay_s: float = Field(default=60.0, description="Longest delay between retries.")
+    stream_edit_interval_s: float = Field(default=1.0, description="Least time between edits of a streamed reply.")
+    stale_pending_after_s: float = Field(default=120.0, description="A pending message older than this is re-queued.")
+
+    # Platforms and services (later adapters read these; every endpoint has a base URL)
+    slack_bot_token: SecretStr = Field(default=SecretStr(""), description="Slack bot token (xoxb-...).")
+    slack_app_token: SecretStr = Field(default=SecretStr(""), description="Slack app-level token for Socket Mode.")
+    slack_signing_secret: SecretStr = Field(default=SecretStr(""), description="Verifies Slack HTTP requests.")
+    slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
+    discord_token: SecretStr = Field(default=SecretStr(""), description="Discord bot token.")
+    discord_api_base: str = Field(default="https://discord.com/api/v10", description="Discord REST base URL.")
+    discord_gateway_url: str = Field(default="wss://gateway.discord.gg", description="Discord gateway URL.")
+    deepgram_api_key: SecretStr = Field(default=SecretStr(""), description="Deepgram key for transcription.")
+    deepgram_base_url: str = Field(default="https://api.deepgram.com", description="Deepgram (or self-hosted) URL.")
+    s3_endpoint_url: str = Field(default="", description="S3-compatible endpoint. Empty with no bucket: local folder.")
+    s3_bucket: str = Field(default="", description="Bucket for media. Empty: media go under DATA_DIR/media.")
+
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    log_json: bool = Field(default=False, description="JSON log lines (for production) instead of console lines.")
+
+    @field_validator("allowed_workspaces", "allowed_channels", "allowed_users", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def uses_stand_in_llm(self) -> bool:
+        return not self.openai_api_key.get_secret_value() and not self.openai_base_url

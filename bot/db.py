@@ -1,0 +1,78 @@
+"""Database engine, sessions and migrations (Alembic, run in-process under an advisory lock)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.errors import ConfigurationError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Any constant works; it only has to be the same in every process that may migrate at once.
+_MIGRATION_LOCK_ID = 0x7468726561
+
+
+def async_url(url: str) -> str:
+    """Accept the usual `postgresql://` / `postgres://` spellings and pick the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ConfigurationError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://...")
+
+
+def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
+    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def _alembic_config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+def _head_revision() -> str | None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
+def _current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def upgrade(engine: AsyncEngine, revision: str = "head") -> str | None:
+    """Bring the schema to `revision`; safe when several processes start at once. Returns the new revision."""
+
+    def run(connection: Connection) -> str | None:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
+        command.upgrade(_alembic_config(connection), revision)
+        return _current_revision(connection)
+
+    async with engine.begin() as conn:
+        return await conn.run_sync(run)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    async with engine.connect() as conn:
+        return await conn.run_sync(_current_revision)
+
+
+async def require_current_schema(engine: AsyncEngine) -> None:
+    """Refuse to run against a database whose schema is behind the code, with the fix in the message."""
+    current, head = await current_revision(engine), _head_revision()
+    if current != head:
+        raise ConfigurationError(
+            f"The database schema is at {current or 'nothing'}, the code needs {head}. Run `bot db upgrade`."
+        )

@@ -1,0 +1,68 @@
+"""One error tree for the whole bot.
+
+    BotError
+    ├── UserFacingError        carries `user_message`: the text the user sees in the thread
+    │   ├── InvalidInput       empty, too long, bad encoding
+    │   ├── NotAllowed         outside the workspace/channel/user allowlists
+    │   └── RateLimited        over the per-user rate; `retry_after_s` says when to try again
+    ├── UpstreamError          an external API failed (LLM, platform, storage)
+    │   ├── TransientUpstreamError   retried with backoff; `retry_after_s` may come from the upstream
+    │   └── PermanentUpstreamError   not retried; the turn fails with `user_message`
+    └── ConfigurationError     the operator's settings cannot work; said at start-up, never to users
+
+Adapters translate SDK errors into this tree at the edge, so the core never catches `openai.*` or
+`slack_sdk.*` exceptions.
+"""
+
+from __future__ import annotations
+
+
+class BotError(Exception):
+    """Base of every error the bot raises on purpose."""
+
+
+class UserFacingError(BotError):
+    """An error whose text is meant for the user who sent the message."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class InvalidInput(UserFacingError):
+    pass
+
+
+class NotAllowed(UserFacingError):
+    pass
+
+
+class RateLimited(UserFacingError):
+    def __init__(self, user_message: str, retry_after_s: float) -> None:
+        super().__init__(user_message)
+        self.retry_after_s = retry_after_s
+
+
+class UpstreamError(BotError):
+    """An external service failed; `service` names it for logs."""
+
+    def __init__(self, service: str, detail: str) -> None:
+        super().__init__(f"{service}: {detail}")
+        self.service = service
+        self.detail = detail
+
+
+class TransientUpstreamError(UpstreamError):
+    def __init__(self, service: str, detail: str, retry_after_s: float | None = None) -> None:
+        super().__init__(service, detail)
+        self.retry_after_s = retry_after_s
+
+
+class PermanentUpstreamError(UpstreamError):
+    def __init__(self, service: str, detail: str, user_message: str) -> None:
+        super().__init__(service, detail)
+        self.user_message = user_message
+
+
+class ConfigurationError(BotError):
+    pass

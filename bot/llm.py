@@ -1,0 +1,82 @@
+"""The LLM port on `openai.AsyncOpenAI`: any OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM, the stand-in).
+
+The SDK's own retries are off: a transient failure goes back to the queue with a backoff (`Retry` in the job),
+so a waiting turn holds no worker slot. OpenAI's exceptions are translated into `bot.errors` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import openai
+import structlog
+from openai.types.chat import ChatCompletionMessageParam
+
+from bot.errors import PermanentUpstreamError, TransientUpstreamError
+from bot.ports import ChatMessage
+
+log = structlog.get_logger(__name__)
+SERVICE = "llm"
+
+
+class OpenAILLM:
+    def __init__(self, *, api_key: str, base_url: str | None, model: str, timeout_s: float) -> None:
+        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+        self.model = model
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncIterator[str]:
+        params: list[ChatCompletionMessageParam] = [
+            {"role": m.role, "content": m.content}  # type: ignore[misc]
+            for m in messages
+        ]
+        try:
+            stream = await self._client.chat.completions.create(
+                model=self.model, messages=params, max_tokens=max_tokens, stream=True
+            )
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+        except openai.APIError as exc:
+            raise translate_error(exc) from exc
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    value = exc.response.headers.get("retry-after")
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentUpstreamError:
+    if isinstance(exc, openai.APITimeoutError):
+        return TransientUpstreamError(SERVICE, "timed out")
+    if isinstance(exc, openai.APIConnectionError):
+        return TransientUpstreamError(SERVICE, f"connection failed: {exc}")
+    if isinstance(exc, openai.RateLimitError):
+        return TransientUpstreamError(SERVICE, "rate limited (429)", retry_after_s=_retry_after(exc))
+    if isinstance(exc, openai.APIStatusError):
+        if exc.status_code >= 500 or exc.status_code in (408, 409):
+            return TransientUpstreamError(SERVICE, f"server error {exc.status_code}", retry_after_s=_retry_after(exc))
+        if exc.status_code in (401, 403):
+            return PermanentUpstreamError(
+                SERVICE,
+                f"refused credentials ({exc.status_code})",
+                "The language model refused my credentials. An administrator needs to check OPENAI_API_KEY.",
+            )
+        if exc.status_code == 404:
+            return PermanentUpstreamError(
+                SERVICE,
+                f"not found: {exc.message}",
+                "The configured model was not found. An administrator needs to check OPENAI_MODEL and OPENAI_BASE_URL.",
+            )
+        return PermanentUpstreamError(
+            SERVICE,
+            f"rejected the request ({exc.status_code}): {exc.message}",
+            "The language model rejected this request. Try rephrasing or starting a new thread.",
+        )
+    # A stream cut off mid-way (the connection dropped) surfaces as a bare APIError: try again.
+    return TransientUpstreamError(SERVICE, f"stream failed: {exc.message}")

@@ -1,0 +1,41 @@
+"""The long-lived clients one process shares: database engine, sessions, Redis. Built at an entry point."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.config import Settings
+from bot.db import create_engine, session_factory
+
+QUEUE_NAME = "threadbot:queue"
+
+
+def redis_settings(url: str) -> RedisSettings:
+    return RedisSettings.from_dsn(url)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: ArqRedis
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Requires resolved DATABASE_URL and REDIS_URL (see `bot.services.resolve`)."""
+    engine = create_engine(settings.database_url)
+    redis = await create_pool(redis_settings(settings.redis_url), default_queue_name=QUEUE_NAME)
+    try:
+        yield Runtime(settings=settings, engine=engine, sessions=session_factory(engine), redis=redis)
+    finally:
+        await redis.aclose()
+        await engine.dispose()

@@ -1,0 +1,95 @@
+"""arq worker: `WorkerSettings` and the clients a worker process shares, built on start-up and closed on shutdown."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import structlog
+from arq import Worker, cron
+from arq.connections import ArqRedis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from adapters.console.outbound import ConsoleOutbound
+from bot.config import Settings
+from bot.db import create_engine, require_current_schema, session_factory
+from bot.llm import OpenAILLM
+from bot.ports import ChatPlatform
+from bot.runtime import QUEUE_NAME, Runtime, redis_settings
+from bot.turns import TurnDeps
+from jobs.chat import process_message, requeue_stale_turns
+
+log = structlog.get_logger(__name__)
+
+STAND_IN_NOTICE = (
+    "No OPENAI_API_KEY is set, so replies come from the local stand-in model, not a real LLM. "
+    "To use a real model set OPENAI_API_KEY (and OPENAI_BASE_URL / OPENAI_MODEL for Azure, Ollama or vLLM)."
+)
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    settings: Settings = ctx["settings"]
+    redis: ArqRedis = ctx["redis"]
+    engine: AsyncEngine = create_engine(settings.database_url, pool_size=min(50, settings.worker_max_jobs))
+    await require_current_schema(engine)
+    runtime = Runtime(settings=settings, engine=engine, sessions=session_factory(engine), redis=redis)
+
+    base_url: str | None = settings.openai_base_url or None
+    api_key = settings.openai_api_key.get_secret_value() or "no-key"
+    if settings.uses_stand_in_llm:
+        from sandbox.openai_server import StandInLLM
+
+        stand_in = StandInLLM()
+        await stand_in.start()
+        ctx["stand_in"] = stand_in
+        base_url = stand_in.base_url
+        # Said once: the console already told its user, a standalone worker tells its operator.
+        (log.info if ctx.get("stand_in_announced") else log.warning)(STAND_IN_NOTICE)
+    llm = OpenAILLM(
+        api_key=api_key, base_url=base_url, model=settings.openai_model, timeout_s=settings.openai_timeout_s
+    )
+    platforms: dict[str, ChatPlatform] = {ConsoleOutbound.name: ConsoleOutbound(redis)}
+    ctx["llm"] = llm
+    ctx["deps"] = TurnDeps(runtime=runtime, llm=llm, platforms=platforms)
+    log.info("worker ready", max_jobs=settings.worker_max_jobs, platforms=sorted(platforms))
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    if "llm" in ctx:
+        await ctx["llm"].aclose()
+    if "deps" in ctx:
+        await ctx["deps"].runtime.engine.dispose()
+    if "stand_in" in ctx:
+        await ctx["stand_in"].stop()
+
+
+class WorkerSettings:
+    """The worker's fixed shape; `create_worker` adds what comes from `Settings` (Redis URL, concurrency)."""
+
+    functions: ClassVar = [process_message]
+    cron_jobs: ClassVar = [cron(requeue_stale_turns, second={0, 30}, run_at_startup=True)]
+    on_startup = startup
+    on_shutdown = shutdown
+    queue_name = QUEUE_NAME
+    # Jobs decide themselves when to give up (Settings.llm_max_attempts); this is only arq's safety net.
+    max_tries = 50
+    job_timeout = 900
+    keep_result = 3600
+
+
+def create_worker(settings: Settings, **overrides: Any) -> Worker:
+    options: dict[str, Any] = {
+        "functions": WorkerSettings.functions,
+        "cron_jobs": WorkerSettings.cron_jobs,
+        "on_startup": WorkerSettings.on_startup,
+        "on_shutdown": WorkerSettings.on_shutdown,
+        "queue_name": WorkerSettings.queue_name,
+        "max_tries": WorkerSettings.max_tries,
+        "job_timeout": WorkerSettings.job_timeout,
+        "keep_result": WorkerSettings.keep_result,
+        "redis_settings": redis_settings(settings.redis_url),
+        "max_jobs": settings.worker_max_jobs,
+        "poll_delay": settings.worker_poll_delay_s,
+        "ctx": {"settings": settings},
+    }
+    options.update(overrides)
+    return Worker(**options)
