@@ -1,0 +1,155 @@
+"""Shared fixtures: real Postgres and Redis (embedded servers, one per test session), the stand-in LLM over
+HTTP, and the production worker running in the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from adapters.console.app import in_process_worker
+from adapters.console.outbound import stream_key
+from bot.config import Settings
+from bot.db import create_engine, upgrade
+from bot.embedded import EmbeddedPostgres, EmbeddedRedis
+from bot.events import ThreadRef
+from bot.runtime import Runtime, open_runtime
+from sandbox.openai_server import StandInLLM
+
+TABLES = ("messages", "threads", "workspaces", "user_preferences")
+
+
+@pytest.fixture(scope="session")
+def services_dir() -> Iterator[Path]:
+    # Short path: Postgres's Unix socket path must fit in about 100 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="tb-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(services_dir: Path) -> Iterator[str]:
+    postgres = EmbeddedPostgres(services_dir)
+    url = postgres.start()
+
+    async def migrate() -> None:
+        engine = create_engine(url, pool_size=1)
+        await upgrade(engine)
+        await engine.dispose()
+
+    asyncio.run(migrate())
+    yield url
+    postgres.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(services_dir: Path) -> Iterator[str]:
+    redis = EmbeddedRedis(services_dir)
+    url = redis.start()
+    yield url
+    redis.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's environment or .env file."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[StandInLLM]:
+    async with StandInLLM() as llm:
+        yield llm
+
+
+@pytest.fixture
+def settings(database_url: str, redis_url: str, stand_in: StandInLLM, tmp_path: Path) -> Settings:
+    return make_settings(database_url, redis_url, stand_in.base_url, tmp_path)
+
+
+def make_settings(database_url: str, redis_url: str, llm_url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "redis_url": redis_url,
+        "openai_base_url": llm_url,
+        "openai_api_key": "test-key",
+        "data_dir": data_dir,
+        "retry_base_delay_s": 0.05,
+        "retry_max_delay_s": 0.5,
+        "worker_poll_delay_s": 0.01,
+        "openai_timeout_s": 5.0,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    async with open_runtime(settings) as rt:
+        await reset_state(rt)
+        yield rt
+
+
+async def reset_state(rt: Runtime) -> None:
+    async with rt.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+    await rt.redis.flushdb()
+
+
+@pytest.fixture
+async def worker(runtime: Runtime) -> AsyncIterator[asyncio.Task[None]]:
+    """The production arq worker, consuming the test's queue in this event loop."""
+    async with in_process_worker(runtime.settings) as task:
+        yield task
+
+
+async def stream_entries(rt: Runtime, thread: ThreadRef) -> list[dict[str, str]]:
+    """Everything the console platform received for `thread`, as the user would see it arrive."""
+    entries = await rt.redis.xrange(stream_key(thread))
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+async def thread_view(rt: Runtime, thread: ThreadRef) -> list[str]:
+    """The thread's messages as the user finally sees them: each posted message with its last edit."""
+    texts: dict[str, str] = {}
+    for entry in await stream_entries(rt, thread):
+        if entry["op"] == "post" or entry["id"] in texts:
+            texts[entry["id"]] = entry["text"]
+    return list(texts.values())
+
+
+async def wait_for(predicate: Callable[[], Any], timeout_s: float = 15.0, interval_s: float = 0.02) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(interval_s)
+
+
+def subprocess_env(settings: Settings) -> dict[str, str]:
+    """The environment a `bot` subprocess needs to use the test's services."""
+    env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
+    env.update(
+        DATABASE_URL=settings.database_url,
+        REDIS_URL=settings.redis_url,
+        OPENAI_BASE_URL=settings.openai_base_url,
+        OPENAI_API_KEY=settings.openai_api_key.get_secret_value(),
+        DATA_DIR=str(settings.data_dir),
+        RETRY_BASE_DELAY_S="0.05",
+        WORKER_POLL_DELAY_S="0.01",
+    )
+    return env
