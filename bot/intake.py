@@ -193,7 +193,7 @@ async def _persist(runtime: Runtime, event: IncomingMessage, text: str, key: str
         existing = await _find_by_dedupe_key(runtime, key)
         assert existing is not None
         return Accepted(message_id=_id(existing.id), thread_id=existing.thread_id, job_id=job_id, duplicate=True)
-    return Accepted(message_id=message_id, thread_id=thread_id, job_id=job_id)
+    return Accepted(message_id=message_id, thread_id=_id(thread_id), job_id=job_id)
 
 
 def _id(value: int | None) -> int:

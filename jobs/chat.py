@@ -93,7 +93,7 @@ async def requeue_stale_turns(ctx: dict[str, Any]) -> int:
         ).all()
     requeued = 0
     for message_id, job_id in rows:
-        if job_id and await enqueue_turn(deps.runtime, message_id, job_id):
+        if message_id is not None and job_id and await enqueue_turn(deps.runtime, message_id, job_id):
             requeued += 1
     if requeued:
         log.warning("requeued stale turns", count=requeued)
