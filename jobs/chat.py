@@ -23,8 +23,8 @@ log = structlog.get_logger(__name__)
 
 def backoff_s(attempt: int, settings: Settings, retry_after_s: float | None = None) -> float:
     """Exponential backoff with jitter, never shorter than what the upstream asked for."""
-    delay = min(settings.retry_max_delay_s, settings.retry_base_delay_s * 2 ** (attempt - 1))
-    delay *= random.uniform(0.8, 1.2)  # noqa: S311 (jitter, not security)
+    jitter = random.uniform(0.8, 1.2)  # noqa: S311 (spreads retries of many turns; not security)
+    delay = min(settings.retry_max_delay_s, settings.retry_base_delay_s * 2 ** (attempt - 1) * jitter)
     return float(max(delay, retry_after_s or 0.0))
 
 

@@ -4,6 +4,7 @@ from whichever worker answered, through the thread's Redis stream, exactly like 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -129,5 +130,11 @@ async def in_process_worker(settings: Settings) -> AsyncIterator[asyncio.Task[No
     try:
         yield task
     finally:
+        # Burst mode with no jobs left to start is arq's own way out of its poll loop: running jobs finish and
+        # the loop returns, instead of being cancelled half-way through a Redis pipeline.
+        worker.burst = True
+        worker.max_burst_jobs = 0
+        with contextlib.suppress(Exception):  # a worker that died or hangs is dealt with by close() below
+            await asyncio.wait_for(asyncio.shield(task), timeout=30)
         await worker.close()
         await asyncio.gather(task, return_exceptions=True)

@@ -1,0 +1,39 @@
+"""Embedded Postgres and Redis: start, reuse while running, stop cleanly, keep data across restarts."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bot.embedded import EmbeddedPostgres, EmbeddedRedis
+
+
+def test_start_reuse_stop_and_restart_keep_data() -> None:
+    with tempfile.TemporaryDirectory(prefix="tbe-") as folder:
+        data = Path(folder)
+        postgres, redis = EmbeddedPostgres(data), EmbeddedRedis(data)
+        url = postgres.start()
+        redis_url = redis.start()
+        assert postgres.started_here
+        assert redis.started_here
+        psql = Path(__import__("pgserver").__file__).parent / "pginstall" / "bin" / "psql"
+        subprocess.run([psql, url, "-c", "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42);"], check=True)
+
+        again_pg, again_redis = EmbeddedPostgres(data), EmbeddedRedis(data)
+        assert again_pg.start() == url
+        assert again_redis.start() == redis_url
+        assert not again_pg.started_here, "a running server is reused, not started twice"
+        assert not again_redis.started_here
+
+        assert postgres.stop()
+        assert redis.stop()
+        assert postgres.postmaster_pid() is None
+        assert not redis.is_running()
+        assert not postgres.stop(), "stopping twice is harmless"
+
+        restarted = EmbeddedPostgres(data)
+        url = restarted.start()
+        out = subprocess.run([psql, url, "-tAc", "SELECT n FROM kept"], check=True, capture_output=True, text=True)
+        assert out.stdout.strip() == "42"
+        restarted.stop()
