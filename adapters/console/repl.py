@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 
 from adapters.console.app import ConsoleSession, in_process_worker
-from adapters.console.inbound import new_thread_name
+from adapters.console.inbound import WORKSPACE, new_thread_name
+from adapters.console.outbound import PLATFORM
 from bot.config import Settings
 from bot.errors import UserFacingError
-from bot.runtime import open_runtime
+from bot.preferences import USAGE, describe_preferences, parse_assignments, set_preferences
+from bot.runtime import Runtime, open_runtime
 from bot.services import Services
 
 HELP = """Commands:
   /new           start a new thread
   /thread NAME   switch to (or create) thread NAME
+  /prefs         show your preferences; /prefs set name=Ada tz=Europe/Paris lang=French note='be brief'
   /help          this list
   /quit          leave (Ctrl-D works too)
 Anything else is a message to the bot in the current thread."""
@@ -64,6 +68,8 @@ async def run_console(
                 elif command == "/thread" and arg.strip():
                     current = arg.strip()
                     _write(f"Thread {current}.\n")
+                elif command == "/prefs":
+                    _write(await _prefs(runtime, session.user or getpass.getuser(), arg) + "\n")
                 else:
                     _write(HELP + "\n")
                 continue
@@ -77,6 +83,18 @@ async def run_console(
                 return 3
             _write("\n" if result.status == "completed" else "\n(the bot could not answer this one)\n")
     return 0
+
+
+async def _prefs(runtime: Runtime, user: str, arg: str) -> str:
+    action, _, rest = arg.strip().partition(" ")
+    try:
+        if action == "set":
+            await set_preferences(runtime, PLATFORM, WORKSPACE, user, parse_assignments(rest))
+        elif action:
+            return USAGE
+    except UserFacingError as exc:
+        return exc.user_message
+    return await describe_preferences(runtime, PLATFORM, WORKSPACE, user)
 
 
 async def _lines(thread: str) -> AsyncIterator[str]:

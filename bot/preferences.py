@@ -1,0 +1,71 @@
+"""User preferences: what a user told the bot about themselves (name, time zone, language, standing instructions)."""
+
+from __future__ import annotations
+
+import shlex
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func
+from sqlalchemy.dialects.postgresql import insert
+
+from bot.context import load_preferences
+from bot.errors import InvalidInput
+from bot.models import UserPreference
+from bot.runtime import Runtime
+
+FIELDS = {
+    "name": "display_name",
+    "tz": "timezone",
+    "timezone": "timezone",
+    "lang": "language",
+    "language": "language",
+    "note": "instructions",
+    "instructions": "instructions",
+}
+USAGE = "Usage: prefs set name=Ada tz=Europe/Paris lang=French note='Keep answers short' (any of them)."
+
+
+def parse_assignments(text: str) -> dict[str, str]:
+    """`name=Ada tz=Europe/Paris note='short answers'` -> column values, validated, with errors that say why."""
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:
+        raise InvalidInput(f"I couldn't read that: {exc}. {USAGE}") from None
+    values: dict[str, str] = {}
+    for word in words:
+        key, sep, value = word.partition("=")
+        if not sep or key.lower() not in FIELDS:
+            raise InvalidInput(f"I don't know the preference {key!r}. {USAGE}")
+        column = FIELDS[key.lower()]
+        if column == "timezone":
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise InvalidInput(f"{value!r} isn't a time zone I know; use a name like Europe/Paris.") from None
+        limit = 2000 if column == "instructions" else 64
+        if len(value) > limit:
+            raise InvalidInput(f"The {key} preference is limited to {limit} characters.")
+        values[column] = value
+    if not values:
+        raise InvalidInput(USAGE)
+    return values
+
+
+async def set_preferences(runtime: Runtime, platform: str, workspace: str, user: str, values: dict[str, str]) -> None:
+    async with runtime.sessions() as session, session.begin():
+        await session.execute(
+            insert(UserPreference)
+            .values(platform=platform, workspace_id=workspace, user_id=user, **values)
+            .on_conflict_do_update(constraint="uq_user_preferences_user", set_={**values, "updated_at": func.now()})
+        )
+
+
+async def describe_preferences(runtime: Runtime, platform: str, workspace: str, user: str) -> str:
+    async with runtime.sessions() as session:
+        prefs = await load_preferences(session, platform, workspace, user)
+    if prefs is None:
+        return f"No preferences yet. {USAGE}"
+    return (
+        f"name: {prefs.display_name or '-'}; time zone: {prefs.timezone}; language: {prefs.language or 'any'}; "
+        f"note: {prefs.instructions or '-'}"
+    )
