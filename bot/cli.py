@@ -171,8 +171,31 @@ async def _worker(settings: Settings) -> None:
         worker = create_worker(services.settings)
         try:
             await worker.async_run()
+        except asyncio.CancelledError:
+            pass  # arq's SIGINT/SIGTERM handler cancels the main task: the normal way to stop
         finally:
             await worker.close()
+
+
+@app.command()
+def bench(
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Argument(help="floor, ack, e2e, first-token, context, media (default: all)."),
+    ] = None,
+    quick: Annotated[bool, typer.Option(help="Fewer iterations, for a smoke run.")] = False,
+) -> None:
+    """Measure the pipeline against its floor: each scenario prints a table and a JSON line, and updates
+    bench/RESULTS.md. Starts its own Postgres, Redis, stand-in LLM and worker on 127.0.0.1."""
+    from bench.run import AVAILABLE, PENDING, run
+
+    names = scenarios or ["floor", "ack", "e2e", "first-token", "context", "media"]
+    unknown = [n for n in names if n not in AVAILABLE and n not in PENDING]
+    if unknown:
+        err.print(f"[red]Unknown scenario {', '.join(unknown)}.[/red] Known: {', '.join([*AVAILABLE, *PENDING])}.")
+        raise typer.Exit(EXIT_REFUSED)
+    configure_logging("WARNING")
+    _run(run(names, quick=quick, console=out))
 
 
 @app.command()

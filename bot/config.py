@@ -20,6 +20,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".threadbot"), description="Folder for embedded Postgres, Redis and media.")
     database_url: str = Field(default="", description="Postgres URL (postgresql://...). Empty: embedded Postgres.")
     redis_url: str = Field(default="", description="Redis URL (redis://...). Empty: embedded Redis.")
+    database_pool_size: int = Field(default=10, description="Postgres connections per process (twice this at peak).")
 
     # LLM
     openai_api_key: SecretStr = Field(default=SecretStr(""), description="Empty: the local stand-in model answers.")

@@ -6,13 +6,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Settings
-from bot.models import Message, UserPreference
+from bot.models import MESSAGES, USER_PREFERENCES
 from bot.ports import ChatMessage, Role
 from bot.tokens import count_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """The user's message being answered."""
+
+    message_id: int
+    thread_id: int
+    author_id: str
+    text: str
+    token_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    display_name: str = ""
+    timezone: str = "UTC"
+    language: str = ""
+    instructions: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +41,7 @@ class Prompt:
     history_truncated: bool
 
 
-def system_prompt(settings: Settings, prefs: UserPreference | None) -> str:
+def system_prompt(settings: Settings, prefs: Preferences | None) -> str:
     parts = [settings.system_prompt]
     if prefs is not None:
         if prefs.display_name:
@@ -37,20 +55,35 @@ def system_prompt(settings: Settings, prefs: UserPreference | None) -> str:
     return "\n".join(parts)
 
 
-async def load_preferences(session: AsyncSession, platform: str, workspace: str, user: str) -> UserPreference | None:
-    result = await session.execute(
-        select(UserPreference).where(
-            col(UserPreference.platform) == platform,
-            col(UserPreference.workspace_id) == workspace,
-            col(UserPreference.user_id) == user,
+PREFERENCE_COLUMNS = (
+    USER_PREFERENCES.c.display_name,
+    USER_PREFERENCES.c.timezone,
+    USER_PREFERENCES.c.language,
+    USER_PREFERENCES.c.instructions,
+)
+
+
+async def load_preferences(conn: AsyncConnection, platform: str, workspace: str, user: str) -> Preferences | None:
+    row = (
+        await conn.execute(
+            select(*PREFERENCE_COLUMNS).where(
+                USER_PREFERENCES.c.platform == platform,
+                USER_PREFERENCES.c.workspace_id == workspace,
+                USER_PREFERENCES.c.user_id == user,
+            )
         )
-    )
-    return result.scalars().first()
+    ).first()
+    return Preferences(*row) if row is not None else None
 
 
-async def gather_context(
-    session: AsyncSession, settings: Settings, turn: Message, prefs: UserPreference | None
-) -> Prompt:
+async def load_turn(conn: AsyncConnection, message_id: int) -> Turn | None:
+    m = MESSAGES.c
+    query = select(m.id, m.thread_id, m.author_id, m.text, m.token_count).where(m.id == message_id)
+    row = (await conn.execute(query)).first()
+    return Turn(*row) if row is not None else None
+
+
+async def gather_context(conn: AsyncConnection, settings: Settings, turn: Turn, prefs: Preferences | None) -> Prompt:
     """The prompt for answering `turn`: newest history first until the budget is spent, then put back in order.
 
     Cost stays flat as a thread grows: at most `context_max_messages` rows are read, newest first, through the
@@ -58,18 +91,19 @@ async def gather_context(
     """
     system = system_prompt(settings, prefs)
     spent = count_tokens(system) + turn.token_count
+    m = MESSAGES.c
     rows = (
-        await session.execute(
-            select(col(Message.role), col(Message.text), col(Message.token_count))
+        await conn.execute(
+            select(m.role, m.text, m.token_count)
             .where(
-                col(Message.thread_id) == turn.thread_id,
-                col(Message.id) < turn.id,
+                m.thread_id == turn.thread_id,
+                m.id < turn.message_id,
                 or_(
-                    and_(col(Message.role) == "assistant", col(Message.status) == "completed"),
-                    and_(col(Message.role) == "user", col(Message.status) != "failed"),
+                    and_(m.role == "assistant", m.status == "completed"),
+                    and_(m.role == "user", m.status != "failed"),
                 ),
             )
-            .order_by(col(Message.id).desc())
+            .order_by(m.id.desc())
             .limit(settings.context_max_messages)
         )
     ).all()

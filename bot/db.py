@@ -26,8 +26,15 @@ def async_url(url: str) -> str:
     raise ConfigurationError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://...")
 
 
-def create_engine(url: str, *, pool_size: int = 20) -> AsyncEngine:
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    # No pre-ping: it costs a round trip on every checkout. A connection that died is an OperationalError or
+    # InterfaceError, which the turn's job retries like any transient failure; recycling bounds their age.
+    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+
+
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The same pool, without BEGIN/COMMIT round trips: for single statements, which are atomic on their own."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

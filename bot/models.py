@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, DateTime, ForeignKey, Index, Text, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlmodel import Field, SQLModel
 
 MESSAGE_STATUSES = ("pending", "processing", "completed", "failed")
@@ -96,3 +107,10 @@ class UserPreference(SQLModel, table=True):
     language: str = Field(default="", max_length=32)
     instructions: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     updated_at: datetime = _timestamp()
+
+
+# Core tables, for the hot path: Core statements skip the ORM's per-row bookkeeping.
+WORKSPACES: Table = Workspace.__table__  # type: ignore[attr-defined]
+THREADS: Table = Thread.__table__  # type: ignore[attr-defined]
+MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
+USER_PREFERENCES: Table = UserPreference.__table__  # type: ignore[attr-defined]

@@ -61,8 +61,8 @@ async def set_preferences(runtime: Runtime, platform: str, workspace: str, user:
 
 
 async def describe_preferences(runtime: Runtime, platform: str, workspace: str, user: str) -> str:
-    async with runtime.sessions() as session:
-        prefs = await load_preferences(session, platform, workspace, user)
+    async with runtime.autocommit.connect() as conn:
+        prefs = await load_preferences(conn, platform, workspace, user)
     if prefs is None:
         return f"No preferences yet. {USAGE}"
     return (

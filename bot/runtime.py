@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cached_property
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.db import create_engine, session_factory
+from bot.db import autocommit, create_engine, session_factory
 
 QUEUE_NAME = "threadbot:queue"
 
@@ -27,11 +28,16 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
 
+    @cached_property
+    def autocommit(self) -> AsyncEngine:
+        """For single statements on the hot path: no BEGIN/COMMIT round trips."""
+        return autocommit(self.engine)
+
 
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Requires resolved DATABASE_URL and REDIS_URL (see `bot.services.resolve`)."""
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     redis = await create_pool(redis_settings(settings.redis_url), default_queue_name=QUEUE_NAME)
     try:
         yield Runtime(settings=settings, engine=engine, sessions=session_factory(engine), redis=redis)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import SecretStr
 
 from bot.config import Settings
@@ -38,7 +40,16 @@ def env_example() -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    import sys
+def write_docs(root: Path) -> None:
+    """Rewrite .env.example and the README's table between its settings markers."""
+    (root / ".env.example").write_text(env_example())
+    readme = root / "README.md"
+    text = readme.read_text()
+    start, end = text.index(START) + len(START), text.index(END)
+    readme.write_text(text[:start] + "\n" + markdown_table() + "\n" + text[end:])
 
-    sys.stdout.write(env_example() if "--env" in sys.argv else markdown_table() + "\n")
+
+START, END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+if __name__ == "__main__":
+    write_docs(Path(__file__).resolve().parents[1])

@@ -1,4 +1,8 @@
-"""A chat turn: answer one user message in its thread (context -> LLM, streamed -> post -> persist)."""
+"""A chat turn: answer one user message in its thread (context -> LLM, streamed -> post -> persist).
+
+Each database step is one statement on an autocommit connection (atomic on its own, no BEGIN/COMMIT round
+trips): claim, load thread and preferences, read history, and store the reply together with the new status.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col
 
-from bot.context import gather_context, load_preferences
+from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
 from bot.errors import ConfigurationError, PermanentUpstreamError
 from bot.events import ThreadRef
-from bot.models import Message, Thread, Workspace
+from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
 from bot.ports import LLM, ChatPlatform
 from bot.runtime import Runtime
 from bot.streaming import ReplyStream
 from bot.tokens import count_tokens
 
 log = structlog.get_logger(__name__)
+m = MESSAGES.c
 
 
 @dataclass
@@ -29,28 +33,39 @@ class TurnDeps:
     platforms: Mapping[str, ChatPlatform]
 
 
-async def claim_turn(deps: TurnDeps, message_id: int) -> Message | None:
+async def claim_turn(deps: TurnDeps, message_id: int) -> Turn | None:
     """Mark the message `processing` and count the attempt; None if it is already answered or failed."""
-    async with deps.runtime.sessions() as session, session.begin():
-        result = await session.execute(
-            update(Message)
-            .where(col(Message.id) == message_id, col(Message.status).in_(("pending", "processing")))
-            .values(status="processing", attempts=col(Message.attempts) + 1, updated_at=func.now())
-            .returning(Message)
+    async with deps.runtime.autocommit.connect() as conn:
+        row = (
+            await conn.execute(
+                update(MESSAGES)
+                .where(m.id == message_id, m.status.in_(("pending", "processing")))
+                .values(status="processing", attempts=m.attempts + 1, updated_at=func.now())
+                .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count)
+            )
+        ).first()
+    return Turn(*row) if row is not None else None
+
+
+async def thread_and_preferences(deps: TurnDeps, thread_id: int, user_id: str) -> tuple[ThreadRef, Preferences | None]:
+    t, w, p = THREADS.c, WORKSPACES.c, USER_PREFERENCES.c
+    query = (
+        select(t.platform, w.external_id, t.channel_id, t.thread_key, p.id.is_not(None), *PREFERENCE_COLUMNS)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .outerjoin(
+            USER_PREFERENCES,
+            (p.platform == t.platform) & (p.workspace_id == w.external_id) & (p.user_id == literal(user_id)),
         )
-        return result.scalars().first()
+        .where(t.id == thread_id)
+    )
+    async with deps.runtime.autocommit.connect() as conn:
+        row = (await conn.execute(query)).one()
+    thread = ThreadRef(platform=row[0], workspace_id=row[1], channel_id=row[2], thread_key=row[3])
+    return thread, Preferences(*row[5:]) if row[4] else None
 
 
 async def thread_ref(deps: TurnDeps, thread_id: int) -> ThreadRef:
-    async with deps.runtime.sessions() as session:
-        row = (
-            await session.execute(
-                select(col(Thread.platform), col(Workspace.external_id), col(Thread.channel_id), col(Thread.thread_key))
-                .join(Workspace, col(Workspace.id) == col(Thread.workspace_id))
-                .where(col(Thread.id) == thread_id)
-            )
-        ).one()
-    return ThreadRef(platform=row[0], workspace_id=row[1], channel_id=row[2], thread_key=row[3])
+    return (await thread_and_preferences(deps, thread_id, ""))[0]
 
 
 def platform_for(deps: TurnDeps, thread: ThreadRef) -> ChatPlatform:
@@ -66,12 +81,10 @@ async def answer_turn(deps: TurnDeps, message_id: int) -> bool:
     turn = await claim_turn(deps, message_id)
     if turn is None:
         return False
-    thread = await thread_ref(deps, turn.thread_id)
+    thread, prefs = await thread_and_preferences(deps, turn.thread_id, turn.author_id)
     settings = deps.runtime.settings
-    async with deps.runtime.sessions() as session:
-        prefs = await load_preferences(session, thread.platform, thread.workspace_id, turn.author_id)
-        prompt = await gather_context(session, settings, turn, prefs)
-    log.info("turn context", message_id=message_id, tokens=prompt.tokens, history=prompt.history_included)
+    async with deps.runtime.autocommit.connect() as conn:
+        prompt = await gather_context(conn, settings, turn, prefs)
 
     stream = ReplyStream(platform_for(deps, thread), thread, key_prefix=f"reply:{message_id}")
     async for delta in deps.llm.stream_chat(prompt.messages, max_tokens=settings.max_reply_tokens):
@@ -79,46 +92,49 @@ async def answer_turn(deps: TurnDeps, message_id: int) -> bool:
     if not stream.text.strip():
         raise PermanentUpstreamError("llm", "empty reply", "The language model returned an empty answer. Try again.")
     posted = await stream.finish()
-
-    async with deps.runtime.sessions() as session, session.begin():
-        # reply_to_id is unique: a replayed turn overwrites its stored reply instead of adding a second one.
-        values = {
-            "thread_id": turn.thread_id,
-            "role": "assistant",
-            "author_id": "bot",
-            "text": stream.text,
-            "token_count": count_tokens(stream.text),
-            "status": "completed",
-            "platform_message_id": posted[0],
-            "reply_to_id": message_id,
-        }
-        await session.execute(
-            insert(Message)
-            .values(**values)
-            .on_conflict_do_update(
-                index_elements=["reply_to_id"],
-                set_={"text": values["text"], "token_count": values["token_count"], "updated_at": func.now()},
-            )
-        )
-        await session.execute(
-            update(Message)
-            .where(col(Message.id) == message_id)
-            .values(status="completed", error=None, updated_at=func.now())
-        )
-    log.info("turn answered", message_id=message_id, parts=len(posted), chars=len(stream.text))
+    await store_reply(deps, turn, stream.text, posted[0])
+    log.debug("turn answered", message_id=message_id, parts=len(posted), history=prompt.history_included)
     return True
+
+
+async def store_reply(deps: TurnDeps, turn: Turn, text: str, platform_message_id: str) -> None:
+    """Store the reply and complete the turn in one statement. reply_to_id is unique, so a replayed turn
+    overwrites its stored reply instead of adding a second one."""
+    reply = (
+        insert(MESSAGES)
+        .values(
+            thread_id=turn.thread_id,
+            role="assistant",
+            author_id="bot",
+            text=text,
+            token_count=count_tokens(text),
+            status="completed",
+            platform_message_id=platform_message_id,
+            reply_to_id=turn.message_id,
+            attempts=0,
+        )
+        .on_conflict_do_update(
+            index_elements=["reply_to_id"],
+            set_={"text": text, "token_count": count_tokens(text), "updated_at": func.now()},
+        )
+        .returning(m.id)
+        .cte("reply")
+    )
+    complete = (
+        update(MESSAGES)
+        .where(m.id == turn.message_id, select(reply.c.id).exists())
+        .values(status="completed", error=None, updated_at=func.now())
+    )
+    async with deps.runtime.autocommit.connect() as conn:
+        await conn.execute(complete)
 
 
 async def fail_turn(deps: TurnDeps, message_id: int, user_message: str, detail: str) -> None:
     """Say in the thread that the turn failed, then mark it `failed`, once. The operator's detail goes to the
     log and the row. Posting first means a crash in between leaves the turn unfinished, so it is retried and
     the (idempotent) error post is not lost."""
-    async with deps.runtime.sessions() as session:
-        row = (
-            await session.execute(
-                select(col(Message.status), col(Message.thread_id)).where(col(Message.id) == message_id)
-            )
-        ).first()
+    async with deps.runtime.autocommit.connect() as conn:
+        row = (await conn.execute(select(m.status, m.thread_id).where(m.id == message_id))).first()
     log.warning("turn failed", message_id=message_id, detail=detail)
     if row is None or row[0] in ("completed", "failed"):
         return
@@ -129,9 +145,9 @@ async def fail_turn(deps: TurnDeps, message_id: int, user_message: str, detail: 
         )
     except Exception as exc:  # noqa: BLE001 (the failure is recorded below; a dead platform must not stop that)
         log.error("could not post the error reply", message_id=message_id, error=str(exc))
-    async with deps.runtime.sessions() as session, session.begin():
-        await session.execute(
-            update(Message)
-            .where(col(Message.id) == message_id, col(Message.status) != "completed")
+    async with deps.runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(MESSAGES)
+            .where(m.id == message_id, m.status != "completed")
             .values(status="failed", error=detail[:2000], updated_at=func.now())
         )

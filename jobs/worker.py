@@ -29,7 +29,7 @@ STAND_IN_NOTICE = (
 async def startup(ctx: dict[str, Any]) -> None:
     settings: Settings = ctx["settings"]
     redis: ArqRedis = ctx["redis"]
-    engine: AsyncEngine = create_engine(settings.database_url, pool_size=min(50, settings.worker_max_jobs))
+    engine: AsyncEngine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     await require_current_schema(engine)
     runtime = Runtime(settings=settings, engine=engine, sessions=session_factory(engine), redis=redis)
 

@@ -84,6 +84,10 @@ class RecordedRequest:
     path: str
     body: dict[str, Any]
     at: float
+    # time.monotonic() (one clock for every process on the machine) when the first content chunk and the end
+    # of the answer were written: benchmarks subtract the model's own time from end-to-end figures with these.
+    first_token_at: float | None = None
+    done_at: float | None = None
 
 
 class BadRequest(Exception):
@@ -387,8 +391,10 @@ class StandInLLM:
             raise BadRequest("The request body must be a JSON object.")
         return body
 
-    def _record(self, request: web.Request, body: dict[str, Any]) -> None:
-        self.requests.append(RecordedRequest(path=request.path, body=body, at=time.monotonic()))
+    def _record(self, request: web.Request, body: dict[str, Any]) -> RecordedRequest:
+        record = RecordedRequest(path=request.path, body=body, at=time.monotonic())
+        self.requests.append(record)
+        return record
 
     async def _wait_forever(self, request: web.Request) -> None:
         """Hold the request open until the client disconnects or the server stops."""
@@ -428,7 +434,7 @@ class StandInLLM:
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise BadRequest("'stream' must be a boolean.")
-        self._record(request, body)
+        record = self._record(request, body)
         step = self._steps.popleft() if self._steps else Step()
 
         if step.hang:
@@ -443,8 +449,11 @@ class StandInLLM:
 
         completion = self._build_completion(body, messages, step)
         if stream:
-            return await self._stream_completion(request, body, completion)
-        return await self._plain_completion(request, completion)
+            response = await self._stream_completion(request, body, completion, record)
+        else:
+            response = await self._plain_completion(request, completion)
+        record.done_at = time.monotonic()
+        return response
 
     def _build_completion(self, body: dict[str, Any], messages: list[Any], step: Step) -> _Completion:
         reply = step.reply
@@ -528,8 +537,8 @@ class StandInLLM:
                     deltas.append({"tool_calls": [{"index": index, "function": {"arguments": part}}]})
         return deltas
 
-    async def _stream_completion(
-        self, request: web.Request, body: dict[str, Any], c: _Completion
+    async def _stream_completion(  # noqa: C901 (one branch per wire-protocol case; splitting hides the order)
+        self, request: web.Request, body: dict[str, Any], c: _Completion, record: RecordedRequest
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -570,6 +579,8 @@ class StandInLLM:
                     return response
                 sent_chars += len(delta["content"])
             await send(chunk(delta))
+            if record.first_token_at is None:
+                record.first_token_at = time.monotonic()
         if c.fail_after_chars is not None:
             # The whole reply fitted under the limit: still fail, before the finish chunk, as scripted.
             self._drop_connection(request)
@@ -650,7 +661,7 @@ class StandInLLM:
         return web.json_response({"queued": len(steps), "pending": len(self._steps)})
 
     async def _control_requests(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({"requests": [{"path": r.path, "body": r.body, "at": r.at} for r in self.requests]})
+        return web.json_response({"requests": [asdict(r) for r in self.requests]})
 
     async def _control_reset(self, request: web.Request) -> web.StreamResponse:
         self.reset()

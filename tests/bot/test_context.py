@@ -5,14 +5,13 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from adapters.console.inbound import to_event
-from bot.context import gather_context
+from bot.context import Preferences, Turn, gather_context, load_turn
 from bot.intake import accept
-from bot.models import Message, UserPreference
 from bot.runtime import Runtime
 from bot.tokens import count_tokens
 
 
-async def long_thread(rt: Runtime, size: int) -> Message:
+async def long_thread(rt: Runtime, size: int) -> Turn:
     """A thread of `size` alternating user/assistant messages, then the user's new message."""
     first = await accept(rt, to_event("the first message", "long", user="ada"))
     async with rt.engine.begin() as conn:
@@ -26,17 +25,21 @@ async def long_thread(rt: Runtime, size: int) -> Message:
             {"thread": first.thread_id, "size": size, "tokens": count_tokens("message number 00001 " + "word " * 20)},
         )
     newest = await accept(rt, to_event("what did we say?", "long", user="ada"))
-    async with rt.sessions() as session:
-        row = await session.get(Message, newest.message_id)
-    assert row is not None
-    return row
+    return await turn_of(rt, newest.message_id)
+
+
+async def turn_of(rt: Runtime, message_id: int) -> Turn:
+    async with rt.autocommit.connect() as conn:
+        turn = await load_turn(conn, message_id)
+    assert turn is not None
+    return turn
 
 
 async def test_long_thread_is_cut_to_the_budget_keeping_the_newest(runtime: Runtime) -> None:
     settings = runtime.settings.model_copy(update={"context_token_budget": 2000, "context_max_messages": 10_000})
     turn = await long_thread(runtime, 5000)
-    async with runtime.sessions() as session:
-        prompt = await gather_context(session, settings, turn, None)
+    async with runtime.autocommit.connect() as conn:
+        prompt = await gather_context(conn, settings, turn, None)
     assert prompt.tokens <= 2000
     assert prompt.history_truncated
     assert 0 < prompt.history_included < 5000
@@ -52,8 +55,8 @@ async def test_long_thread_is_cut_to_the_budget_keeping_the_newest(runtime: Runt
 async def test_row_cap_bounds_the_read(runtime: Runtime) -> None:
     settings = runtime.settings.model_copy(update={"context_token_budget": 1_000_000, "context_max_messages": 50})
     turn = await long_thread(runtime, 500)
-    async with runtime.sessions() as session:
-        prompt = await gather_context(session, settings, turn, None)
+    async with runtime.autocommit.connect() as conn:
+        prompt = await gather_context(conn, settings, turn, None)
     assert prompt.history_included == 50
     assert prompt.history_truncated
 
@@ -65,24 +68,20 @@ async def test_failed_turns_and_later_messages_stay_out(runtime: Runtime) -> Non
     await accept(runtime, to_event("sent after the question", "t", user="ada"))
     async with runtime.engine.begin() as conn:
         await conn.execute(text("UPDATE messages SET status = 'failed' WHERE id = :id"), {"id": failed.message_id})
-    async with runtime.sessions() as session:
-        row = await session.get(Message, turn.message_id)
-        assert row is not None
-        prompt = await gather_context(session, runtime.settings, row, None)
+    async with runtime.autocommit.connect() as conn:
+        prompt = await gather_context(conn, runtime.settings, await turn_of(runtime, turn.message_id), None)
     assert [m.content for m in prompt.messages[1:]] == ["kept", "the question"]
     assert ok.thread_id == turn.thread_id
 
 
 async def test_preferences_shape_the_system_prompt(runtime: Runtime) -> None:
     turn_id = (await accept(runtime, to_event("hola", "t", user="ada"))).message_id
-    prefs = UserPreference(
-        platform="console", workspace_id="local", user_id="ada", display_name="Ada", timezone="Europe/Madrid",
-        language="Spanish", instructions="Keep answers under three sentences.",
+    prefs = Preferences(
+        display_name="Ada", timezone="Europe/Madrid", language="Spanish",
+        instructions="Keep answers under three sentences.",
     )  # fmt: skip
-    async with runtime.sessions() as session:
-        turn = await session.get(Message, turn_id)
-        assert turn is not None
-        prompt = await gather_context(session, runtime.settings, turn, prefs)
+    async with runtime.autocommit.connect() as conn:
+        prompt = await gather_context(conn, runtime.settings, await turn_of(runtime, turn_id), prefs)
     system = prompt.messages[0].content
     assert system.startswith(runtime.settings.system_prompt)
     for fragment in ("name is Ada", "Europe/Madrid", "Answer in Spanish", "under three sentences"):

@@ -14,4 +14,4 @@ def test_readme_lists_every_setting_with_its_default() -> None:
 
 
 def test_env_example_is_current() -> None:
-    assert (ROOT / ".env.example").read_text() == env_example(), "regenerate: python -m bot.settings_doc --env"
+    assert (ROOT / ".env.example").read_text() == env_example(), "regenerate: uv run python -m bot.settings_doc"

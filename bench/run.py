@@ -1,0 +1,35 @@
+"""`bot bench [SCENARIO]`: run benchmark scenarios and print their tables and JSON lines."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from rich.console import Console
+
+from bench import context, e2e, floor
+from bench.report import Result
+
+AVAILABLE: dict[str, Callable[[bool], Awaitable[Result]]] = {
+    "floor": lambda quick: floor.run(),
+    "e2e": e2e.run_e2e,
+    "first-token": e2e.run_first_token,
+    "context": lambda quick: context.run(repeats=50 if quick else 300),
+}
+# Scenarios whose subject is not built yet; `bot bench` says so instead of pretending.
+PENDING = {
+    "ack": "needs the Slack HTTP adapter (`bot serve slack --http`), issue 4",
+    "media": "needs the media upload path to S3, issue 6",
+}
+
+
+async def run(names: list[str], *, quick: bool, console: Console) -> list[Result]:
+    results = []
+    for name in names:
+        if name in PENDING:
+            console.print(f"[yellow]bench {name}: not measured yet: {PENDING[name]}[/yellow]")
+            continue
+        console.print(f"[bold]bench {name}[/bold] ...")
+        result = await AVAILABLE[name](quick)
+        result.show(console)
+        results.append(result)
+    return results
