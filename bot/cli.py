@@ -35,6 +35,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(services_app, name="services")
 
 out = Console()
+wide = Console(width=180)  # benchmark tables are wider than a terminal default
 err = Console(stderr=True)
 
 EXIT_FAILED_TURN = 1
@@ -195,7 +196,7 @@ def bench(
         err.print(f"[red]Unknown scenario {', '.join(unknown)}.[/red] Known: {', '.join([*AVAILABLE, *PENDING])}.")
         raise typer.Exit(EXIT_REFUSED)
     configure_logging("WARNING")
-    _run(run(names, quick=quick, console=out))
+    _run(run(names, quick=quick, console=wide))
 
 
 @app.command()

@@ -13,14 +13,13 @@ import unicodedata
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Insert, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlmodel import col
 
 from bot.config import Settings
 from bot.errors import InvalidInput, NotAllowed, RateLimited
 from bot.events import IncomingMessage, ThreadRef
-from bot.models import Message, Thread, Workspace
+from bot.models import MESSAGES, THREADS, WORKSPACES
 from bot.ratelimit import RateLimiter
 from bot.runtime import Runtime
 from bot.tokens import count_tokens
@@ -97,8 +96,8 @@ async def accept(runtime: Runtime, event: IncomingMessage) -> Accepted:
     existing = await _find_by_dedupe_key(runtime, key)
     if existing is not None:
         await _requeue_if_pending(runtime, existing)
-        bound.info("intake duplicate delivery", message_id=existing.id)
-        return Accepted(message_id=_id(existing.id), thread_id=existing.thread_id, job_id=job_id, duplicate=True)
+        bound.info("intake duplicate delivery", message_id=existing.message_id)
+        return Accepted(existing.message_id, existing.thread_id, job_id, duplicate=True)
 
     subject = f"{event.thread.platform}:{event.thread.workspace_id}:{event.user_id}"
     wait_s = await RateLimiter(runtime.redis, settings.rate_limit_per_minute).hit(subject)
@@ -130,72 +129,84 @@ async def enqueue_turn(runtime: Runtime, message_id: int, job_id: str) -> bool:
     return job is not None
 
 
-async def _find_by_dedupe_key(runtime: Runtime, key: str) -> Message | None:
-    async with runtime.sessions() as session:
-        result = await session.execute(select(Message).where(col(Message.dedupe_key) == key))
-        found: Message | None = result.scalars().first()
-        return found
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    message_id: int
+    thread_id: int
+    status: str
+    job_id: str | None
 
 
-async def _requeue_if_pending(runtime: Runtime, message: Message) -> None:
+async def _find_by_dedupe_key(runtime: Runtime, key: str) -> _Stored | None:
+    m = MESSAGES.c
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(select(m.id, m.thread_id, m.status, m.job_id).where(m.dedupe_key == key))).first()
+    return _Stored(*row) if row is not None else None
+
+
+async def _requeue_if_pending(runtime: Runtime, message: _Stored) -> None:
     # A crash between persist and enqueue leaves a pending row with no job; the retry delivery repairs it.
     if message.status == "pending" and message.job_id:
-        await enqueue_turn(runtime, _id(message.id), message.job_id)
+        await enqueue_turn(runtime, message.message_id, message.job_id)
+
+
+def _persist_statement(event: IncomingMessage, text: str, key: str, job_id: str) -> Insert:
+    """Workspace, thread and message in one statement: atomic, and one round trip on the intake path."""
+    where = event.thread
+    w, t = WORKSPACES.c, THREADS.c
+    new_workspace = (
+        insert(WORKSPACES)
+        .values(platform=where.platform, external_id=where.workspace_id, name="")
+        .on_conflict_do_nothing(constraint="uq_workspaces_platform_external")
+        .returning(w.id)
+        .cte("new_workspace")
+    )
+    workspace = (
+        select(new_workspace.c.id)
+        .union_all(select(w.id).where(w.platform == where.platform, w.external_id == where.workspace_id))
+        .cte("workspace")
+    )
+    thread = (
+        insert(THREADS)
+        .from_select(
+            ["platform", "workspace_id", "channel_id", "thread_key"],
+            select(literal(where.platform), workspace.c.id, literal(where.channel_id), literal(where.thread_key)).limit(
+                1
+            ),
+        )
+        .on_conflict_do_update(constraint="uq_threads_location", set_={"updated_at": func.now()})
+        .returning(t.id)
+        .cte("thread")
+    )
+    values = {
+        "role": "user",
+        "author_id": event.user_id,
+        "text": text,
+        "token_count": count_tokens(text),
+        "status": "pending",
+        "dedupe_key": key,
+        "job_id": job_id,
+        "platform_message_id": event.platform_message_id or None,
+        "attempts": 0,
+    }
+    return (
+        insert(MESSAGES)
+        .from_select(["thread_id", *values], select(thread.c.id, *(literal(v) for v in values.values())))
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(MESSAGES.c.id, MESSAGES.c.thread_id)
+    )
 
 
 async def _persist(runtime: Runtime, event: IncomingMessage, text: str, key: str, job_id: str) -> Accepted:
-    thread = event.thread
-    async with runtime.sessions() as session, session.begin():
-        await session.execute(
-            insert(Workspace)
-            .values(platform=thread.platform, external_id=thread.workspace_id)
-            .on_conflict_do_nothing(constraint="uq_workspaces_platform_external")
-        )
-        workspace_id = (
-            await session.execute(
-                select(col(Workspace.id)).where(
-                    col(Workspace.platform) == thread.platform, col(Workspace.external_id) == thread.workspace_id
-                )
-            )
-        ).scalar_one()
-        thread_id = (
-            await session.execute(
-                insert(Thread)
-                .values(
-                    platform=thread.platform,
-                    workspace_id=workspace_id,
-                    channel_id=thread.channel_id,
-                    thread_key=thread.thread_key,
-                )
-                .on_conflict_do_update(constraint="uq_threads_location", set_={"updated_at": func.now()})
-                .returning(col(Thread.id))
-            )
-        ).scalar_one()
-        message_id = (
-            await session.execute(
-                insert(Message)
-                .values(
-                    thread_id=thread_id,
-                    role="user",
-                    author_id=event.user_id,
-                    text=text,
-                    token_count=count_tokens(text),
-                    status="pending",
-                    dedupe_key=key,
-                    job_id=job_id,
-                    platform_message_id=event.platform_message_id or None,
-                )
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(col(Message.id))
-            )
-        ).scalar_one_or_none()
-    if message_id is None:
+    statement = _persist_statement(event, text, key, job_id)
+    # Two tries: a workspace created by a concurrent first message is invisible to this statement's snapshot,
+    # which then inserts nothing; the second try sees it.
+    for _ in range(2):
+        async with runtime.autocommit.connect() as conn:
+            row = (await conn.execute(statement)).first()
+        if row is not None:
+            return Accepted(message_id=row[0], thread_id=row[1], job_id=job_id)
         existing = await _find_by_dedupe_key(runtime, key)
-        assert existing is not None
-        return Accepted(message_id=_id(existing.id), thread_id=existing.thread_id, job_id=job_id, duplicate=True)
-    return Accepted(message_id=message_id, thread_id=_id(thread_id), job_id=job_id)
-
-
-def _id(value: int | None) -> int:
-    assert value is not None, "rows read from the database have ids"
-    return value
+        if existing is not None:
+            return Accepted(existing.message_id, existing.thread_id, job_id, duplicate=True)
+    raise RuntimeError(f"could not store message {key}")

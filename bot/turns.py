@@ -1,7 +1,7 @@
 """A chat turn: answer one user message in its thread (context -> LLM, streamed -> post -> persist).
 
 Each database step is one statement on an autocommit connection (atomic on its own, no BEGIN/COMMIT round
-trips): claim, load thread and preferences, read history, and store the reply together with the new status.
+trips): claim with the thread and preferences, read the history, store the reply together with the new status.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
@@ -33,39 +33,58 @@ class TurnDeps:
     platforms: Mapping[str, ChatPlatform]
 
 
-async def claim_turn(deps: TurnDeps, message_id: int) -> Turn | None:
-    """Mark the message `processing` and count the attempt; None if it is already answered or failed."""
-    async with deps.runtime.autocommit.connect() as conn:
-        row = (
-            await conn.execute(
-                update(MESSAGES)
-                .where(m.id == message_id, m.status.in_(("pending", "processing")))
-                .values(status="processing", attempts=m.attempts + 1, updated_at=func.now())
-                .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count)
-            )
-        ).first()
-    return Turn(*row) if row is not None else None
-
-
-async def thread_and_preferences(deps: TurnDeps, thread_id: int, user_id: str) -> tuple[ThreadRef, Preferences | None]:
+async def claim_turn(deps: TurnDeps, message_id: int) -> tuple[Turn, ThreadRef, Preferences | None] | None:
+    """Mark the message `processing`, count the attempt, and load its thread and the author's preferences, in
+    one statement. None if the message is already answered or failed."""
     t, w, p = THREADS.c, WORKSPACES.c, USER_PREFERENCES.c
+    claimed = (
+        update(MESSAGES)
+        .where(m.id == message_id, m.status.in_(("pending", "processing")))
+        .values(status="processing", attempts=m.attempts + 1, updated_at=func.now())
+        .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count)
+        .cte("claimed")
+    )
+    c = claimed.c
     query = (
-        select(t.platform, w.external_id, t.channel_id, t.thread_key, p.id.is_not(None), *PREFERENCE_COLUMNS)
+        select(
+            c.id,
+            c.thread_id,
+            c.author_id,
+            c.text,
+            c.token_count,
+            t.platform,
+            w.external_id,
+            t.channel_id,
+            t.thread_key,
+            p.id.is_not(None),
+            *PREFERENCE_COLUMNS,
+        )
+        .select_from(claimed)
+        .join(THREADS, t.id == c.thread_id)
         .join(WORKSPACES, w.id == t.workspace_id)
         .outerjoin(
             USER_PREFERENCES,
-            (p.platform == t.platform) & (p.workspace_id == w.external_id) & (p.user_id == literal(user_id)),
+            (p.platform == t.platform) & (p.workspace_id == w.external_id) & (p.user_id == c.author_id),
         )
+    )
+    async with deps.runtime.autocommit.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    thread = ThreadRef(platform=row[5], workspace_id=row[6], channel_id=row[7], thread_key=row[8])
+    return Turn(*row[:5]), thread, Preferences(*row[10:]) if row[9] else None
+
+
+async def thread_ref(deps: TurnDeps, thread_id: int) -> ThreadRef:
+    t, w = THREADS.c, WORKSPACES.c
+    query = (
+        select(t.platform, w.external_id, t.channel_id, t.thread_key)
+        .join(WORKSPACES, w.id == t.workspace_id)
         .where(t.id == thread_id)
     )
     async with deps.runtime.autocommit.connect() as conn:
         row = (await conn.execute(query)).one()
-    thread = ThreadRef(platform=row[0], workspace_id=row[1], channel_id=row[2], thread_key=row[3])
-    return thread, Preferences(*row[5:]) if row[4] else None
-
-
-async def thread_ref(deps: TurnDeps, thread_id: int) -> ThreadRef:
-    return (await thread_and_preferences(deps, thread_id, ""))[0]
+    return ThreadRef(platform=row[0], workspace_id=row[1], channel_id=row[2], thread_key=row[3])
 
 
 def platform_for(deps: TurnDeps, thread: ThreadRef) -> ChatPlatform:
@@ -78,10 +97,10 @@ def platform_for(deps: TurnDeps, thread: ThreadRef) -> ChatPlatform:
 async def answer_turn(deps: TurnDeps, message_id: int) -> bool:
     """Answer the message. Returns False when there was nothing to do (already answered). Raises
     `TransientUpstreamError` for the caller to retry and `PermanentUpstreamError` to fail the turn."""
-    turn = await claim_turn(deps, message_id)
-    if turn is None:
+    claimed = await claim_turn(deps, message_id)
+    if claimed is None:
         return False
-    thread, prefs = await thread_and_preferences(deps, turn.thread_id, turn.author_id)
+    turn, thread, prefs = claimed
     settings = deps.runtime.settings
     async with deps.runtime.autocommit.connect() as conn:
         prompt = await gather_context(conn, settings, turn, prefs)
