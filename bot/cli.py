@@ -255,7 +255,8 @@ def services_start() -> None:
     settings = _settings()
     services = start_services(settings)
     _run(prepare_database(services))
-    out.print(f"Postgres: {services.settings.database_url}\nRedis:    {services.settings.redis_url}")
+    postgres, redis = (_mask_password(url) for url in (services.settings.database_url, services.settings.redis_url))
+    out.print(f"Postgres: {postgres}\nRedis:    {redis}")
     out.print("They keep running until `bot services stop`.")
 
 

@@ -51,7 +51,6 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(default=5, description="Attempts at a transient LLM failure before giving up.")
     retry_base_delay_s: float = Field(default=1.0, description="First retry delay; doubles each attempt.")
     retry_max_delay_s: float = Field(default=60.0, description="Longest delay between retries.")
-    stream_edit_interval_s: float = Field(default=1.0, description="Least time between edits of a streamed reply.")
     stale_pending_after_s: float = Field(default=120.0, description="A pending message older than this is re-queued.")
 
     # Platforms and services (later adapters read these; every endpoint has a base URL)

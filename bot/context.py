@@ -23,6 +23,7 @@ class Turn:
     author_id: str
     text: str
     token_count: int
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,7 @@ async def load_preferences(conn: AsyncConnection, platform: str, workspace: str,
 
 async def load_turn(conn: AsyncConnection, message_id: int) -> Turn | None:
     m = MESSAGES.c
-    query = select(m.id, m.thread_id, m.author_id, m.text, m.token_count).where(m.id == message_id)
+    query = select(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts).where(m.id == message_id)
     row = (await conn.execute(query)).first()
     return Turn(*row) if row is not None else None
 

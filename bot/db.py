@@ -29,7 +29,10 @@ def async_url(url: str) -> str:
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No pre-ping: it costs a round trip on every checkout. A connection that died is an OperationalError or
     # InterfaceError, which the turn's job retries like any transient failure; recycling bounds their age.
-    return create_async_engine(async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # hide_parameters: error messages are logged and stored on the row; they must not carry users' text.
+    return create_async_engine(
+        async_url(url), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def autocommit(engine: AsyncEngine) -> AsyncEngine:

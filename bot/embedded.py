@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -110,18 +111,28 @@ class EmbeddedRedis:
     def folder(self) -> Path:
         return self.data_dir / "redis"
 
+    def _password(self) -> str:
+        return (self.folder / "redis.pass").read_text().strip()
+
     def _running(self) -> tuple[int, int] | None:
         try:
             pid = int((self.folder / "redis.pid").read_text().strip())
             port = int((self.folder / "redis.port").read_text().strip())
+            password = self._password()
         except (FileNotFoundError, ValueError):
             return None
         if not _pid_alive(pid):
             return None
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if not sock.recv(16).startswith(b"+PONG"):
+                sock.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+                reply = b""
+                while b"PONG" not in reply and b"-" not in reply and len(reply) < 64:
+                    chunk = sock.recv(64)
+                    if not chunk:
+                        break
+                    reply += chunk
+                if b"+PONG" not in reply:
                     return None
         except OSError:
             return None
@@ -138,7 +149,7 @@ class EmbeddedRedis:
         if running is None:
             log_tail = (self.folder / "redis.log").read_text()[-2000:] if (self.folder / "redis.log").exists() else ""
             raise ConfigurationError(f"Embedded Redis did not start. Its log ends with:\n{log_tail}")
-        self.url = f"redis://127.0.0.1:{running[1]}/0"
+        self.url = f"redis://:{self._password()}@127.0.0.1:{running[1]}/0"
         log.info("embedded redis ready", reused=not self.started_here, port=running[1])
         return self.url
 
@@ -148,9 +159,18 @@ class EmbeddedRedis:
         self.folder.mkdir(parents=True, exist_ok=True)
         port = free_port()
         (self.folder / "redis.port").write_text(str(port))
+        # arq's jobs are pickles, so whoever can write to this Redis can run code as the bot: require a password,
+        # kept in files only the bot's user can read (a command-line argument would show in `ps`).
+        password = secrets.token_urlsafe(24)
+        for name, text in (("redis.pass", password), ("redis.conf", f"requirepass {password}\n")):
+            path = self.folder / name
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text(text)
         subprocess.run(
             [
                 redis_server,
+                str((self.folder / "redis.conf").resolve()),
                 "--bind", "127.0.0.1",
                 "--port", str(port),
                 "--dir", str(self.folder.resolve()),

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import structlog
+from redis.exceptions import RedisError
 from sqlalchemy import Insert, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -100,7 +101,12 @@ async def accept(runtime: Runtime, event: IncomingMessage) -> Accepted:
         return Accepted(existing.message_id, existing.thread_id, job_id, duplicate=True)
 
     subject = f"{event.thread.platform}:{event.thread.workspace_id}:{event.user_id}"
-    wait_s = await RateLimiter(runtime.redis, settings.rate_limit_per_minute).hit(subject)
+    try:
+        wait_s = await RateLimiter(runtime.redis, settings.rate_limit_per_minute).hit(subject)
+    except (OSError, RedisError) as exc:
+        # Fail open: refusing every message while Redis is down would lose more than the limit protects.
+        bound.warning("rate limiter unavailable; letting the message through", error=str(exc))
+        wait_s = None
     if wait_s is not None:
         bound.info("intake rate limited", retry_after_s=round(wait_s, 1))
         raise RateLimited(
@@ -123,7 +129,7 @@ async def enqueue_turn(runtime: Runtime, message_id: int, job_id: str) -> bool:
     Postgres, where the worker's sweep finds it, so nothing is lost."""
     try:
         job = await runtime.redis.enqueue_job(PROCESS_MESSAGE_JOB, message_id, _job_id=job_id)
-    except (OSError, ConnectionError) as exc:
+    except (OSError, RedisError) as exc:
         log.warning("enqueue failed; the sweep will retry", message_id=message_id, error=str(exc))
         return False
     return job is not None

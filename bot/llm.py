@@ -7,7 +7,7 @@ so a waiting turn holds no worker slot. OpenAI's exceptions are translated into 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import httpx2
 import openai
@@ -29,7 +29,7 @@ class OpenAILLM:
     async def aclose(self) -> None:
         await self._client.close()
 
-    async def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncIterator[str]:
+    async def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[str, None]:
         params: list[ChatCompletionMessageParam] = [
             {"role": m.role, "content": m.content}  # type: ignore[misc]
             for m in messages

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -32,6 +32,6 @@ class ChatPlatform(Protocol):
 
 
 class LLM(Protocol):
-    def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncIterator[str]:
+    def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[str, None]:
         """Yield the reply in text deltas. Raises `TransientUpstreamError` or `PermanentUpstreamError`."""
         ...

@@ -7,6 +7,7 @@ trips): claim with the thread and preferences, read the history, store the reply
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import structlog
@@ -41,7 +42,7 @@ async def claim_turn(deps: TurnDeps, message_id: int) -> tuple[Turn, ThreadRef, 
         update(MESSAGES)
         .where(m.id == message_id, m.status.in_(("pending", "processing")))
         .values(status="processing", attempts=m.attempts + 1, updated_at=func.now())
-        .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count)
+        .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts)
         .cte("claimed")
     )
     c = claimed.c
@@ -52,6 +53,7 @@ async def claim_turn(deps: TurnDeps, message_id: int) -> tuple[Turn, ThreadRef, 
             c.author_id,
             c.text,
             c.token_count,
+            c.attempts,
             t.platform,
             w.external_id,
             t.channel_id,
@@ -71,8 +73,8 @@ async def claim_turn(deps: TurnDeps, message_id: int) -> tuple[Turn, ThreadRef, 
         row = (await conn.execute(query)).first()
     if row is None:
         return None
-    thread = ThreadRef(platform=row[5], workspace_id=row[6], channel_id=row[7], thread_key=row[8])
-    return Turn(*row[:5]), thread, Preferences(*row[10:]) if row[9] else None
+    thread = ThreadRef(platform=row[6], workspace_id=row[7], channel_id=row[8], thread_key=row[9])
+    return Turn(*row[:6]), thread, Preferences(*row[11:]) if row[10] else None
 
 
 async def thread_ref(deps: TurnDeps, thread_id: int) -> ThreadRef:
@@ -102,18 +104,31 @@ async def answer_turn(deps: TurnDeps, message_id: int) -> bool:
         return False
     turn, thread, prefs = claimed
     settings = deps.runtime.settings
+    # Attempts are counted in Postgres across jobs: a turn whose jobs keep dying (timeouts, crashes) without
+    # reaching the retry policy still ends, with an error the user sees.
+    if turn.attempts > settings.llm_max_attempts + 2:
+        raise PermanentUpstreamError(
+            "bot", f"gave up after {turn.attempts} attempts", "I tried several times and could not answer this."
+        )
     async with deps.runtime.autocommit.connect() as conn:
         prompt = await gather_context(conn, settings, turn, prefs)
 
     stream = ReplyStream(platform_for(deps, thread), thread, key_prefix=f"reply:{message_id}")
-    async for delta in deps.llm.stream_chat(prompt.messages, max_tokens=settings.max_reply_tokens):
-        await stream.feed(delta)
+    # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage collection.
+    async with aclosing(deps.llm.stream_chat(prompt.messages, max_tokens=settings.max_reply_tokens)) as deltas:
+        async for delta in deltas:
+            await stream.feed(delta)
     if not stream.text.strip():
         raise PermanentUpstreamError("llm", "empty reply", "The language model returned an empty answer. Try again.")
     posted = await stream.finish()
     await store_reply(deps, turn, stream.text, posted[0])
     log.debug("turn answered", message_id=message_id, parts=len(posted), history=prompt.history_included)
     return True
+
+
+async def recorded_attempts(deps: TurnDeps, message_id: int) -> int:
+    async with deps.runtime.autocommit.connect() as conn:
+        return int((await conn.execute(select(m.attempts).where(m.id == message_id))).scalar_one_or_none() or 0)
 
 
 async def store_reply(deps: TurnDeps, turn: Turn, text: str, platform_message_id: str) -> None:
@@ -158,12 +173,9 @@ async def fail_turn(deps: TurnDeps, message_id: int, user_message: str, detail: 
     if row is None or row[0] in ("completed", "failed"):
         return
     thread = await thread_ref(deps, row[1])
-    try:
-        await platform_for(deps, thread).post_message(
-            thread, f"⚠️ {user_message}", idempotency_key=f"error:{message_id}"
-        )
-    except Exception as exc:  # noqa: BLE001 (the failure is recorded below; a dead platform must not stop that)
-        log.error("could not post the error reply", message_id=message_id, error=str(exc))
+    # If this post fails the exception propagates and the turn stays unfinished: the sweep retries it, so the
+    # user is told in the end instead of the row saying `failed` to nobody.
+    await platform_for(deps, thread).post_message(thread, f"⚠️ {user_message}", idempotency_key=f"error:{message_id}")
     async with deps.runtime.autocommit.connect() as conn:
         await conn.execute(
             update(MESSAGES)

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import structlog
 from arq import Retry
-from sqlalchemy import select
+from redis.exceptions import RedisError
+from sqlalchemy import func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col
 
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError
 from bot.intake import enqueue_turn
 from bot.models import Message
-from bot.turns import TurnDeps, answer_turn, fail_turn
+from bot.turns import TurnDeps, answer_turn, fail_turn, recorded_attempts
 
 log = structlog.get_logger(__name__)
 
@@ -35,7 +37,9 @@ async def process_message(ctx: dict[str, Any], message_id: int) -> str:
     structlog.contextvars.bind_contextvars(message_id=message_id, attempt=attempt)
     try:
         return "answered" if await answer_turn(deps, message_id) else "skipped"
-    except (TransientUpstreamError, OperationalError, InterfaceError, OSError) as exc:
+    except (TransientUpstreamError, OperationalError, InterfaceError, PoolTimeout, RedisError, OSError) as exc:
+        # The job's own try counter restarts when the sweep re-queues a turn; Postgres counts every attempt.
+        attempt = max(attempt, await recorded_attempts(deps, message_id))
         if attempt < settings.llm_max_attempts:
             retry_after = exc.retry_after_s if isinstance(exc, TransientUpstreamError) else None
             delay = backoff_s(attempt, settings, retry_after)
@@ -78,7 +82,7 @@ async def requeue_stale_turns(ctx: dict[str, Any]) -> int:
     arq ignores a job id it still holds, so a turn whose job is alive is not doubled.
     """
     deps: TurnDeps = ctx["deps"]
-    cutoff = datetime.now(UTC) - timedelta(seconds=deps.runtime.settings.stale_pending_after_s)
+    cutoff = func.now() - timedelta(seconds=deps.runtime.settings.stale_pending_after_s)  # the database's clock
     async with deps.runtime.sessions() as session:
         rows = (
             await session.execute(
@@ -88,6 +92,7 @@ async def requeue_stale_turns(ctx: dict[str, Any]) -> int:
                     col(Message.role) == "user",
                     col(Message.updated_at) < cutoff,
                 )
+                .order_by(col(Message.updated_at))  # oldest first, so a backlog cannot starve anyone
                 .limit(1000)
             )
         ).all()

@@ -73,7 +73,9 @@ class WorkerSettings:
     # Jobs decide themselves when to give up (Settings.llm_max_attempts); this is only arq's safety net.
     max_tries = 50
     job_timeout = 900
-    keep_result = 3600
+    # Postgres dedupes deliveries, not arq's result keys; a short result life lets the sweep re-queue a turn
+    # whose job ended badly (arq refuses a job id while its result is kept) before STALE_PENDING_AFTER_S.
+    keep_result = 60
 
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:

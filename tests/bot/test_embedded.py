@@ -1,7 +1,9 @@
-"""Embedded Postgres and Redis: start, reuse while running, stop cleanly, keep data across restarts."""
+"""Embedded Postgres and Redis: start, reuse while running, stop cleanly, keep data across restarts, and a
+Redis that refuses clients without its password."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import tempfile
 from pathlib import Path
@@ -13,27 +15,40 @@ def test_start_reuse_stop_and_restart_keep_data() -> None:
     with tempfile.TemporaryDirectory(prefix="tbe-") as folder:
         data = Path(folder)
         postgres, redis = EmbeddedPostgres(data), EmbeddedRedis(data)
-        url = postgres.start()
-        redis_url = redis.start()
-        assert postgres.started_here
-        assert redis.started_here
-        psql = Path(__import__("pgserver").__file__).parent / "pginstall" / "bin" / "psql"
-        subprocess.run([psql, url, "-c", "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42);"], check=True)
+        try:
+            check_lifecycle(data, postgres, redis)
+        finally:  # never leave daemonised servers behind a failed assertion
+            EmbeddedPostgres(data).stop()
+            EmbeddedRedis(data).stop()
 
-        again_pg, again_redis = EmbeddedPostgres(data), EmbeddedRedis(data)
-        assert again_pg.start() == url
-        assert again_redis.start() == redis_url
-        assert not again_pg.started_here, "a running server is reused, not started twice"
-        assert not again_redis.started_here
 
-        assert postgres.stop()
-        assert redis.stop()
-        assert postgres.postmaster_pid() is None
-        assert not redis.is_running()
-        assert not postgres.stop(), "stopping twice is harmless"
+def check_lifecycle(data: Path, postgres: EmbeddedPostgres, redis: EmbeddedRedis) -> None:
+    url = postgres.start()
+    redis_url = redis.start()
+    assert postgres.started_here
+    assert redis.started_here
+    psql = Path(__import__("pgserver").__file__).parent / "pginstall" / "bin" / "psql"
+    subprocess.run([psql, url, "-c", "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42);"], check=True)
 
-        restarted = EmbeddedPostgres(data)
-        url = restarted.start()
-        out = subprocess.run([psql, url, "-tAc", "SELECT n FROM kept"], check=True, capture_output=True, text=True)
-        assert out.stdout.strip() == "42"
-        restarted.stop()
+    again_pg, again_redis = EmbeddedPostgres(data), EmbeddedRedis(data)
+    assert again_pg.start() == url
+    assert again_redis.start() == redis_url
+    assert not again_pg.started_here, "a running server is reused, not started twice"
+    assert not again_redis.started_here
+
+    host, port = redis_url.rsplit("@", 1)[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"PING\r\n")
+        assert sock.recv(64).startswith(b"-NOAUTH"), "the embedded Redis must require its password"
+
+    assert postgres.stop()
+    assert redis.stop()
+    assert postgres.postmaster_pid() is None
+    assert not redis.is_running()
+    assert not postgres.stop(), "stopping twice is harmless"
+
+    restarted = EmbeddedPostgres(data)
+    url = restarted.start()
+    out = subprocess.run([psql, url, "-tAc", "SELECT n FROM kept"], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "42"
+    restarted.stop()

@@ -40,7 +40,7 @@ async def test_streams_the_reply_and_sends_model_and_limits(stand_in: StandInLLM
         (Step(status=503, retry_after=7), "server error 503", 7.0),
         (Step(status=429, retry_after=2.5), "rate limited (429)", 2.5),
         (Step(hang=True), "timed out", None),
-        (Step(reply="a b c d e f g h", fail_after_chars=4), "", None),
+        (Step(reply="a b c d e f g h", fail_after_chars=4), "stream failed", None),
     ],
 )
 async def test_transient_failures(stand_in: StandInLLM, step: Step, detail: str, retry_after: float | None) -> None:

@@ -5,13 +5,14 @@ from bot.runtime import Runtime
 
 
 async def test_allows_the_rate_then_says_how_long_to_wait(runtime: Runtime) -> None:
-    limiter = RateLimiter(runtime.redis, per_minute=2)
+    now = [60 * 28_333_333 + 15.0]  # 15 s into a minute
+    limiter = RateLimiter(runtime.redis, per_minute=2, clock=lambda: now[0])
     assert await limiter.hit("u1") is None
     assert await limiter.hit("u1") is None
-    wait = await limiter.hit("u1")
-    assert wait is not None
-    assert 0 < wait <= 60
+    assert await limiter.hit("u1") == 45.0
     assert await limiter.hit("u2") is None
+    now[0] += 45  # the next minute starts afresh
+    assert await limiter.hit("u1") is None
 
 
 async def test_zero_disables_the_limit(runtime: Runtime) -> None:

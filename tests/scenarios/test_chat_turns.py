@@ -12,7 +12,7 @@ from adapters.console.app import ConsoleSession
 from adapters.console.inbound import console_thread, to_event
 from bot.intake import accept
 from bot.models import Message
-from bot.runtime import Runtime
+from bot.runtime import QUEUE_NAME, Runtime
 from sandbox.openai_server import StandInLLM, Step
 from tests.conftest import stream_entries, thread_view, wait_for
 
@@ -62,7 +62,7 @@ async def test_same_event_twice_gives_one_job_and_one_reply(
     await wait_for(lambda: _status(runtime, first.message_id, "completed"))
     third = await accept(runtime, event)  # a late retry after the answer
     assert third.duplicate
-    await asyncio.sleep(0.3)  # give a wrongly queued second job the time to run
+    assert await runtime.redis.zcard(QUEUE_NAME) == 0, "the duplicates queued no second job"
     assert len(stand_in.chat_requests()) == 1
     assert len(await thread_view(runtime, console_thread("dup"))) == 1
     assert [m.role for m in await messages(runtime)] == ["user", "assistant"]
