@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
+
 from adapters.console.inbound import console_thread, to_event
 from adapters.console.outbound import stream_key
 from bench.harness import Bench, system
@@ -77,9 +79,19 @@ async def sequential(bench: Bench, prefix: str, n: int) -> tuple[list[float], li
     return e2e, llm, overhead, first_gap
 
 
-async def burst(bench: Bench, n: int) -> dict[str, Any]:
+async def burst(bench: Bench, n: int, label: str = "") -> dict[str, Any]:
     """n conversations at once: how many the worker holds in flight and how fast replies come back."""
-    seen = {f"load-{i}": Seen(sent_at=0.0) for i in range(n)}
+    seen = {f"load-{label}-{i}": Seen(sent_at=0.0) for i in range(n)}
+    worker = psutil.Process(bench.workers[0].pid)
+    rss_before = peak_rss = worker.memory_info().rss
+
+    async def sample_rss() -> None:
+        nonlocal peak_rss
+        while True:
+            peak_rss = max(peak_rss, worker.memory_info().rss)
+            await asyncio.sleep(0.1)
+
+    sampler = asyncio.create_task(sample_rss())
     watcher = asyncio.create_task(watch(bench, seen, timeout_s=300))
     started = time.monotonic()
     gate = asyncio.Semaphore(100)
@@ -92,6 +104,7 @@ async def burst(bench: Bench, n: int) -> dict[str, Any]:
     await asyncio.gather(*(send(name) for name in seen))
     accepted_in = time.monotonic() - started
     await watcher
+    sampler.cancel()
     last = max(s.done_at for s in seen.values())
     records = llm_times(await bench.llm_requests())
     marks = sorted([(r["at"], 1) for r in records.values()] + [(r["done_at"], -1) for r in records.values()])
@@ -107,6 +120,7 @@ async def burst(bench: Bench, n: int) -> dict[str, Any]:
         "wall s": round(last - started, 2),
         "replies/s": round(n / (last - started), 1),
         "peak in flight": peak,
+        "worker RSS growth MiB": round((peak_rss - rss_before) / 2**20, 1),
         **{f"overhead {k}": v for k, v in summary_ms(overhead).items() if k in ("p50_ms", "p99_ms")},
     }
 
@@ -121,7 +135,10 @@ async def run_e2e(quick: bool = False) -> Result:
         await bench.set_latency(2.0)
         e2e2, llm2, overhead2, _ = await sequential(bench, "e2e2", max(10, n // 20))
         await bench.set_latency(2.0)
-        capacity = await burst(bench, load)
+        capacity = await burst(bench, load, "2s")
+        # Holding capacity apart from throughput: with a slow model, how many turns one worker keeps open at once.
+        await bench.set_latency(10.0)
+        holding = await burst(bench, load, "10s")
     row0 = {"LLM latency": "0 ms", "e2e p50_ms": summary_ms(e2e)["p50_ms"], "llm p50_ms": summary_ms(llm)["p50_ms"],
             "overhead p50_ms": summary_ms(overhead)["p50_ms"], "overhead p99_ms": summary_ms(overhead)["p99_ms"],
             "n": len(e2e)}  # fmt: skip
@@ -131,7 +148,7 @@ async def run_e2e(quick: bool = False) -> Result:
     p50, p99 = summary_ms(overhead)["p50_ms"], summary_ms(overhead)["p99_ms"]
     return Result(
         "e2e",
-        [row0, row2, {"LLM latency": "2 s, burst", **capacity}],
+        [row0, row2, {"LLM latency": "2 s, burst", **capacity}, {"LLM latency": "10 s, burst", **holding}],
         targets=[
             f"overhead p50 <= 15 ms: {p50} ms ({'met' if p50 <= 15 else 'NOT met'}); "
             f"p99 <= 60 ms: {p99} ms ({'met' if p99 <= 60 else 'NOT met'})",

@@ -17,8 +17,6 @@ from rich.console import Console
 from rich.table import Table
 
 BENCH_DIR = Path(__file__).parent
-RESULTS_DIR = BENCH_DIR / "results"
-RESULTS_MD = BENCH_DIR / "RESULTS.md"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -71,7 +69,7 @@ class Result:
     targets: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def show(self, console: Console) -> None:
+    def show(self, console: Console, output: Path = BENCH_DIR) -> None:
         table = Table(title=f"bench: {self.scenario}")
         columns = list(dict.fromkeys(key for row in self.rows for key in row))
         for column in columns:
@@ -85,13 +83,15 @@ class Result:
             console.print(f"  note: {line}")
         payload = {"scenario": self.scenario, "machine": machine(), "rows": self.rows, "targets": self.targets}
         print(json.dumps(payload), flush=True)
-        save(self.scenario, payload, self)
+        save(self.scenario, payload, self, output)
 
 
-def save(scenario: str, payload: dict[str, Any], result: Result) -> None:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / f"{scenario}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    sections = _read_sections()
+def save(scenario: str, payload: dict[str, Any], result: Result, output: Path) -> None:
+    """Keep the run as results/SCENARIO.json (ignored by git) and as its section of RESULTS.md (committed)."""
+    (output / "results").mkdir(parents=True, exist_ok=True)
+    (output / "results" / f"{scenario}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    results_md = output / "RESULTS.md"
+    sections = _read_sections(results_md)
     lines = [f"## {scenario}", "", f"Machine: {_machine_line(payload['machine'])}", ""]
     columns = list(dict.fromkeys(key for row in result.rows for key in row))
     lines.append("| " + " | ".join(columns) + " |")
@@ -105,19 +105,19 @@ def save(scenario: str, payload: dict[str, Any], result: Result) -> None:
     )
     order = ["floor", "ack", "e2e", "first-token", "context", "media"]
     body = "\n".join(sections[k] for k in sorted(sections, key=lambda k: order.index(k) if k in order else 99))
-    RESULTS_MD.write_text(header + "\n" + body)
+    results_md.write_text(header + "\n" + body)
 
 
 def _machine_line(m: dict[str, Any]) -> str:
     return f"{m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, commit {m['commit']}, {m['at']}"
 
 
-def _read_sections() -> dict[str, str]:
-    if not RESULTS_MD.exists():
+def _read_sections(results_md: Path) -> dict[str, str]:
+    if not results_md.exists():
         return {}
     sections: dict[str, str] = {}
     current: str | None = None
-    for line in RESULTS_MD.read_text().splitlines(keepends=True):
+    for line in results_md.read_text().splitlines(keepends=True):
         if line.startswith("## "):
             current = line[3:].strip()
             sections[current] = ""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from rich.console import Console
 
 from bench import context, e2e, floor
-from bench.report import Result
+from bench.report import BENCH_DIR, Result
 
 AVAILABLE: dict[str, Callable[[bool], Awaitable[Result]]] = {
     "floor": lambda quick: floor.run(),
@@ -22,7 +23,7 @@ PENDING = {
 }
 
 
-async def run(names: list[str], *, quick: bool, console: Console) -> list[Result]:
+async def run(names: list[str], *, quick: bool, console: Console, output: Path = BENCH_DIR) -> list[Result]:
     results = []
     for name in names:
         if name in PENDING:
@@ -30,6 +31,6 @@ async def run(names: list[str], *, quick: bool, console: Console) -> list[Result
             continue
         console.print(f"[bold]bench {name}[/bold] ...")
         result = await AVAILABLE[name](quick)
-        result.show(console)
+        result.show(console, output)
         results.append(result)
     return results

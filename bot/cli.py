@@ -6,6 +6,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -188,9 +189,11 @@ def bench(
         typer.Argument(help="floor, ack, e2e, first-token, context, media (default: all)."),
     ] = None,
     quick: Annotated[bool, typer.Option(help="Fewer iterations, for a smoke run.")] = False,
+    output: Annotated[Path | None, typer.Option(help="Where RESULTS.md and results/ go (default: bench/).")] = None,
 ) -> None:
     """Measure the pipeline against its floor: each scenario prints a table and a JSON line, and updates
     bench/RESULTS.md. Starts its own Postgres, Redis, stand-in LLM and worker on 127.0.0.1."""
+    from bench.report import BENCH_DIR
     from bench.run import AVAILABLE, PENDING, run
 
     names = scenarios or ["floor", "ack", "e2e", "first-token", "context", "media"]
@@ -199,7 +202,7 @@ def bench(
         err.print(f"[red]Unknown scenario {', '.join(unknown)}.[/red] Known: {', '.join([*AVAILABLE, *PENDING])}.")
         raise typer.Exit(EXIT_REFUSED)
     configure_logging("WARNING")
-    _run(run(names, quick=quick, console=wide))
+    _run(run(names, quick=quick, console=wide, output=output or BENCH_DIR))
 
 
 @app.command()
