@@ -47,7 +47,9 @@ class Settings(BaseSettings):
 
     # Worker
     worker_max_jobs: int = Field(default=500, description="Jobs one worker runs at once (LLM work is I/O-bound).")
-    worker_poll_delay_s: float = Field(default=0.005, description="Seconds between queue polls when idle.")
+    worker_poll_delay_s: float = Field(
+        default=0.1, description="Longest idle wait between queue reads; new turns wake a worker at once."
+    )
     llm_max_attempts: int = Field(default=5, description="Attempts at a transient LLM failure before giving up.")
     retry_base_delay_s: float = Field(default=1.0, description="First retry delay; doubles each attempt.")
     retry_max_delay_s: float = Field(default=60.0, description="Longest delay between retries.")

@@ -22,7 +22,7 @@ from bot.errors import InvalidInput, NotAllowed, RateLimited
 from bot.events import IncomingMessage, ThreadRef
 from bot.models import MESSAGES, THREADS, WORKSPACES
 from bot.ratelimit import RateLimiter
-from bot.runtime import Runtime
+from bot.runtime import WAKE_KEY, Runtime
 from bot.tokens import count_tokens
 
 log = structlog.get_logger(__name__)
@@ -129,6 +129,12 @@ async def enqueue_turn(runtime: Runtime, message_id: int, job_id: str) -> bool:
     Postgres, where the worker's sweep finds it, so nothing is lost."""
     try:
         job = await runtime.redis.enqueue_job(PROCESS_MESSAGE_JOB, message_id, _job_id=job_id)
+        if job is not None:
+            async with runtime.redis.pipeline(transaction=False) as pipe:
+                # Wake one idle worker now rather than at its next poll; the trim bounds a list nobody reads.
+                pipe.lpush(WAKE_KEY, 1)
+                pipe.ltrim(WAKE_KEY, 0, 999)
+                await pipe.execute()
     except (OSError, RedisError) as exc:
         log.warning("enqueue failed; the sweep will retry", message_id=message_id, error=str(exc))
         return False

@@ -15,6 +15,8 @@ from bot.config import Settings
 from bot.db import autocommit, create_engine, session_factory
 
 QUEUE_NAME = "threadbot:queue"
+# Pushed with every enqueued turn; idle workers block on it (see jobs.worker.WakeableWorker).
+WAKE_KEY = "threadbot:wake"
 
 
 def redis_settings(url: str) -> RedisSettings:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, ClassVar
 
 import structlog
 from arq import Worker, cron
-from arq.connections import ArqRedis
+from arq.connections import ArqRedis, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.console.outbound import ConsoleOutbound
@@ -14,7 +15,7 @@ from bot.config import Settings
 from bot.db import create_engine, require_current_schema, session_factory
 from bot.llm import OpenAILLM
 from bot.ports import ChatPlatform
-from bot.runtime import QUEUE_NAME, Runtime, redis_settings
+from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime, redis_settings
 from bot.turns import TurnDeps
 from jobs.chat import process_message, requeue_stale_turns
 
@@ -62,11 +63,45 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["stand_in"].stop()
 
 
+class WakeableWorker(Worker):
+    """arq's worker, woken by intake instead of only polling on a timer.
+
+    arq sleeps `poll_delay` between queue reads, which adds half that delay to every turn on average, and a short
+    delay costs CPU while idle. Here the idle wait is a BLPOP on a wake-up list that `bot.intake` pushes to with
+    each job: a new turn is picked up at once, and the poll delay is only the fallback for deferred retries and
+    cron. The body is arq 0.28's `Worker.main` (the version is pinned) with `poll()` replaced by that wait.
+    """
+
+    async def main(self) -> None:
+        if self._pool is None:
+            self._pool = await create_pool(
+                self.redis_settings,
+                job_deserializer=self.job_deserializer,
+                job_serializer=self.job_serializer,
+                default_queue_name=self.queue_name,
+                expires_extra_ms=self.expires_extra_ms,
+            )
+        self.ctx["redis"] = self.pool
+        if self.on_startup:
+            await self.on_startup(self.ctx)
+        while True:
+            await self._poll_iteration()
+            if self.burst:
+                if 0 <= self.max_burst_jobs <= self._jobs_started():
+                    await asyncio.gather(*self.tasks.values())
+                    return None
+                if await self.pool.zcard(self.queue_name) == 0:
+                    await asyncio.gather(*self.tasks.values())
+                    return None
+            # Redis >= 6 takes a fractional timeout; redis-py's blpop() is typed for whole seconds only.
+            await self.pool.execute_command("BLPOP", WAKE_KEY, f"{self.poll_delay_s:g}")  # type: ignore[no-untyped-call]
+
+
 class WorkerSettings:
-    """The worker's fixed shape; `create_worker` adds what comes from `Settings` (Redis URL, concurrency)."""
+    """The worker's fixed shape. Run it with `bot worker`: `create_worker` adds what comes from `Settings` (Redis
+    URL, concurrency) and the cron sweep."""
 
     functions: ClassVar = [process_message]
-    cron_jobs: ClassVar = [cron(requeue_stale_turns, second={0, 30}, run_at_startup=True)]
     on_startup = startup
     on_shutdown = shutdown
     queue_name = QUEUE_NAME
@@ -81,7 +116,9 @@ class WorkerSettings:
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": WorkerSettings.functions,
-        "cron_jobs": WorkerSettings.cron_jobs,
+        # A CronJob keeps its next run time on itself, so each worker gets its own: a second worker in one
+        # process (tests, the console) would otherwise skip its start-up sweep.
+        "cron_jobs": [cron(requeue_stale_turns, second={0, 30}, run_at_startup=True)],
         "on_startup": WorkerSettings.on_startup,
         "on_shutdown": WorkerSettings.on_shutdown,
         "queue_name": WorkerSettings.queue_name,
@@ -94,4 +131,4 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "ctx": {"settings": settings},
     }
     options.update(overrides)
-    return Worker(**options)
+    return WakeableWorker(**options)
