@@ -59,6 +59,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except ConfigurationError as exc:
         err.print(f"[red]Configuration problem:[/red] {exc}")
         raise typer.Exit(EXIT_INFRA) from None
+    except KeyboardInterrupt:
+        # The cleanup (worker, embedded services) ran as the main task was cancelled; just leave quietly.
+        err.print("[dim]Interrupted.[/dim]")
+        raise typer.Exit(130) from None
 
 
 @asynccontextmanager

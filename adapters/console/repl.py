@@ -31,11 +31,12 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
-async def _read_line(prompt: str) -> str | None:
-    try:
-        return await asyncio.to_thread(input, prompt)
-    except EOFError:
-        return None
+async def _stdin_reader() -> asyncio.StreamReader:
+    """stdin as an asyncio stream: unlike input() in a thread, a pending read is cancelled by Ctrl-C."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    return reader
 
 
 async def run_console(
@@ -57,7 +58,7 @@ async def run_console(
                 "Replies come from the local stand-in model (no OPENAI_API_KEY set); see README.md to plug in a "
                 "real one.\n"
             )
-        async for line in _lines(current):
+        async for line in _lines():
             if line.startswith("/"):
                 command, _, arg = line.partition(" ")
                 if command in ("/quit", "/exit"):
@@ -97,10 +98,14 @@ async def _prefs(runtime: Runtime, user: str, arg: str) -> str:
     return await describe_preferences(runtime, PLATFORM, WORKSPACE, user)
 
 
-async def _lines(thread: str) -> AsyncIterator[str]:
+async def _lines() -> AsyncIterator[str]:
+    reader = await _stdin_reader()
     while True:
-        line = await _read_line("> ")
-        if line is None:
+        _write("> ")
+        raw = await reader.readline()
+        if not raw:
+            _write("\n")
             return
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
         if line.strip():
             yield line
