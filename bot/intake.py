@@ -131,7 +131,7 @@ async def enqueue_turn(runtime: Runtime, message_id: int, job_id: str) -> bool:
         job = await runtime.redis.enqueue_job(PROCESS_MESSAGE_JOB, message_id, _job_id=job_id)
         if job is not None:
             async with runtime.redis.pipeline(transaction=False) as pipe:
-                # Wake one idle worker now rather than at its next poll; the trim bounds a list nobody reads.
+                # Wake one idle worker now rather than at its next poll; the trim bounds the list while none reads.
                 pipe.lpush(WAKE_KEY, 1)
                 pipe.ltrim(WAKE_KEY, 0, 999)
                 await pipe.execute()
