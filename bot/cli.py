@@ -52,9 +52,11 @@ def _settings(verbose: bool = False) -> Settings:
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
-        # uvloop's event loop does the same I/O for about half the CPU, which is what a worker spends most on.
-        import uvloop
-
+        # uvloop's event loop does the same I/O for less CPU, which is what a worker spends most on.
+        try:
+            import uvloop
+        except ImportError:  # not available on Windows
+            return asyncio.run(coro)
         return uvloop.run(coro)
     except ConfigurationError as exc:
         err.print(f"[red]Configuration problem:[/red] {exc}")
@@ -73,9 +75,6 @@ async def _ready_services(settings: Settings) -> AsyncIterator[Services]:
         yield services
     finally:
         await asyncio.to_thread(services.stop_started)
-
-
-QUIET = "Only the reply; no logs (they go to stderr at WARNING)."
 
 
 @app.command()
