@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from adapters.console.inbound import console_thread, to_event
-from adapters.console.outbound import stream_key
+from adapters.console.outbound import as_text, stream_key
 from bot.config import Settings
 from bot.intake import accept
 from bot.models import Message
@@ -90,7 +90,7 @@ class ConsoleSession:
             for _, entries in batches or []:
                 for entry_id, fields in entries:
                     cursor = entry_id
-                    on_text(transcript.apply(_s(fields[b"op"]), _s(fields[b"id"]), _s(fields[b"text"])))
+                    on_text(transcript.apply(as_text(fields[b"op"]), as_text(fields[b"id"]), as_text(fields[b"text"])))
             if status in TERMINAL_STATUSES and not batches:
                 break
             if worker is not None and worker.done():
@@ -116,10 +116,6 @@ class ConsoleSession:
                 await session.execute(select(col(Message.text)).where(col(Message.reply_to_id) == message_id))
             ).scalar_one_or_none()
         return reply or ""
-
-
-def _s(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 @asynccontextmanager

@@ -41,11 +41,12 @@ class ConsoleOutbound:
             args=[uuid.uuid4().hex, text, _KEY_TTL_S],
         )
         message_id, existed = result
-        return PostedMessage(message_id=_text(message_id), existed=bool(int(existed)))
+        return PostedMessage(message_id=as_text(message_id), existed=bool(int(existed)))
 
     async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
         await self._redis.xadd(stream_key(thread), {"op": "edit", "id": message_id, "text": text}, maxlen=10000)
 
 
-def _text(value: bytes | str) -> str:
+def as_text(value: bytes | str) -> str:
+    """Redis answers bytes; the stream's fields are UTF-8 text."""
     return value.decode() if isinstance(value, bytes) else value
