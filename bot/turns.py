@@ -77,18 +77,6 @@ async def claim_turn(deps: TurnDeps, message_id: int) -> tuple[Turn, ThreadRef, 
     return Turn(*row[:6]), thread, Preferences(*row[11:]) if row[10] else None
 
 
-async def thread_ref(deps: TurnDeps, thread_id: int) -> ThreadRef:
-    t, w = THREADS.c, WORKSPACES.c
-    query = (
-        select(t.platform, w.external_id, t.channel_id, t.thread_key)
-        .join(WORKSPACES, w.id == t.workspace_id)
-        .where(t.id == thread_id)
-    )
-    async with deps.runtime.autocommit.connect() as conn:
-        row = (await conn.execute(query)).one()
-    return ThreadRef(platform=row[0], workspace_id=row[1], channel_id=row[2], thread_key=row[3])
-
-
 def platform_for(deps: TurnDeps, thread: ThreadRef) -> ChatPlatform:
     platform = deps.platforms.get(thread.platform)
     if platform is None:
@@ -167,12 +155,19 @@ async def fail_turn(deps: TurnDeps, message_id: int, user_message: str, detail: 
     """Say in the thread that the turn failed, then mark it `failed`, once. The operator's detail goes to the
     log and the row. Posting first means a crash in between leaves the turn unfinished, so it is retried and
     the (idempotent) error post is not lost."""
+    t, w = THREADS.c, WORKSPACES.c
+    query = (
+        select(m.status, t.platform, w.external_id, t.channel_id, t.thread_key)
+        .join(THREADS, t.id == m.thread_id)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .where(m.id == message_id)
+    )
     async with deps.runtime.autocommit.connect() as conn:
-        row = (await conn.execute(select(m.status, m.thread_id).where(m.id == message_id))).first()
+        row = (await conn.execute(query)).first()
     log.warning("turn failed", message_id=message_id, detail=detail)
     if row is None or row[0] in ("completed", "failed"):
         return
-    thread = await thread_ref(deps, row[1])
+    thread = ThreadRef(platform=row[1], workspace_id=row[2], channel_id=row[3], thread_key=row[4])
     # If this post fails the exception propagates and the turn stays unfinished: the sweep retries it, so the
     # user is told in the end instead of the row saying `failed` to nobody.
     await platform_for(deps, thread).post_message(thread, f"⚠️ {user_message}", idempotency_key=f"error:{message_id}")

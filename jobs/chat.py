@@ -12,12 +12,11 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlmodel import col
 
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError
 from bot.intake import enqueue_turn
-from bot.models import Message
+from bot.models import MESSAGES
 from bot.turns import TurnDeps, answer_turn, fail_turn, recorded_attempts
 
 log = structlog.get_logger(__name__)
@@ -83,22 +82,19 @@ async def requeue_stale_turns(ctx: dict[str, Any]) -> int:
     """
     deps: TurnDeps = ctx["deps"]
     cutoff = func.now() - timedelta(seconds=deps.runtime.settings.stale_pending_after_s)  # the database's clock
-    async with deps.runtime.sessions() as session:
+    m = MESSAGES.c
+    async with deps.runtime.autocommit.connect() as conn:
         rows = (
-            await session.execute(
-                select(col(Message.id), col(Message.job_id))
-                .where(
-                    col(Message.status).in_(("pending", "processing")),
-                    col(Message.role) == "user",
-                    col(Message.updated_at) < cutoff,
-                )
-                .order_by(col(Message.updated_at))  # oldest first, so a backlog cannot starve anyone
+            await conn.execute(
+                select(m.id, m.job_id)
+                .where(m.status.in_(("pending", "processing")), m.role == "user", m.updated_at < cutoff)
+                .order_by(m.updated_at)  # oldest first, so a backlog cannot starve anyone
                 .limit(1000)
             )
         ).all()
     requeued = 0
     for message_id, job_id in rows:
-        if message_id is not None and job_id and await enqueue_turn(deps.runtime, message_id, job_id):
+        if job_id and await enqueue_turn(deps.runtime, message_id, job_id):
             requeued += 1
     if requeued:
         log.warning("requeued stale turns", count=requeued)

@@ -11,16 +11,16 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlmodel import col
 
 from adapters.console.inbound import console_thread, to_event
 from adapters.console.outbound import as_text, stream_key
 from bot.config import Settings
 from bot.intake import accept
-from bot.models import Message
+from bot.models import MESSAGES
 from bot.runtime import Runtime
 from jobs.worker import create_worker
 
+m = MESSAGES.c
 TERMINAL_STATUSES = ("completed", "failed")
 
 
@@ -105,17 +105,13 @@ class ConsoleSession:
         return TurnResult(accepted.message_id, status, reply, transcript.shown or reply, accepted.duplicate)
 
     async def _status(self, message_id: int) -> str:
-        async with self.runtime.sessions() as session:
-            return str(
-                (await session.execute(select(col(Message.status)).where(col(Message.id) == message_id))).scalar_one()
-            )
+        async with self.runtime.autocommit.connect() as conn:
+            return str((await conn.execute(select(m.status).where(m.id == message_id))).scalar_one())
 
     async def _reply(self, message_id: int) -> str:
-        async with self.runtime.sessions() as session:
-            reply = (
-                await session.execute(select(col(Message.text)).where(col(Message.reply_to_id) == message_id))
-            ).scalar_one_or_none()
-        return reply or ""
+        async with self.runtime.autocommit.connect() as conn:
+            reply = (await conn.execute(select(m.text).where(m.reply_to_id == message_id))).scalar_one_or_none()
+        return str(reply or "")
 
 
 @asynccontextmanager
