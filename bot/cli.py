@@ -211,8 +211,26 @@ def bench(
 @app.command()
 def serve(platform: Annotated[str, typer.Argument(help="slack or discord")]) -> None:
     """Run a platform adapter (Slack Events/Socket Mode, Discord gateway)."""
+    if platform == "slack":
+        _serve_slack()
+    elif platform == "discord":
+        _serve_discord()
+    else:
+        err.print(f"[red]Unknown platform {platform!r}.[/red] Choose slack or discord.")
+        raise typer.Exit(EXIT_INFRA)
+
+
+def _serve_slack() -> None:
     err.print(
-        f"[red]The {platform} adapter is not part of this build yet.[/red] "
+        "[red]The Slack adapter is not part of this build yet.[/red] "
+        "Use `bot console` or `bot ask` meanwhile; see README.md for the roadmap."
+    )
+    raise typer.Exit(EXIT_INFRA)
+
+
+def _serve_discord() -> None:
+    err.print(
+        "[red]The Discord adapter is not part of this build yet.[/red] "
         "Use `bot console` or `bot ask` meanwhile; see README.md for the roadmap."
     )
     raise typer.Exit(EXIT_INFRA)

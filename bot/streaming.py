@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 from bot.events import ThreadRef
-from bot.ports import ChatPlatform
+from bot.ports import ChatPlatform, ReplySink
 
 
 def split_text(text: str, limit: int) -> list[str]:
@@ -92,3 +92,8 @@ class ReplyStream:
             elif self._sent[index] != part:
                 await self._platform.edit_message(self._thread, self._ids[index], part)
                 self._sent[index] = part
+
+
+def open_reply(platform: ChatPlatform, thread: ThreadRef, key_prefix: str) -> ReplySink:
+    """The platform's native streaming reply where it has one, else streaming by post + edit."""
+    return platform.open_reply(thread, key_prefix) or ReplyStream(platform, thread, key_prefix)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from sqlalchemy import func, select, update
@@ -18,9 +18,9 @@ from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
 from bot.errors import ConfigurationError, PermanentUpstreamError
 from bot.events import ThreadRef
 from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
-from bot.ports import LLM, ChatPlatform
+from bot.ports import LLM, ChatPlatform, FileSource
 from bot.runtime import Runtime
-from bot.streaming import ReplyStream
+from bot.streaming import open_reply
 from bot.tokens import count_tokens
 
 log = structlog.get_logger(__name__)
@@ -32,6 +32,7 @@ class TurnDeps:
     runtime: Runtime
     llm: LLM
     platforms: Mapping[str, ChatPlatform]
+    files: Mapping[str, FileSource] = field(default_factory=dict)
 
 
 async def claim_turn(deps: TurnDeps, message_id: int) -> tuple[Turn, ThreadRef, Preferences | None] | None:
@@ -101,7 +102,7 @@ async def answer_turn(deps: TurnDeps, message_id: int) -> bool:
     async with deps.runtime.autocommit.connect() as conn:
         prompt = await gather_context(conn, settings, turn, prefs)
 
-    stream = ReplyStream(platform_for(deps, thread), thread, key_prefix=f"reply:{message_id}")
+    stream = open_reply(platform_for(deps, thread), thread, f"reply:{message_id}")
     # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage collection.
     async with aclosing(deps.llm.stream_chat(prompt.messages, max_tokens=settings.max_reply_tokens)) as deltas:
         async for delta in deltas:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from contextlib import AsyncExitStack
 from typing import Any, ClassVar
 
 import structlog
@@ -10,14 +11,13 @@ from arq import Worker, cron
 from arq.connections import ArqRedis, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from adapters.console.outbound import ConsoleOutbound
 from bot.config import Settings
 from bot.db import create_engine, require_current_schema, session_factory
 from bot.llm import OpenAILLM
-from bot.ports import ChatPlatform
 from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime, redis_settings
 from bot.turns import TurnDeps
 from jobs.chat import process_message, requeue_stale_turns
+from jobs.platforms import open_platform_clients
 
 log = structlog.get_logger(__name__)
 
@@ -48,13 +48,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     llm = OpenAILLM(
         api_key=api_key, base_url=base_url, model=settings.openai_model, timeout_s=settings.openai_timeout_s
     )
-    platforms: dict[str, ChatPlatform] = {ConsoleOutbound.name: ConsoleOutbound(redis)}
+    stack = AsyncExitStack()
+    ctx["clients"] = stack
+    clients = await open_platform_clients(settings, redis, stack)
     ctx["llm"] = llm
-    ctx["deps"] = TurnDeps(runtime=runtime, llm=llm, platforms=platforms)
-    log.info("worker ready", max_jobs=settings.worker_max_jobs, platforms=sorted(platforms))
+    ctx["deps"] = TurnDeps(runtime=runtime, llm=llm, platforms=clients.chat, files=clients.files)
+    log.info("worker ready", max_jobs=settings.worker_max_jobs, platforms=sorted(clients.chat))
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "clients" in ctx:
+        await ctx["clients"].aclose()
     if "llm" in ctx:
         await ctx["llm"].aclose()
     if "deps" in ctx:

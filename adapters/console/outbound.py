@@ -8,6 +8,7 @@ import uuid
 from redis.asyncio import Redis
 
 from bot.events import PostedMessage, ThreadRef
+from bot.ports import ReplySink
 
 PLATFORM = "console"
 _KEY_TTL_S = 7 * 24 * 3600
@@ -35,7 +36,10 @@ class ConsoleOutbound:
         self._redis = redis
         self._post_once = redis.register_script(_POST_ONCE)
 
-    async def post_message(self, thread: ThreadRef, text: str, *, idempotency_key: str) -> PostedMessage:
+    async def post_message(
+        self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
+    ) -> PostedMessage:
+        # The Redis key makes every post idempotent, so `recovering` needs no lookup here.
         result = await self._post_once(
             keys=[f"console:posted:{idempotency_key}", stream_key(thread)],
             args=[uuid.uuid4().hex, text, _KEY_TTL_S],
@@ -45,6 +49,13 @@ class ConsoleOutbound:
 
     async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
         await self._redis.xadd(stream_key(thread), {"op": "edit", "id": message_id, "text": text}, maxlen=10000)
+
+    async def show_working(self, thread: ThreadRef, status: str) -> None:
+        # A terminal shows the streamed text itself as progress; there is no status line to set.
+        return None
+
+    def open_reply(self, thread: ThreadRef, key_prefix: str) -> ReplySink | None:
+        return None
 
 
 def as_text(value: bytes | str) -> str:

@@ -21,7 +21,9 @@ class RecordingPlatform:
     keys: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, str]] = field(default_factory=list)
 
-    async def post_message(self, thread: ThreadRef, text: str, *, idempotency_key: str) -> PostedMessage:
+    async def post_message(
+        self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
+    ) -> PostedMessage:
         self.calls.append(("post", text))
         if idempotency_key in self.keys:
             return PostedMessage(self.keys[idempotency_key], existed=True)
@@ -33,6 +35,12 @@ class RecordingPlatform:
     async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
         self.calls.append(("edit", text))
         self.shown[message_id] = text
+
+    async def show_working(self, thread: ThreadRef, status: str) -> None:
+        self.calls.append(("status", status))
+
+    def open_reply(self, thread: ThreadRef, key_prefix: str) -> None:
+        return None
 
 
 class FakeClock:
