@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # Intake limits and access
     max_message_chars: int = Field(default=8000, description="Longest message accepted, in characters.")
     rate_limit_per_minute: int = Field(default=20, description="Messages one user may send per minute (0: no limit).")
+    max_file_bytes: int = Field(
+        default=500_000_000, description="Largest file accepted from a platform, in bytes; larger ones are refused."
+    )
     allowed_workspaces: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
     allowed_channels: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
     allowed_users: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
