@@ -56,7 +56,19 @@ class Settings(BaseSettings):
     llm_max_attempts: int = Field(default=5, description="Attempts at a transient LLM failure before giving up.")
     retry_base_delay_s: float = Field(default=1.0, description="First retry delay; doubles each attempt.")
     retry_max_delay_s: float = Field(default=60.0, description="Longest delay between retries.")
-    stale_pending_after_s: float = Field(default=120.0, description="A pending message older than this is re-queued.")
+    stale_pending_after_s: float = Field(
+        default=30.0, description="A run overdue by this long (its wake-up job was lost) is re-queued by the sweeper."
+    )
+    workflow_lease_s: float = Field(
+        default=30.0,
+        description="How long a worker owns a run without renewing; a dead worker's runs move on after it.",
+    )
+    workflow_sweep_interval_s: float = Field(
+        default=10.0, description="Seconds between sweeps for overdue wake-ups and runs whose worker died."
+    )
+    workflow_max_rescues: int = Field(
+        default=3, description="Times a run is rescued from dead workers before it is failed (with a message)."
+    )
 
     # Platforms and services (later adapters read these; every endpoint has a base URL)
     slack_bot_token: SecretStr = Field(default=SecretStr(""), description="Slack bot token (xoxb-...).")

@@ -8,13 +8,13 @@ written in one transaction.
 
 from __future__ import annotations
 
-import hashlib
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
-from sqlalchemy import Insert, func, literal, select
+from sqlalchemy import Select, func, literal, select, true
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.config import Settings
@@ -22,29 +22,26 @@ from bot.errors import InvalidInput, NotAllowed, RateLimited
 from bot.events import IncomingMessage, ThreadRef
 from bot.models import MESSAGES, THREADS, WORKSPACES
 from bot.ratelimit import RateLimiter
-from bot.runtime import WAKE_KEY, Runtime
+from bot.runtime import Runtime
 from bot.tokens import count_tokens
+from bot.workflows.models import RUNS
+from bot.workflows.runs import enqueue_run
+
+CHAT_TURN = "chat_turn"  # bot.chat_turn's workflow; named here so intake does not import the worker's code
 
 log = structlog.get_logger(__name__)
-
-PROCESS_MESSAGE_JOB = "process_message"
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
     message_id: int
     thread_id: int
-    job_id: str
+    run_id: int
     duplicate: bool = False
 
 
 def dedupe_key(event: IncomingMessage) -> str:
     return f"{event.thread.platform}:{event.thread.workspace_id}:{event.event_id}"
-
-
-def job_id_for(key: str) -> str:
-    """The arq job id for a delivery: the same event always maps to the same job, so arq refuses a second one."""
-    return "turn:" + hashlib.sha256(key.encode()).hexdigest()[:40]
 
 
 def validate_text(raw: str | bytes, settings: Settings) -> str:
@@ -92,13 +89,12 @@ async def accept(runtime: Runtime, event: IncomingMessage) -> Accepted:
     authorize(event.thread, event.user_id, settings)
 
     key = dedupe_key(event)
-    job_id = job_id_for(key)
     # A platform's retry of an event we already hold must not cost the user a rate-limit token.
     existing = await _find_by_dedupe_key(runtime, key)
     if existing is not None:
         await _requeue_if_pending(runtime, existing)
         bound.info("intake duplicate delivery", message_id=existing.message_id)
-        return Accepted(existing.message_id, existing.thread_id, job_id, duplicate=True)
+        return Accepted(existing.message_id, existing.thread_id, existing.run_id, duplicate=True)
 
     subject = f"{event.thread.platform}:{event.thread.workspace_id}:{event.user_id}"
     try:
@@ -115,55 +111,44 @@ async def accept(runtime: Runtime, event: IncomingMessage) -> Accepted:
             retry_after_s=wait_s,
         )
 
-    accepted = await _persist(runtime, event, text, key, job_id)
+    accepted = await _persist(runtime, event, text, key)
     if accepted.duplicate:
         bound.info("intake duplicate delivery (raced)", message_id=accepted.message_id)
         return accepted
-    await enqueue_turn(runtime, accepted.message_id, job_id)
-    bound.info("intake accepted", message_id=accepted.message_id, job_id=job_id)
+    await enqueue_run(runtime, accepted.run_id, 0)
+    bound.info("intake accepted", message_id=accepted.message_id, run_id=accepted.run_id)
     return accepted
-
-
-async def enqueue_turn(runtime: Runtime, message_id: int, job_id: str) -> bool:
-    """Queue the turn; arq ignores a job id it already holds. A Redis failure leaves the message `pending` in
-    Postgres, where the worker's sweep finds it, so nothing is lost."""
-    try:
-        job = await runtime.redis.enqueue_job(PROCESS_MESSAGE_JOB, message_id, _job_id=job_id)
-        if job is not None:
-            async with runtime.redis.pipeline(transaction=False) as pipe:
-                # Wake one idle worker now rather than at its next poll; the trim bounds the list while none reads.
-                pipe.lpush(WAKE_KEY, 1)
-                pipe.ltrim(WAKE_KEY, 0, 999)
-                await pipe.execute()
-    except (OSError, RedisError) as exc:
-        log.warning("enqueue failed; the sweep will retry", message_id=message_id, error=str(exc))
-        return False
-    return job is not None
 
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
     message_id: int
     thread_id: int
-    status: str
-    job_id: str | None
+    run_id: int
+    run_status: str
+    wake_seq: int
 
 
 async def _find_by_dedupe_key(runtime: Runtime, key: str) -> _Stored | None:
-    m = MESSAGES.c
+    m, r = MESSAGES.c, RUNS.c
+    query = (
+        select(m.id, m.thread_id, r.id, r.status, r.wake_seq).join(RUNS, r.id == m.run_id).where(m.dedupe_key == key)
+    )
     async with runtime.autocommit.connect() as conn:
-        row = (await conn.execute(select(m.id, m.thread_id, m.status, m.job_id).where(m.dedupe_key == key))).first()
+        row = (await conn.execute(query)).first()
     return _Stored(*row) if row is not None else None
 
 
 async def _requeue_if_pending(runtime: Runtime, message: _Stored) -> None:
-    # A crash between persist and enqueue leaves a pending row with no job; the retry delivery repairs it.
-    if message.status == "pending" and message.job_id:
-        await enqueue_turn(runtime, message.message_id, message.job_id)
+    # A crash between persist and enqueue leaves a pending run with no job; the retry delivery repairs it
+    # (arq ignores the job id if the job still exists).
+    if message.run_status == "pending":
+        await enqueue_run(runtime, message.run_id, message.wake_seq)
 
 
-def _persist_statement(event: IncomingMessage, text: str, key: str, job_id: str) -> Insert:
-    """Workspace, thread and message in one statement: atomic, and one round trip on the intake path."""
+def _persist_statement(event: IncomingMessage, text: str, key: str) -> Select[Any]:
+    """Workspace, thread, message and the run answering it in one statement: atomic, and one round trip on the
+    intake path. The run's id is drawn first so the message can carry it."""
     where = event.thread
     w, t = WORKSPACES.c, THREADS.c
     new_workspace = (
@@ -190,6 +175,7 @@ def _persist_statement(event: IncomingMessage, text: str, key: str, job_id: str)
         .returning(t.id)
         .cte("thread")
     )
+    run_id = select(func.nextval("workflow_runs_id_seq").label("id")).cte("run_id")
     values = {
         "role": "user",
         "author_id": event.user_id,
@@ -197,28 +183,55 @@ def _persist_statement(event: IncomingMessage, text: str, key: str, job_id: str)
         "token_count": count_tokens(text),
         "status": "pending",
         "dedupe_key": key,
-        "job_id": job_id,
         "platform_message_id": event.platform_message_id or None,
         "attempts": 0,
     }
-    return (
+    message = (
         insert(MESSAGES)
-        .from_select(["thread_id", *values], select(thread.c.id, *(literal(v) for v in values.values())))
+        .from_select(
+            ["thread_id", "run_id", *values],
+            # Both sides are one row; the explicit join says the product is intended.
+            select(thread.c.id, run_id.c.id, *(literal(v) for v in values.values())).select_from(
+                thread.join(run_id, true())
+            ),
+        )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(MESSAGES.c.id, MESSAGES.c.thread_id)
+        .returning(MESSAGES.c.id, MESSAGES.c.thread_id, MESSAGES.c.run_id)
+        .cte("message")
     )
+    run = (
+        insert(RUNS)
+        .from_select(
+            ["id", "workflow", "input", "status", "thread_id", "user_id", "wake_seq", "wake_at", "attempts", "rescues"],
+            select(
+                message.c.run_id,
+                literal(CHAT_TURN),
+                func.jsonb_build_object("message_id", message.c.id),
+                literal("pending"),
+                message.c.thread_id,
+                literal(event.user_id),
+                literal(0),
+                func.now(),
+                literal(0),
+                literal(0),
+            ),
+        )
+        .returning(RUNS.c.id)
+        .cte("run")
+    )
+    return select(message.c.id, message.c.thread_id, run.c.id).join(run, run.c.id == message.c.run_id)
 
 
-async def _persist(runtime: Runtime, event: IncomingMessage, text: str, key: str, job_id: str) -> Accepted:
-    statement = _persist_statement(event, text, key, job_id)
+async def _persist(runtime: Runtime, event: IncomingMessage, text: str, key: str) -> Accepted:
+    statement = _persist_statement(event, text, key)
     # Two tries: a workspace created by a concurrent first message is invisible to this statement's snapshot,
     # which then inserts nothing; the second try sees it.
     for _ in range(2):
         async with runtime.autocommit.connect() as conn:
             row = (await conn.execute(statement)).first()
         if row is not None:
-            return Accepted(message_id=row[0], thread_id=row[1], job_id=job_id)
+            return Accepted(message_id=row[0], thread_id=row[1], run_id=row[2])
         existing = await _find_by_dedupe_key(runtime, key)
         if existing is not None:
-            return Accepted(existing.message_id, existing.thread_id, job_id, duplicate=True)
+            return Accepted(existing.message_id, existing.thread_id, existing.run_id, duplicate=True)
     raise RuntimeError(f"could not store message {key}")

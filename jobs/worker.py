@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import secrets
+import socket
 from contextlib import AsyncExitStack
 from typing import Any, ClassVar
 
 import structlog
-from arq import Worker, cron
+from arq import Worker
 from arq.connections import ArqRedis, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import Settings
 from bot.db import create_engine, require_current_schema, session_factory
+from bot.deps import WorkerDeps
 from bot.llm import OpenAILLM
 from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime, redis_settings
-from bot.turns import TurnDeps
-from jobs.chat import process_message, requeue_stale_turns
+from bot.workflows.registry import load_builtin_workflows
 from jobs.platforms import open_platform_clients
+from jobs.workflows import resume_run, sweep_forever
 
 log = structlog.get_logger(__name__)
 
@@ -52,11 +57,22 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["clients"] = stack
     clients = await open_platform_clients(settings, redis, stack)
     ctx["llm"] = llm
-    ctx["deps"] = TurnDeps(runtime=runtime, llm=llm, platforms=clients.chat, files=clients.files)
+    load_builtin_workflows()
+    deps = WorkerDeps(runtime=runtime, llm=llm, platforms=clients.chat, files=clients.files, worker_id=worker_id())
+    ctx["deps"] = deps
+    ctx["sweeper"] = asyncio.create_task(sweep_forever(deps))
     log.info("worker ready", max_jobs=settings.worker_max_jobs, platforms=sorted(clients.chat))
 
 
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
 async def shutdown(ctx: dict[str, Any]) -> None:
+    if "sweeper" in ctx:
+        ctx["sweeper"].cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await ctx["sweeper"]
     if "clients" in ctx:
         await ctx["clients"].aclose()
     if "llm" in ctx:
@@ -103,26 +119,22 @@ class WakeableWorker(Worker):
 
 class WorkerSettings:
     """The worker's fixed shape. Run it with `bot worker`: `create_worker` adds what comes from `Settings` (Redis
-    URL, concurrency) and the cron sweep."""
+    URL, concurrency); the sweeper starts in `startup`."""
 
-    functions: ClassVar = [process_message]
+    functions: ClassVar = [resume_run]
     on_startup = startup
     on_shutdown = shutdown
     queue_name = QUEUE_NAME
-    # Jobs decide themselves when to give up (Settings.llm_max_attempts); this is only arq's safety net.
+    # Steps retry themselves (as new wake-ups of their run); arq's retries only cover the engine's bookkeeping.
     max_tries = 50
     job_timeout = 900
-    # Postgres dedupes deliveries, not arq's result keys; a short result life lets the sweep re-queue a turn
-    # whose job ended badly (arq refuses a job id while its result is kept) before STALE_PENDING_AFTER_S.
+    # Every wake-up of a run has its own job id (`run:{id}:{seq}`), so results need not be kept for dedupe.
     keep_result = 60
 
 
 def create_worker(settings: Settings, **overrides: Any) -> Worker:
     options: dict[str, Any] = {
         "functions": WorkerSettings.functions,
-        # A CronJob keeps its next run time on itself, so each worker gets its own: a second worker in one
-        # process (tests, the console) would otherwise skip its start-up sweep.
-        "cron_jobs": [cron(requeue_stale_turns, second={0, 30}, run_at_startup=True)],
         "on_startup": WorkerSettings.on_startup,
         "on_shutdown": WorkerSettings.on_shutdown,
         "queue_name": WorkerSettings.queue_name,

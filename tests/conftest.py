@@ -23,7 +23,18 @@ from bot.events import ThreadRef
 from bot.runtime import Runtime, open_runtime
 from sandbox.openai_server import StandInLLM
 
-TABLES = ("messages", "threads", "workspaces", "user_preferences")
+TABLES = (
+    "messages",
+    "threads",
+    "workspaces",
+    "user_preferences",
+    "workflow_runs",
+    "workflow_steps",
+    "workflow_waits",
+    "workflow_events",
+    "outbox",
+    "schedules",
+)
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +98,9 @@ def make_settings(database_url: str, redis_url: str, llm_url: str, data_dir: Pat
         "retry_max_delay_s": 0.5,
         "worker_poll_delay_s": 0.01,
         "openai_timeout_s": 5.0,
+        "workflow_lease_s": 3.0,
+        "workflow_sweep_interval_s": 0.5,
+        "stale_pending_after_s": 1.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -6,7 +6,9 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-import bot.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import bot.followups.models
+import bot.models
+import bot.workflows.models  # noqa: F401  (these register the tables on SQLModel.metadata)
 
 connection: Connection | None = context.config.attributes.get("connection")
 if connection is None:

@@ -8,9 +8,11 @@ from sqlalchemy import func, select
 from adapters.console.inbound import to_event
 from bot.errors import InvalidInput, NotAllowed, RateLimited
 from bot.events import IncomingMessage, ThreadRef
-from bot.intake import accept, job_id_for
+from bot.intake import accept
 from bot.models import Message, Thread, Workspace
 from bot.runtime import QUEUE_NAME, Runtime
+from bot.workflows.models import WorkflowRun
+from bot.workflows.runs import job_id
 
 
 async def row_counts(rt: Runtime) -> tuple[int, int, int]:
@@ -101,22 +103,24 @@ async def test_duplicate_delivery_does_not_spend_the_rate_limit(runtime: Runtime
         assert (await accept(runtime, event)).duplicate
 
 
-async def test_accepted_message_is_pending_and_queued_under_the_event_id(runtime: Runtime) -> None:
+async def test_accepted_message_is_pending_with_its_run_queued(runtime: Runtime) -> None:
     thread = ThreadRef(platform="slack", workspace_id="T1", channel_id="C1", thread_key="1700000000.000100")
     event = IncomingMessage(
         event_id="Ev42", thread=thread, user_id="U1", text="  café\u0301 ", platform_message_id="m1"
     )
     accepted = await accept(runtime, event)
-    assert accepted.job_id == job_id_for("slack:T1:Ev42")
     assert await queued_jobs(runtime) == 1
-    assert await runtime.redis.exists(f"arq:job:{accepted.job_id}")
+    assert await runtime.redis.exists(f"arq:job:{job_id(accepted.run_id, 0)}")
     async with runtime.sessions() as session:
         row = await session.get(Message, accepted.message_id)
         assert row is not None
         assert row.status == "pending"
         assert row.text == "café\u0301".replace("e\u0301", "é")  # trimmed and NFC-normalised
-        assert row.job_id == accepted.job_id
+        assert row.run_id == accepted.run_id
         assert row.platform_message_id == "m1"
+        run = await session.get(WorkflowRun, accepted.run_id)
+        assert run is not None
+        assert (run.workflow, run.status, run.input) == ("chat_turn", "pending", {"message_id": accepted.message_id})
 
 
 async def test_same_location_reuses_one_thread_and_workspace(runtime: Runtime) -> None:
@@ -133,4 +137,4 @@ async def test_lost_enqueue_is_repaired_by_the_platform_retry(runtime: Runtime) 
     again = await accept(runtime, event)
     assert again.duplicate
     assert await queued_jobs(runtime) == 1
-    assert await runtime.redis.exists(f"arq:job:{accepted.job_id}")
+    assert await runtime.redis.exists(f"arq:job:{job_id(accepted.run_id, 0)}")

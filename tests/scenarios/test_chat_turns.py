@@ -13,6 +13,7 @@ from adapters.console.inbound import console_thread, to_event
 from bot.intake import accept
 from bot.models import Message
 from bot.runtime import QUEUE_NAME, Runtime
+from bot.workflows.models import STEPS
 from sandbox.openai_server import StandInLLM, Step
 from tests.conftest import stream_entries, thread_view, wait_for
 
@@ -78,8 +79,9 @@ async def test_llm_failing_twice_then_answering_gives_exactly_one_reply(
     assert len(stand_in.chat_requests()) == 3
     assert await thread_view(runtime, console_thread("flaky")) == ["Third time lucky."]
     user_row = (await messages(runtime))[0]
-    assert user_row.attempts == 3
     assert user_row.error is None
+    steps = await step_attempts(runtime, user_row.run_id)
+    assert steps == {"context": 1, "reply": 3, "store": 1}, "only the failing step was retried"
 
 
 async def test_stream_cut_mid_reply_is_retried_into_the_same_message(
@@ -141,6 +143,12 @@ async def test_many_conversations_at_once_each_get_their_own_reply(
     assert all(r.status == "completed" for r in results)
     for i, r in enumerate(results):
         assert f'"question {i}"' in r.reply
+
+
+async def step_attempts(rt: Runtime, run_id: int | None) -> dict[str, int]:
+    async with rt.autocommit.connect() as conn:
+        rows = await conn.execute(select(STEPS.c.step_id, STEPS.c.attempts).where(STEPS.c.run_id == run_id))
+    return {step: attempts for step, attempts in rows}
 
 
 async def _status(rt: Runtime, message_id: int, wanted: str) -> bool:

@@ -1,0 +1,233 @@
+"""A chat turn as a durable workflow: context -> LLM (streamed into the thread) -> store -> done.
+
+Each step's outcome is kept in Postgres, so a retry or a crash resumes where it stopped: the prompt is gathered
+once, a reply that was fully posted is not asked for again, and every post is keyed by run and step, so a
+replayed step edits what it already posted instead of posting twice. A step that fails for good tells the user
+in the thread (itself a step, so the notice is posted once) and marks the message `failed`.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from typing import Any
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
+from bot.errors import PermanentUpstreamError
+from bot.events import ThreadRef
+from bot.intake import CHAT_TURN
+from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
+from bot.ports import ChatMessage
+from bot.runtime import Runtime
+from bot.streaming import open_reply
+from bot.tokens import count_tokens
+from bot.workflows.errors import StepFailed
+from bot.workflows.events import send_event
+from bot.workflows.outbox import with_outbox
+from bot.workflows.registry import workflow
+from bot.workflows.steps import WorkflowContext
+
+log = structlog.get_logger(__name__)
+m = MESSAGES.c
+
+# Sent for every user message in a thread; follow-ups and questions wait for it (see bot.followups).
+THREAD_MESSAGE = "thread.message"
+
+
+def thread_to_json(thread: ThreadRef) -> dict[str, str]:
+    return {
+        "platform": thread.platform,
+        "workspace_id": thread.workspace_id,
+        "channel_id": thread.channel_id,
+        "thread_key": thread.thread_key,
+    }
+
+
+def thread_from_json(data: dict[str, str]) -> ThreadRef:
+    return ThreadRef(data["platform"], data["workspace_id"], data["channel_id"], data["thread_key"])
+
+
+@workflow(CHAT_TURN, description="Answer one user message in its thread.")
+async def chat_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    message_id: int = input["message_id"]
+    settings = ctx.runtime.settings
+    try:
+        turn = await ctx.step.run("context", lambda: prepare(ctx, message_id))
+        if turn is None:
+            return {"skipped": "the message is gone or was answered already"}
+        if turn["consumed"]:
+            return {"consumed": True}
+        reply = await ctx.step.run("reply", lambda: answer(ctx, turn), max_attempts=settings.llm_max_attempts)
+        await ctx.step.run("store", lambda: store_reply(ctx.runtime, turn, reply["text"], reply["message_ids"][0]))
+        return {"message_ids": reply["message_ids"]}
+    except StepFailed as exc:
+        failure = exc  # the name bound by `except` is cleared when the block ends; the lambda needs its own
+        await ctx.step.run("tell-failure", lambda: tell_failure(ctx, message_id, failure), final=True)
+        raise
+
+
+async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | None:
+    """Claim the message, announce it to runs waiting on the thread, and gather the prompt."""
+    claimed = await claim_message(ctx.runtime, message_id)
+    if claimed is None:
+        return None
+    turn, thread, prefs = claimed
+    sent = await send_event(
+        ctx.runtime,
+        THREAD_MESSAGE,
+        {"thread_id": turn.thread_id, "message_id": message_id, "user_id": turn.author_id, "text": turn.text},
+        dedupe_key=f"message:{message_id}",
+    )
+    if sent.consumed:
+        # A run asked this user a question in this thread and takes this message as the answer.
+        await _set_status(ctx.runtime, message_id, "completed")
+        return {"consumed": True}
+    async with ctx.runtime.autocommit.connect() as conn:
+        prompt = await gather_context(conn, ctx.runtime.settings, turn, prefs)
+    return {
+        "consumed": False,
+        "message_id": message_id,
+        "thread_id": turn.thread_id,
+        "thread": thread_to_json(thread),
+        "messages": [{"role": msg.role, "content": msg.content} for msg in prompt.messages],
+        "history": prompt.history_included,
+    }
+
+
+async def answer(ctx: WorkflowContext, turn: dict[str, Any]) -> dict[str, Any]:
+    thread = thread_from_json(turn["thread"])
+    platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
+    await platform.show_working(thread, "is thinking…")
+    stream = open_reply(platform, thread, ctx.key("reply"))
+    messages = [ChatMessage(role=msg["role"], content=msg["content"]) for msg in turn["messages"]]
+    settings = ctx.runtime.settings
+    # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage collection.
+    async with aclosing(ctx.deps.llm.stream_chat(messages, max_tokens=settings.max_reply_tokens)) as deltas:
+        async for delta in deltas:
+            await stream.feed(delta)
+    if not stream.text.strip():
+        raise PermanentUpstreamError("llm", "empty reply", "The language model returned an empty answer. Try again.")
+    posted = await stream.finish()
+    return {"text": stream.text, "message_ids": posted}
+
+
+async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed) -> None:
+    """Say in the thread that the turn failed, then mark the message `failed`. The post goes first: if it fails,
+    this step is retried, so the user is told in the end instead of the row saying `failed` to nobody."""
+    thread = await _thread_of(ctx.runtime, message_id)
+    log.warning("turn failed", message_id=message_id, detail=failed.error)
+    if thread is not None:
+        platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
+        await platform.post_message(thread, f"⚠️ {failure_text(failed)}", idempotency_key=ctx.key("tell-failure"))
+    await _set_status(ctx.runtime, message_id, "failed", error=failed.error[:2000])
+
+
+def failure_text(failed: StepFailed) -> str:
+    if failed.user_message:
+        return f"I couldn't answer: {failed.user_message}"
+    if failed.error.startswith("gave up after"):
+        what = {"llm": "the language model"}.get(failed.service, failed.service or "a service I depend on")
+        return f"I couldn't answer: {what} kept failing ({failed.attempts} attempts). Please try again later."
+    if "interrupted too many times" in failed.error:
+        return "I couldn't answer: I tried several times and could not answer this."
+    return "Something went wrong on my side while answering. The operators have the details in the logs."
+
+
+async def claim_message(runtime: Runtime, message_id: int) -> tuple[Turn, ThreadRef, Preferences | None] | None:
+    """Mark the message `processing` and load it with its thread and the author's preferences, in one
+    statement. None if it no longer exists or was answered already."""
+    t, w, p = THREADS.c, WORKSPACES.c, USER_PREFERENCES.c
+    claimed = (
+        update(MESSAGES)
+        .where(m.id == message_id, m.status.in_(("pending", "processing", "failed")))
+        .values(status="processing", attempts=m.attempts + 1, updated_at=func.now())
+        .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts)
+        .cte("claimed")
+    )
+    c = claimed.c
+    query = (
+        select(
+            c.id,
+            c.thread_id,
+            c.author_id,
+            c.text,
+            c.token_count,
+            c.attempts,
+            t.platform,
+            w.external_id,
+            t.channel_id,
+            t.thread_key,
+            p.id.is_not(None),
+            *PREFERENCE_COLUMNS,
+        )
+        .select_from(claimed)
+        .join(THREADS, t.id == c.thread_id)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .outerjoin(
+            USER_PREFERENCES,
+            (p.platform == t.platform) & (p.workspace_id == w.external_id) & (p.user_id == c.author_id),
+        )
+    )
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    thread = ThreadRef(platform=row[6], workspace_id=row[7], channel_id=row[8], thread_key=row[9])
+    return Turn(*row[:6]), thread, Preferences(*row[11:]) if row[10] else None
+
+
+async def store_reply(runtime: Runtime, turn: dict[str, Any], text: str, platform_message_id: str) -> None:
+    """Store the reply and complete the message in one statement. reply_to_id is unique, so a replayed step
+    overwrites its stored reply instead of adding a second one."""
+    reply = (
+        insert(MESSAGES)
+        .values(
+            thread_id=turn["thread_id"],
+            role="assistant",
+            author_id="bot",
+            text=text,
+            token_count=count_tokens(text),
+            status="completed",
+            platform_message_id=platform_message_id,
+            reply_to_id=turn["message_id"],
+            attempts=0,
+        )
+        .on_conflict_do_update(
+            index_elements=["reply_to_id"],
+            set_={"text": text, "token_count": count_tokens(text), "updated_at": func.now()},
+        )
+        .returning(m.id)
+        .cte("reply")
+    )
+    complete = (
+        update(MESSAGES)
+        .where(m.id == turn["message_id"], select(reply.c.id).exists())
+        .values(status="completed", error=None, updated_at=func.now())
+    )
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(complete)
+
+
+async def _set_status(runtime: Runtime, message_id: int, status: str, error: str | None = None) -> None:
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(MESSAGES)
+            .where(m.id == message_id, m.status != "completed")
+            .values(status=status, error=error, updated_at=func.now())
+        )
+
+
+async def _thread_of(runtime: Runtime, message_id: int) -> ThreadRef | None:
+    t, w = THREADS.c, WORKSPACES.c
+    query = (
+        select(t.platform, w.external_id, t.channel_id, t.thread_key)
+        .join(THREADS, t.id == m.thread_id)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .where(m.id == message_id)
+    )
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return None if row is None else ThreadRef(*row)

@@ -1,0 +1,27 @@
+"""What a worker's jobs share: the runtime (database, Redis, settings), the LLM and the platforms' clients."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot.errors import ConfigurationError
+from bot.events import ThreadRef
+from bot.ports import LLM, ChatPlatform, FileSource
+from bot.runtime import Runtime
+
+
+@dataclass
+class WorkerDeps:
+    runtime: Runtime
+    llm: LLM
+    platforms: Mapping[str, ChatPlatform]
+    files: Mapping[str, FileSource] = field(default_factory=dict)
+    # Identifies this worker process in run leases (host:pid:random), for operators reading `bot runs show`.
+    worker_id: str = "worker"
+
+    def platform_for(self, thread: ThreadRef) -> ChatPlatform:
+        platform = self.platforms.get(thread.platform)
+        if platform is None:
+            raise ConfigurationError(f"no outbound client for platform {thread.platform!r} in this worker")
+        return platform

@@ -1,0 +1,1 @@
+"""Follow-up workflows: reminders, recurring firings, nudges and questions waiting for an answer."""

@@ -1,0 +1,95 @@
+"""Resuming a run: claim its lease, replay the workflow function against its stored steps, and park, finish or
+fail it. Called by the `resume_run` job; everything it needs to know is in Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import structlog
+
+from bot.deps import WorkerDeps
+from bot.workflows import store
+from bot.workflows.errors import RunAborted, StepFailed, Suspend
+from bot.workflows.events import send_event
+from bot.workflows.registry import REGISTRY, Workflow
+from bot.workflows.runs import enqueue_run
+from bot.workflows.steps import WorkflowContext
+
+log = structlog.get_logger(__name__)
+
+
+async def resume(deps: WorkerDeps, run_id: int, seq: int, owner: str) -> str:
+    """Advance the run as far as it can go now. Returns what became of it: skipped (not ours to run), the
+    status it was parked in, completed, failed, or aborted (cancelled or lease lost meanwhile).
+
+    Database and Redis errors of the engine's own bookkeeping propagate: the job retries, and the lease it may
+    still hold expires or is released by the caller."""
+    runtime = deps.runtime
+    settings = runtime.settings
+    run = await store.claim(runtime, run_id, seq, owner, settings.workflow_lease_s)
+    if run is None:
+        return "skipped"
+    workflow = REGISTRY.get(run.workflow)
+    if workflow is None:
+        await _finish(deps, run_id, owner, "failed", error=f"no workflow named {run.workflow!r} in this worker")
+        return "failed"
+    ctx = WorkflowContext(deps, run, owner, workflow, exhausted=run.rescues > settings.workflow_max_rescues)
+    structlog.contextvars.bind_contextvars(run_id=run_id, workflow=run.workflow)
+    keeper = asyncio.create_task(_keep_lease(ctx, workflow))
+    try:
+        output = await workflow.fn(ctx, run.input)
+    except Suspend as suspend:
+        parked = await store.park(runtime, run_id, owner, suspend.status, suspend.wake_at, suspend.wait_step)
+        if parked is None:
+            return "aborted"
+        new_seq, wake_at = parked
+        if wake_at is not None:
+            await enqueue_run(runtime, run_id, new_seq, wake_at)
+        log.debug("run parked", status=suspend.status, wake_at=wake_at)
+        return suspend.status
+    except RunAborted as aborted:
+        log.info("run stopped", reason=str(aborted))
+        return "aborted"
+    except StepFailed as failed:
+        await _finish(deps, run_id, owner, "failed", error=str(failed))
+        return "failed"
+    else:
+        await _finish(deps, run_id, owner, "completed", output=output)
+        return "completed"
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+        structlog.contextvars.unbind_contextvars("run_id", "workflow")
+
+
+async def _finish(
+    deps: WorkerDeps, run_id: int, owner: str, status: str, output: object = None, error: str | None = None
+) -> None:
+    finished, parent = await store.finish(deps.runtime, run_id, owner, status, output, error)
+    if not finished:
+        return
+    log.info("run finished", status=status, error=error)
+    if parent is not None:  # an `invoke` waits for this
+        await send_event(
+            deps.runtime,
+            "run.finished",
+            {"run_id": run_id, "status": status, "output": output, "error": error},
+            dedupe_key=f"finished:{run_id}",
+        )
+
+
+async def _keep_lease(ctx: WorkflowContext, workflow: Workflow) -> None:
+    """Renew the lease while a long step (an LLM stream) runs; notice cancellation or a lost lease."""
+    runtime = ctx.runtime
+    lease_s = runtime.settings.workflow_lease_s
+    while True:
+        await asyncio.sleep(lease_s / 3)
+        try:
+            if not await store.heartbeat(runtime, ctx.run_id, ctx.owner, lease_s):
+                ctx.lease_lost = True
+                log.warning("run lease lost or run cancelled; stopping at the next step", workflow=workflow.name)
+                return
+        except Exception as exc:  # noqa: BLE001 (a blip must not kill the run; the next beat may work)
+            log.warning("lease renewal failed", error=str(exc))

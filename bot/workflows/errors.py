@@ -1,0 +1,43 @@
+"""How steps and runs end abnormally.
+
+NonRetriableError   raised by a step's code: fail the step now, no retries
+StepFailed          raised into the workflow when a step has failed for good (it may catch it)
+RunAborted          the run was cancelled or another worker took over its lease: stop, write nothing
+Suspend             internal: the run must wait (sleep, event, retry backoff); the engine parks it
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.errors import BotError
+
+
+class NonRetriableError(BotError):
+    """Raise from a step to fail it at once. `user_message`, when given, is what the user should be told."""
+
+    def __init__(self, detail: str, user_message: str = "") -> None:
+        super().__init__(detail)
+        self.user_message = user_message
+
+
+class StepFailed(BotError):
+    def __init__(self, step_id: str, error: str, user_message: str = "", service: str = "", attempts: int = 0) -> None:
+        super().__init__(f"step {step_id!r} failed: {error}")
+        self.step_id = step_id
+        self.attempts = attempts
+        self.error = error
+        self.user_message = user_message
+        self.service = service
+
+
+class RunAborted(BaseException):
+    pass
+
+
+class Suspend(BaseException):  # control flow, like RunAborted
+    def __init__(self, status: str, wake_at: datetime | None, wait_step: str | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.wake_at = wake_at
+        self.wait_step = wait_step

@@ -1,0 +1,177 @@
+"""Events and the runs that wait for them.
+
+No event may be missed between a run deciding to wait and its wait being stored. Both sides write first and
+look second, each in its own committed statement: the sender stores the event, then resolves pending waits; the
+waiter stores its wait, then scans events since it decided to wait. Whichever looks second sees the other's row,
+and a wait's state leaves `pending` in a single conditional UPDATE, so if both see each other only one wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
+
+from bot.runtime import Runtime
+from bot.workflows.models import EVENTS, RUNS, WAITS
+from bot.workflows.runs import enqueue_run
+
+log = structlog.get_logger(__name__)
+e, w, r = EVENTS.c, WAITS.c, RUNS.c
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    event_id: int
+    woken_runs: tuple[int, ...]
+    consumed: bool
+    duplicate: bool = False
+
+
+async def send_event(runtime: Runtime, name: str, data: dict[str, Any], *, dedupe_key: str | None = None) -> Sent:
+    """Store an event and wake the runs waiting for it. A repeated `dedupe_key` sends nothing new."""
+    async with runtime.autocommit.connect() as conn:
+        row = (
+            await conn.execute(
+                insert(EVENTS)
+                .values(event_name=name, data=data, dedupe_key=dedupe_key)
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(e.id, e.created_at)
+            )
+        ).first()
+        if row is None:
+            event_id = (await conn.execute(select(e.id).where(e.dedupe_key == dedupe_key))).scalar_one()
+            consumed = (
+                await conn.execute(select(func.count()).where(w.event_id == event_id, w.consumes.is_(True)))
+            ).scalar_one()
+            return Sent(event_id, (), consumed=bool(consumed), duplicate=True)
+        event_id, created_at = row
+        matched = (
+            update(WAITS)
+            .where(
+                w.state == "pending",
+                w.event_name == name,
+                literal(data, JSONB).contains(w.match),
+                w.since <= created_at,
+            )
+            .values(state="matched", event_id=event_id)
+            .returning(w.run_id, w.consumes)
+            .cte("matched")
+        )
+        woken = (
+            update(RUNS)
+            .where(r.id.in_(select(matched.c.run_id)), r.status == "waiting")
+            .values(wake_at=func.now(), wake_seq=r.wake_seq + 1, updated_at=func.now())
+            .returning(r.id, r.wake_seq)
+            .cte("woken")
+        )
+        rows = (
+            await conn.execute(
+                select(matched.c.run_id, matched.c.consumes, woken.c.wake_seq).outerjoin(
+                    woken, woken.c.id == matched.c.run_id
+                )
+            )
+        ).all()
+    for run_id, _, seq in rows:
+        if seq is not None:  # a run still `running` picks the match up itself when it parks (see suspend)
+            await enqueue_run(runtime, run_id, seq)
+    if rows:
+        log.info("event matched waits", event_name=name, event_id=event_id, runs=[row[0] for row in rows])
+    return Sent(event_id, tuple(row[0] for row in rows), consumed=any(row[1] for row in rows))
+
+
+@dataclass(frozen=True, slots=True)
+class WaitOutcome:
+    state: str  # pending | matched | timed_out | cancelled
+    event: dict[str, Any] | None
+    expires_at: datetime | None
+
+
+async def register_wait(
+    runtime: Runtime,
+    run_id: int,
+    step_id: str,
+    name: str,
+    match: dict[str, Any],
+    *,
+    since: datetime,
+    expires_at: datetime | None,
+    consumes: bool,
+) -> WaitOutcome:
+    """Store the wait (once), then settle it if it can be: a matching event since `since`, or its timeout."""
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            insert(WAITS)
+            .values(
+                run_id=run_id,
+                step_id=step_id,
+                event_name=name,
+                match=match,
+                since=since,
+                expires_at=expires_at,
+                consumes=consumes,
+                state="pending",
+            )
+            .on_conflict_do_nothing(index_elements=["run_id", "step_id"])
+        )
+        earliest = (
+            select(e.id)
+            .where(
+                e.event_name == name,
+                e.created_at >= w.since,
+                e.data.contains(w.match),
+            )
+            .order_by(e.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        # Settle in one statement: take an earlier event if there is one, else time out if due.
+        await conn.execute(
+            update(WAITS)
+            .where(w.run_id == run_id, w.step_id == step_id, w.state == "pending")
+            .values(
+                state=case(
+                    (earliest.is_not(None), "matched"),
+                    (and_(w.expires_at.is_not(None), w.expires_at <= func.now()), "timed_out"),
+                    else_="pending",
+                ),
+                event_id=earliest,
+            )
+        )
+        return await read_wait(conn, run_id, step_id)
+
+
+async def read_wait(conn: Any, run_id: int, step_id: str) -> WaitOutcome:
+    row = (
+        await conn.execute(
+            select(w.state, w.expires_at, e.id, e.event_name, e.data, e.created_at)
+            .outerjoin(EVENTS, e.id == w.event_id)
+            .where(w.run_id == run_id, w.step_id == step_id)
+        )
+    ).one()
+    state, expires_at, event_id, event_name, data, created_at = row
+    event = None
+    if state == "matched" and event_id is not None:
+        event = {"id": event_id, "name": event_name, "data": data, "at": created_at.isoformat()}
+    return WaitOutcome(state, event, expires_at)
+
+
+async def time_out_wait(runtime: Runtime, run_id: int, step_id: str) -> WaitOutcome:
+    """The run's side of a due timeout: `timed_out` unless an event got there first."""
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(WAITS)
+            .where(
+                w.run_id == run_id,
+                w.step_id == step_id,
+                w.state == "pending",
+                w.expires_at.is_not(None),
+                w.expires_at <= func.now(),
+            )
+            .values(state="timed_out")
+        )
+        return await read_wait(conn, run_id, step_id)

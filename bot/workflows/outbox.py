@@ -1,0 +1,70 @@
+"""Side effects through the outbox: a `ChatPlatform` wrapper that records each post by its idempotency key
+(`{run}:{step}:{part}`) in Postgres around the platform call.
+
+- no row: write `intent`, post, write `sent` with the message id;
+- `sent`: the post happened in an earlier attempt; return it (`existed=True`) so the caller edits instead;
+- `intent` without `sent`: an attempt crashed around the post; ask the platform to look for it first
+  (`recovering=True`: Slack searches its metadata, Discord's nonce and the console's key dedupe by themselves).
+Edits need no record: editing a message to the same text twice shows the same thing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, literal_column, update
+from sqlalchemy.dialects.postgresql import insert
+
+from bot.events import PostedMessage, ThreadRef
+from bot.ports import ChatPlatform, ReplySink
+from bot.runtime import Runtime
+from bot.workflows.models import OUTBOX
+
+o = OUTBOX.c
+
+
+class OutboxPlatform:
+    def __init__(self, platform: ChatPlatform, runtime: Runtime, run_id: int | None) -> None:
+        self._platform = platform
+        self._runtime = runtime
+        self._run_id = run_id
+        self.name = platform.name
+        self.max_message_chars = platform.max_message_chars
+        self.min_edit_interval_s = platform.min_edit_interval_s
+
+    async def post_message(
+        self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
+    ) -> PostedMessage:
+        claim = (
+            insert(OUTBOX)
+            .values(key=idempotency_key, run_id=self._run_id, platform=self.name, state="intent")
+            .on_conflict_do_update(index_elements=["key"], set_={"updated_at": func.now()})
+            # xmax = 0 only for a row this statement inserted: tells a first attempt from a replay in one trip.
+            .returning(o.state, o.message_id, literal_column("xmax = 0"))
+        )
+        async with self._runtime.autocommit.connect() as conn:
+            state, message_id, inserted = (await conn.execute(claim)).one()
+        if state == "sent" and message_id:
+            return PostedMessage(message_id, existed=True)
+        posted = await self._platform.post_message(
+            thread, text, idempotency_key=idempotency_key, recovering=recovering or not inserted
+        )
+        async with self._runtime.autocommit.connect() as conn:
+            await conn.execute(
+                update(OUTBOX)
+                .where(o.key == idempotency_key)
+                .values(state="sent", message_id=posted.message_id, updated_at=func.now())
+            )
+        return posted
+
+    async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
+        await self._platform.edit_message(thread, message_id, text)
+
+    async def show_working(self, thread: ThreadRef, status: str) -> None:
+        await self._platform.show_working(thread, status)
+
+    def open_reply(self, thread: ThreadRef, key_prefix: str) -> ReplySink | None:
+        # A native stream is idempotent per key prefix on its own (see the port); it bypasses the record.
+        return self._platform.open_reply(thread, key_prefix)
+
+
+def with_outbox(platform: ChatPlatform, runtime: Runtime, run_id: int | None) -> ChatPlatform:
+    return OutboxPlatform(platform, runtime, run_id)

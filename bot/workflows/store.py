@@ -1,0 +1,218 @@
+"""The engine's statements on `workflow_runs` and `workflow_steps`. Each is one statement on an autocommit
+connection, and every write made while a run executes is conditional on holding its lease: a worker that lost
+the lease (cancelled, or presumed dead and replaced) can no longer change the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, exists, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from bot.runtime import Runtime
+from bot.workflows.models import ACTIVE_STATUSES, RUNS, STEPS, WAITS
+
+r, s, w = RUNS.c, STEPS.c, WAITS.c
+
+
+@dataclass(frozen=True, slots=True)
+class StepRecord:
+    status: str
+    output: Any
+    error: str | None
+    attempts: int
+    due_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    run_id: int
+    workflow: str
+    input: dict[str, Any]
+    attempts: int
+    rescues: int
+    progressed_at: datetime
+    steps: dict[str, StepRecord]
+
+
+async def claim(runtime: Runtime, run_id: int, seq: int, owner: str, lease_s: float) -> ClaimedRun | None:
+    """Take the run's lease if this job is its current wake-up, it is due and nobody holds it; load its steps."""
+    claimed = (
+        update(RUNS)
+        .where(
+            r.id == run_id,
+            r.wake_seq == seq,
+            r.status.in_(ACTIVE_STATUSES),
+            (r.lease_until.is_(None)) | (r.lease_until < func.now()),
+            (r.wake_at.is_(None)) | (r.wake_at <= func.now()),
+        )
+        .values(
+            status="running",
+            lease_owner=owner,
+            lease_until=func.now() + timedelta(seconds=lease_s),
+            attempts=r.attempts + 1,
+            updated_at=func.now(),
+        )
+        .returning(r.id, r.workflow, r.input, r.attempts, r.rescues, r.progressed_at)
+        .cte("claimed")
+    )
+    steps = (
+        select(
+            func.coalesce(
+                func.jsonb_object_agg(
+                    s.step_id,
+                    func.jsonb_build_array(s.status, s.output, s.error, s.attempts, s.due_at),
+                ).filter(s.step_id.is_not(None)),
+                literal({}, type_=STEPS.c.output.type),
+            )
+        )
+        .where(s.run_id == run_id)
+        .scalar_subquery()
+    )
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(select(claimed, steps))).first()
+    if row is None:
+        return None
+    records = {
+        step_id: StepRecord(
+            status, output, error, attempts, datetime.fromisoformat(due_at) if due_at is not None else None
+        )
+        for step_id, (status, output, error, attempts, due_at) in row[6].items()
+    }
+    return ClaimedRun(row[0], row[1], row[2], row[3], row[4], row[5], records)
+
+
+async def save_step(
+    runtime: Runtime,
+    run_id: int,
+    owner: str,
+    lease_s: float,
+    step_id: str,
+    *,
+    kind: str,
+    status: str,
+    output: Any = None,
+    error: str | None = None,
+    attempts: int = 1,
+    due_at: datetime | None = None,
+) -> datetime | None:
+    """Memoize a step and renew the lease, in one statement. Returns the run's new `progressed_at`, or None if
+    the lease is no longer ours (the caller must stop)."""
+    finished = status in ("completed", "failed")
+    lease = (
+        update(RUNS)
+        .where(r.id == run_id, r.lease_owner == owner, r.status == "running")
+        .values(
+            lease_until=func.now() + timedelta(seconds=lease_s),
+            updated_at=func.now(),
+            progressed_at=case((literal(finished), func.clock_timestamp()), else_=r.progressed_at),
+        )
+        .returning(r.id, r.progressed_at)
+        .cte("lease")
+    )
+    values = {
+        "kind": kind,
+        "status": status,
+        "output": output,
+        "error": error,
+        "attempts": attempts,
+        "due_at": due_at,
+    }
+    memo = (
+        insert(STEPS)
+        .from_select(
+            ["run_id", "step_id", *values, "finished_at"],
+            select(
+                lease.c.id,
+                literal(step_id),
+                *(literal(value, STEPS.c[name].type) for name, value in values.items()),
+                case((literal(finished), func.now()), else_=None),
+            ),
+        )
+        .on_conflict_do_update(
+            index_elements=["run_id", "step_id"],
+            set_={**values, "finished_at": case((literal(finished), func.now()), else_=None)},
+        )
+        .returning(STEPS.c.run_id)
+        .cte("memo")
+    )
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(select(lease.c.progressed_at).where(exists(select(memo.c.run_id))))).first()
+    return None if row is None else row[0]
+
+
+async def heartbeat(runtime: Runtime, run_id: int, owner: str, lease_s: float) -> bool:
+    async with runtime.autocommit.connect() as conn:
+        row = (
+            await conn.execute(
+                update(RUNS)
+                .where(r.id == run_id, r.lease_owner == owner, r.status == "running")
+                .values(lease_until=func.now() + timedelta(seconds=lease_s))
+                .returning(r.id)
+            )
+        ).first()
+    return row is not None
+
+
+async def park(
+    runtime: Runtime, run_id: int, owner: str, status: str, wake_at: datetime | None, wait_step: str | None = None
+) -> tuple[int, datetime | None] | None:
+    """Release the lease and park the run until `wake_at` (None: until an event wakes it). If the wait it parks
+    on was settled while the run was still running, it is due at once. Returns (wake_seq, wake_at), or None if
+    the lease was no longer ours."""
+    settled = exists(select(w.run_id).where(w.run_id == run_id, w.step_id == wait_step, w.state != "pending"))
+    due = case((literal(wait_step is not None) & settled, func.now()), else_=literal(wake_at, RUNS.c.wake_at.type))
+    async with runtime.autocommit.connect() as conn:
+        row = (
+            await conn.execute(
+                update(RUNS)
+                .where(r.id == run_id, r.lease_owner == owner, r.status == "running")
+                .values(
+                    status=status,
+                    wake_at=due,
+                    wake_seq=r.wake_seq + 1,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=func.now(),
+                )
+                .returning(r.wake_seq, r.wake_at)
+            )
+        ).first()
+    return None if row is None else (row[0], row[1])
+
+
+async def finish(
+    runtime: Runtime, run_id: int, owner: str, status: str, output: Any = None, error: str | None = None
+) -> tuple[bool, int | None]:
+    """End the run if we still hold it. Returns (whether it was ours, its parent run if any)."""
+    async with runtime.autocommit.connect() as conn:
+        row = (
+            await conn.execute(
+                update(RUNS)
+                .where(r.id == run_id, r.lease_owner == owner, r.status == "running")
+                .values(
+                    status=status,
+                    output=output,
+                    error=error,
+                    lease_owner=None,
+                    lease_until=None,
+                    wake_at=None,
+                    finished_at=func.now(),
+                    updated_at=func.now(),
+                )
+                .returning(r.parent_run_id)
+            )
+        ).first()
+    return (False, None) if row is None else (True, row[0])
+
+
+async def release(runtime: Runtime, run_id: int, owner: str) -> None:
+    """Give the lease back after an infrastructure failure, so a retry need not wait for it to expire."""
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(RUNS)
+            .where(r.id == run_id, r.lease_owner == owner, r.status == "running")
+            .values(status="pending", lease_owner=None, lease_until=None, updated_at=func.now())
+        )

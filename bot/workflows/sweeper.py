@@ -1,0 +1,88 @@
+"""The sweeper: Postgres says which runs should be moving; this makes sure a job exists for each.
+
+- A `running` run whose lease expired lost its worker (killed, OOM, network split): it gets a new wake-up
+  number and job, since arq holds the dead job's id until its timeout.
+- An active run overdue by STALE_PENDING_AFTER_S lost its job (Redis flushed or down at enqueue time): the
+  same job is queued again (arq ignores it if it still exists); four times as late, under a new number.
+Several workers may sweep at once: the updates are atomic and a doubled job finds its number stale.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import func, select, update
+
+from bot.runtime import Runtime
+from bot.workflows.models import RUNS
+from bot.workflows.runs import enqueue_run
+
+log = structlog.get_logger(__name__)
+r = RUNS.c
+BATCH = 500
+
+
+async def sweep(runtime: Runtime) -> int:
+    stale = timedelta(seconds=runtime.settings.stale_pending_after_s)
+    dead = (
+        select(r.id)
+        .where(r.status == "running", r.lease_until < func.now())
+        .order_by(r.lease_until)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    rescue = (
+        update(RUNS)
+        .where(r.id.in_(dead.scalar_subquery()))
+        .values(
+            status="pending",
+            lease_owner=None,
+            lease_until=None,
+            wake_at=func.now(),
+            wake_seq=r.wake_seq + 1,
+            rescues=r.rescues + 1,
+            updated_at=func.now(),
+        )
+        .returning(r.id, r.wake_seq)
+    )
+    lost = (
+        select(r.id)
+        .where(
+            r.status.in_(("pending", "sleeping", "waiting")),
+            r.wake_at < func.now() - stale * 4,
+            (r.lease_until.is_(None)) | (r.lease_until < func.now()),
+        )
+        .order_by(r.wake_at)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    renumber = (
+        update(RUNS)
+        .where(r.id.in_(lost.scalar_subquery()))
+        .values(wake_seq=r.wake_seq + 1, updated_at=func.now())
+        .returning(r.id, r.wake_seq)
+    )
+    overdue = (
+        select(r.id, r.wake_seq)
+        .where(
+            r.status.in_(("pending", "sleeping", "waiting")),
+            r.wake_at < func.now() - stale,
+            (r.lease_until.is_(None)) | (r.lease_until < func.now()),
+        )
+        .order_by(r.wake_at)  # oldest first, so a backlog cannot starve anyone
+        .limit(BATCH)
+    )
+    async with runtime.autocommit.connect() as conn:
+        rescued = (await conn.execute(rescue)).all()
+        renumbered = (await conn.execute(renumber)).all()
+        due = (await conn.execute(overdue)).all()
+    if rescued:
+        log.warning("rescued runs whose worker died", runs=[row[0] for row in rescued])
+    queued = 0
+    for run_id, seq in {*rescued, *renumbered, *due}:
+        if await enqueue_run(runtime, run_id, seq):
+            queued += 1
+    if queued:
+        log.warning("re-queued runs", count=queued)
+    return queued
