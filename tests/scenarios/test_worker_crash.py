@@ -1,0 +1,135 @@
+"""Crashes and lost jobs, with real worker processes: `bot worker` killed with SIGKILL in the middle of a reply,
+and Redis flushed while runs sleep or wait. Postgres holds the runs; the sweeper brings them back."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import select
+
+from adapters.console.inbound import console_thread, to_event
+from bot.intake import accept
+from bot.models import MESSAGES
+from bot.runtime import Runtime
+from bot.workflows.events import send_event
+from bot.workflows.models import RUNS, STEPS
+from bot.workflows.runs import start_run
+from sandbox.openai_server import StandInLLM, Step
+from tests.conftest import stream_entries, subprocess_env, thread_view, wait_for
+
+ANSWER = " ".join(f"word{i}" for i in range(60))
+
+
+@asynccontextmanager
+async def worker_process(runtime: Runtime, name: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    env = subprocess_env(runtime.settings)
+    env.update(WORKFLOW_LEASE_S="2", WORKFLOW_SWEEP_INTERVAL_S="0.5", STALE_PENDING_AFTER_S="1", LOG_LEVEL="INFO")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "worker", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def test_worker_killed_mid_reply_another_finishes_with_one_reply(
+    runtime: Runtime, stand_in: StandInLLM
+) -> None:
+    stand_in.script(Step(reply=ANSWER), Step(reply=ANSWER))
+    stand_in.token_delay = 0.15  # a slow model: the first worker is mid-stream when it dies
+    thread = console_thread("crash")
+    accepted = await accept(runtime, to_event("Tell me sixty words.", "crash", user="ada"))
+
+    async with worker_process(runtime, "A") as first:
+        await wait_for(lambda: _posted(runtime, thread), timeout_s=60)  # part of the answer is visible
+        first.send_signal(signal.SIGKILL)
+        await first.wait()
+    partial = await thread_view(runtime, thread)
+    assert len(partial) == 1 and partial[0] != ANSWER, "killed in the middle of the reply"
+
+    stand_in.token_delay = 0.0
+    async with worker_process(runtime, "B"):
+        await wait_for(lambda: _run_status(runtime, accepted.run_id, "completed"), timeout_s=60)
+
+    posts = [e for e in await stream_entries(runtime, thread) if e["op"] == "post"]
+    view = await thread_view(runtime, thread)
+    steps = await _steps(runtime, accepted.run_id)
+    run = await _run(runtime, accepted.run_id)
+    claims = await _message_claims(runtime, accepted.message_id)
+    print(  # the figures the issue's note quotes
+        f"\ncrash test: posts={len(posts)} thread={[t[:24] + '…' for t in view]} model_requests="
+        f"{len(stand_in.chat_requests())} steps={steps} run_status={run['status']} rescues={run['rescues']} "
+        f"context_claims={claims}"
+    )
+    assert view == [ANSWER], "the user sees exactly one reply, complete"
+    assert len(posts) == 1, "the second worker edited the first worker's message instead of posting again"
+    assert len(stand_in.chat_requests()) == 2
+    assert claims == 1, "the finished context step did not run again"
+    assert steps["context"] == ("completed", 1)
+    assert steps["reply"] == ("completed", 1)
+    assert run["rescues"] == 1
+
+
+async def test_redis_flushed_while_runs_sleep_and_wait_the_sweeper_resumes_them(
+    runtime: Runtime, stand_in: StandInLLM
+) -> None:
+    from tests.bot.workflows.test_engine import ran  # registers the test workflows in this process
+
+    del ran
+    sleeper = await start_run(runtime, "test.pipeline", {"n": 5})
+    waiter = await start_run(runtime, "test.waiter", {"ticket": 77, "timeout_s": 60})
+    from adapters.console.app import in_process_worker
+
+    async with in_process_worker(runtime.settings):
+        await wait_for(lambda: _run_status(runtime, waiter.run_id, "waiting"))
+        await wait_for(lambda: _run_status(runtime, sleeper.run_id, "sleeping"))
+    await runtime.redis.flushdb()  # every queued wake-up is gone
+    # The event for the waiter arrives while no worker runs; its wake-up job is lost too.
+    await send_event(runtime, "test.answer", {"ticket": 77, "text": "late"})
+    await runtime.redis.flushdb()
+
+    async with in_process_worker(runtime.settings):
+        await wait_for(lambda: _run_status(runtime, sleeper.run_id, "completed"), timeout_s=30)
+        await wait_for(lambda: _run_status(runtime, waiter.run_id, "completed"), timeout_s=30)
+    assert (await _run(runtime, waiter.run_id))["output"] == {"event": {"ticket": 77, "text": "late"}}
+    assert (await _run(runtime, sleeper.run_id))["output"] == {"doubled": 10, "flaky": "ok"}
+
+
+async def _posted(rt: Runtime, thread: object) -> bool:
+    return bool(await thread_view(rt, thread))  # type: ignore[arg-type]
+
+
+async def _run(rt: Runtime, run_id: int) -> dict[str, object]:
+    async with rt.autocommit.connect() as conn:
+        return dict((await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).mappings().one())
+
+
+async def _run_status(rt: Runtime, run_id: int, status: str) -> bool:
+    return (await _run(rt, run_id))["status"] == status
+
+
+async def _steps(rt: Runtime, run_id: int) -> dict[str, tuple[str, int]]:
+    async with rt.autocommit.connect() as conn:
+        rows = await conn.execute(
+            select(STEPS.c.step_id, STEPS.c.status, STEPS.c.attempts).where(STEPS.c.run_id == run_id)
+        )
+    return {step: (status, attempts) for step, status, attempts in rows}
+
+
+async def _message_claims(rt: Runtime, message_id: int) -> int:
+    async with rt.autocommit.connect() as conn:
+        return int((await conn.execute(select(MESSAGES.c.attempts).where(MESSAGES.c.id == message_id))).scalar_one())
+
+
