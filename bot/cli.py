@@ -345,3 +345,9 @@ def _mask_password(value: str) -> str:
 
 def main() -> None:
     app()
+
+
+# Registered last: the `runs` commands use the helpers above.
+from bot.runs_cli import runs_app  # noqa: E402
+
+app.add_typer(runs_app, name="runs")

@@ -36,9 +36,7 @@ async def test_replay_after_each_step_boundary_posts_nothing_new(
     # The state a crash right after the first `kept` steps leaves: later steps' results are not stored, the
     # run is back to pending, and the message is as the last kept step left it.
     async with runtime.autocommit.connect() as conn:
-        await conn.execute(
-            delete(STEPS).where(STEPS.c.run_id == run_id, STEPS.c.step_id.in_(STEP_ORDER[kept:]))
-        )
+        await conn.execute(delete(STEPS).where(STEPS.c.run_id == run_id, STEPS.c.step_id.in_(STEP_ORDER[kept:])))
         message_status = "completed" if kept == len(STEP_ORDER) else ("processing" if kept else "pending")
         await conn.execute(update(MESSAGES).where(MESSAGES.c.id == result.message_id).values(status=message_status))
         seq = (

@@ -44,9 +44,7 @@ async def worker_process(runtime: Runtime, name: str) -> AsyncIterator[asyncio.s
                 await proc.wait()
 
 
-async def test_worker_killed_mid_reply_another_finishes_with_one_reply(
-    runtime: Runtime, stand_in: StandInLLM
-) -> None:
+async def test_worker_killed_mid_reply_another_finishes_with_one_reply(runtime: Runtime, stand_in: StandInLLM) -> None:
     stand_in.script(Step(reply=ANSWER), Step(reply=ANSWER))
     stand_in.token_delay = 0.15  # a slow model: the first worker is mid-stream when it dies
     thread = console_thread("crash")
@@ -57,7 +55,8 @@ async def test_worker_killed_mid_reply_another_finishes_with_one_reply(
         first.send_signal(signal.SIGKILL)
         await first.wait()
     partial = await thread_view(runtime, thread)
-    assert len(partial) == 1 and partial[0] != ANSWER, "killed in the middle of the reply"
+    assert len(partial) == 1
+    assert partial[0] != ANSWER, "killed in the middle of the reply"
 
     stand_in.token_delay = 0.0
     async with worker_process(runtime, "B"):
@@ -131,5 +130,3 @@ async def _steps(rt: Runtime, run_id: int) -> dict[str, tuple[str, int]]:
 async def _message_claims(rt: Runtime, message_id: int) -> int:
     async with rt.autocommit.connect() as conn:
         return int((await conn.execute(select(MESSAGES.c.attempts).where(MESSAGES.c.id == message_id))).scalar_one())
-
-

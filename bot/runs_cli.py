@@ -1,0 +1,142 @@
+"""`bot runs`: the operator's view of workflow runs (list, show, retry, cancel)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+runs_app = typer.Typer(help="Workflow runs: list, show (steps, timings, errors), retry, cancel.", no_args_is_help=True)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else ""
+
+
+def _duration(start: datetime, end: datetime | None) -> str:
+    return f"{(end - start).total_seconds() * 1000:.0f} ms" if end else ""
+
+
+@runs_app.command("list")
+def list_command(
+    status: Annotated[str, typer.Option(help="Only runs in this status (pending, running, sleeping, ...).")] = "",
+    workflow: Annotated[str, typer.Option(help="Only runs of this workflow (chat_turn, reminder, ...).")] = "",
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+) -> None:
+    """List recent runs, newest first."""
+    from bot.cli import _ready_services, _run, _settings, out
+    from bot.runtime import open_runtime
+    from bot.workflows.inspect import list_runs
+
+    settings = _settings()
+
+    async def run() -> None:
+        async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+            runs = await list_runs(runtime, status=status or None, workflow=workflow or None, limit=limit)
+        table = Table("id", "workflow", "status", "created", "wakes", "resumes", "rescues", "about")
+        for item in runs:
+            about = item.error or item.description
+            table.add_row(
+                str(item.id),
+                item.workflow,
+                item.status,
+                _when(item.created_at),
+                _when(item.wake_at) if item.status in ("sleeping", "waiting", "pending") else "",
+                str(item.attempts),
+                str(item.rescues),
+                (about[:60] + "…") if len(about) > 60 else about,
+            )
+        out.print(table if runs else "No runs.")
+
+    _run(run())
+
+
+@runs_app.command("show")
+def show_command(run_id: Annotated[int, typer.Argument(help="The run's id (see `bot runs list`).")]) -> None:
+    """Show one run: status, input, output, error, and each step with its timing and attempts."""
+    from bot.cli import EXIT_REFUSED, _ready_services, _run, _settings, err, out
+    from bot.runtime import open_runtime
+    from bot.workflows.inspect import run_detail
+
+    settings = _settings()
+
+    async def run() -> None:
+        async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+            detail = await run_detail(runtime, run_id)
+        if detail is None:
+            err.print(f"[red]No run {run_id}.[/red]")
+            raise typer.Exit(EXIT_REFUSED)
+        head = detail.run
+        out.print(f"[bold]run {head.id}[/bold] {head.workflow}: [bold]{head.status}[/bold]")
+        out.print(f"created {_when(head.created_at)}, updated {_when(head.updated_at)}, resumed {head.attempts}x")
+        if head.status in ("sleeping", "waiting", "pending") and head.wake_at:
+            out.print(f"wakes at {_when(head.wake_at)}")
+        if detail.lease_owner:
+            out.print(f"held by {detail.lease_owner} until {_when(detail.lease_until)}")
+        if head.rescues:
+            out.print(f"rescued from dead workers {head.rescues}x")
+        out.print(f"input: {json.dumps(detail.input, ensure_ascii=False)[:500]}")
+        if detail.output is not None:
+            out.print(f"output: {json.dumps(detail.output, ensure_ascii=False)[:500]}")
+        if head.error:
+            out.print(f"[red]error:[/red] {head.error}")
+        table = Table("step", "kind", "status", "attempts", "started", "took", "error")
+        for step in detail.steps:
+            table.add_row(
+                step.step_id,
+                step.kind,
+                step.status,
+                str(step.attempts),
+                _when(step.started_at),
+                _duration(step.started_at, step.finished_at),
+                (step.error or "")[:80],
+            )
+        out.print(table)
+        for wait in detail.waits:
+            out.print(
+                f"wait {wait['step_id']}: {wait['event_name']} matching {json.dumps(wait['match'])} "
+                f"-> {wait['state']} (expires {_when(wait['expires_at'])})"
+            )
+
+    _run(run())
+
+
+@runs_app.command("retry")
+def retry_command(run_id: Annotated[int, typer.Argument(help="A failed or cancelled run.")]) -> None:
+    """Resume a failed or cancelled run from its last finished step (its failed step runs again)."""
+    from bot.cli import EXIT_REFUSED, _ready_services, _run, _settings, err, out
+    from bot.runtime import open_runtime
+    from bot.workflows.runs import retry_run
+
+    settings = _settings()
+
+    async def run() -> bool:
+        async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+            return await retry_run(runtime, run_id)
+
+    if not _run(run()):
+        err.print(f"[red]Run {run_id} is not failed or cancelled (or does not exist); nothing to retry.[/red]")
+        raise typer.Exit(EXIT_REFUSED)
+    out.print(f"Run {run_id} queued again; a worker resumes it from its last finished step.")
+
+
+@runs_app.command("cancel")
+def cancel_command(run_id: Annotated[int, typer.Argument(help="An unfinished run.")]) -> None:
+    """Cancel an unfinished run; a worker running it stops at its next step."""
+    from bot.cli import EXIT_REFUSED, _ready_services, _run, _settings, err, out
+    from bot.runtime import open_runtime
+    from bot.workflows.runs import cancel_run
+
+    settings = _settings()
+
+    async def run() -> bool:
+        async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+            return await cancel_run(runtime, run_id, reason="cancelled by an operator")
+
+    if not _run(run()):
+        err.print(f"[red]Run {run_id} is already finished (or does not exist).[/red]")
+        raise typer.Exit(EXIT_REFUSED)
+    out.print(f"Run {run_id} cancelled.")
