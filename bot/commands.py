@@ -23,7 +23,8 @@ COMMANDS: dict[str, str] = {
     "ask": "Ask me anything; I answer in a thread. Usage: /ask QUESTION",
     "chain": "Run a prompt chain. Usage: /chain list | /chain run NAME [text]",
     "transcribe": "Transcribe the file you shared most recently here. Usage: /transcribe",
-    "remind": "Schedule a reminder or follow-up. Usage: /remind in 2 hours check the deploy | /remind list",
+    "remind": "Schedule a reminder. Usage: /remind in 2 hours check the deploy | every Monday 09:00 … | list | cancel",
+    "followup": "Nudge this thread with a summary if it goes quiet. Usage: /followup in 1 day [note]",
 }
 
 
@@ -67,9 +68,22 @@ async def _not_in_this_build(runtime: Runtime, command: SlashCommand) -> Command
     return CommandReply(f"/{name} is not available in this build yet. Try /ask meanwhile.", accepted=False)
 
 
+async def _remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    from bot.followups.commands import remind  # imported late: it builds on this module's CommandReply
+
+    return await remind(runtime, command)
+
+
+async def _followup(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    from bot.followups.commands import followup
+
+    return await followup(runtime, command)
+
+
 _HANDLERS = {
     "ask": _ask,
     "chain": _not_in_this_build,
     "transcribe": _not_in_this_build,
-    "remind": _not_in_this_build,
+    "remind": _remind,
+    "followup": _followup,
 }

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
     workflow_sweep_interval_s: float = Field(
         default=10.0, description="Seconds between sweeps for overdue wake-ups and runs whose worker died."
     )
+    min_repeat_interval_s: float = Field(
+        default=300.0, description="Shortest repeat a user may schedule with /remind every …, in seconds."
+    )
+    scheduler_sync_interval_s: float = Field(
+        default=5.0, description="Seconds between the scheduler leader's reads of new and cancelled schedules."
+    )
     workflow_max_rescues: int = Field(
         default=3, description="Times a run is rescued from dead workers before it is failed (with a message)."
     )

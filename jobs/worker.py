@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.config import Settings
 from bot.db import create_engine, require_current_schema, session_factory
 from bot.deps import WorkerDeps
+from bot.followups.scheduler import SchedulerLeader
 from bot.llm import OpenAILLM
 from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime, redis_settings
 from bot.workflows.registry import load_builtin_workflows
@@ -61,6 +62,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     deps = WorkerDeps(runtime=runtime, llm=llm, platforms=clients.chat, files=clients.files, worker_id=worker_id())
     ctx["deps"] = deps
     ctx["sweeper"] = asyncio.create_task(sweep_forever(deps))
+    ctx["scheduler"] = asyncio.create_task(SchedulerLeader(runtime).run_forever())
     log.info("worker ready", max_jobs=settings.worker_max_jobs, platforms=sorted(clients.chat))
 
 
@@ -69,10 +71,11 @@ def worker_id() -> str:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    if "sweeper" in ctx:
-        ctx["sweeper"].cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ctx["sweeper"]
+    for task in ("sweeper", "scheduler"):
+        if task in ctx:
+            ctx[task].cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ctx[task]
     if "clients" in ctx:
         await ctx["clients"].aclose()
     if "llm" in ctx:

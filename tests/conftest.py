@@ -34,6 +34,7 @@ TABLES = (
     "workflow_events",
     "outbox",
     "schedules",
+    "apscheduler_jobs",
 )
 
 
@@ -101,6 +102,7 @@ def make_settings(database_url: str, redis_url: str, llm_url: str, data_dir: Pat
         "workflow_lease_s": 3.0,
         "workflow_sweep_interval_s": 0.5,
         "stale_pending_after_s": 1.0,
+        "scheduler_sync_interval_s": 0.5,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

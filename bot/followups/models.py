@@ -25,6 +25,8 @@ class Schedule(SQLModel, table=True):
     timezone: str = Field(default="UTC", max_length=64)
     text: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(default="active", max_length=16)
+    # The command's delivery id: a platform's retry of the same command creates no second schedule.
+    dedupe_key: str | None = Field(default=None, max_length=300, unique=True)
     created_at: datetime = _timestamp()
     cancelled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
 

@@ -1,1 +1,137 @@
-"""Follow-up workflows: reminders, recurring firings, nudges and questions waiting for an answer."""
+"""Follow-up workflows: a one-off reminder (a durable sleep), a recurring schedule's firing, a follow-up that
+nudges a thread nobody answered (a durable wait on the thread's messages), and asking the user a question and
+continuing with their answer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.chat_turn import THREAD_MESSAGE, thread_from_json
+from bot.events import ThreadRef
+from bot.followups.models import SCHEDULES
+from bot.ports import ChatMessage
+from bot.workflows.outbox import with_outbox
+from bot.workflows.registry import workflow
+from bot.workflows.steps import WorkflowContext
+
+REMINDER = "reminder"
+RECURRING = "recurring_reminder"
+FOLLOWUP = "followup"
+
+
+async def post(ctx: WorkflowContext, step_id: str, thread: ThreadRef, text: str) -> str:
+    """Post once per run and step, through the outbox."""
+    platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
+    posted = await platform.post_message(thread, text, idempotency_key=ctx.key(step_id))
+    return posted.message_id
+
+
+def mention(user_id: str, thread: ThreadRef) -> str:
+    # Slack and Discord render <@id> as a mention; the console shows the plain name.
+    return user_id if thread.platform == "console" else f"<@{user_id}>"
+
+
+@workflow(REMINDER, description="Sleep until the time the user asked for, then post the reminder.")
+async def reminder(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    thread = thread_from_json(input["thread"])
+    await ctx.step.sleep_until("wait", datetime.fromisoformat(input["due"]))
+    text = f"⏰ Reminder for {mention(input['user_id'], thread)}: {input['text']}"
+    message_id = await ctx.step.run("post", lambda: post(ctx, "post", thread, text))
+    return {"message_id": message_id}
+
+
+@workflow(RECURRING, description="One firing of a recurring schedule: post its reminder.")
+async def recurring_reminder(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    thread = thread_from_json(input["thread"])
+
+    async def fire() -> str | None:
+        async with ctx.runtime.autocommit.connect() as conn:
+            status = (
+                await conn.execute(select(SCHEDULES.c.status).where(SCHEDULES.c.id == input["schedule_id"]))
+            ).scalar_one_or_none()
+        if status != "active":
+            return None  # cancelled after this firing was queued
+        text = f"🔁 {mention(input['user_id'], thread)}: {input['text']}"
+        return await post(ctx, "post", thread, text)
+
+    return {"message_id": await ctx.step.run("post", fire)}
+
+
+@workflow(FOLLOWUP, description="If nobody writes in the thread in time, nudge it with a summary.")
+async def followup(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    thread = thread_from_json(input["thread"])
+    activity = await ctx.step.wait_for_event(
+        "quiet", THREAD_MESSAGE, match={"thread_id": input["thread_id"]}, timeout=input["after_s"]
+    )
+    if activity is not None:
+        return {"nudged": False, "answered_by": activity["data"]["user_id"]}
+
+    async def nudge() -> str:
+        summary = await summarize_thread(ctx, input["thread_id"])
+        note = f" {input['note']}" if input.get("note") else ""
+        text = f"👋 Nobody has written here for {input['after_label']}.{note}\n\n*Where this thread stands:* {summary}"
+        return await post(ctx, "nudge", thread, text)
+
+    return {"nudged": True, "message_id": await ctx.step.run("nudge", nudge)}
+
+
+async def summarize_thread(ctx: WorkflowContext, thread_id: int) -> str:
+    from bot.models import MESSAGES
+
+    m = MESSAGES.c
+    async with ctx.runtime.autocommit.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(m.role, m.text)
+                .where(m.thread_id == thread_id, m.status == "completed")
+                .order_by(m.id.desc())
+                .limit(40)
+            )
+        ).all()
+    transcript = "\n".join(f"{role}: {text}" for role, text in reversed(rows)) or "(no messages yet)"
+    prompt = [
+        ChatMessage("system", "Summarize this chat thread in two or three sentences: what was asked, what is open."),
+        ChatMessage("user", transcript),
+    ]
+    parts = [delta async for delta in ctx.deps.llm.stream_chat(prompt, max_tokens=300)]
+    return "".join(parts).strip() or "(no summary)"
+
+
+async def ask_in_thread(
+    ctx: WorkflowContext,
+    step_id: str,
+    thread: ThreadRef,
+    *,
+    thread_id: int,
+    user_id: str,
+    question: str,
+    timeout_s: float,
+    nudge: str = "",
+) -> str | None:
+    """Ask `user_id` a question in the thread and return their next message there, or None after `timeout_s`
+    (posting `nudge` if given). The answer is consumed: it does not also start a chat turn."""
+
+    async def ask() -> str:
+        async with ctx.runtime.autocommit.connect() as conn:
+            asked_at = (await conn.execute(select(func.now()))).scalar_one()
+        await post(ctx, f"{step_id}.ask", thread, question)
+        return str(asked_at.isoformat())
+
+    # An answer typed while the question was being posted still counts: the wait looks back to before the post.
+    asked_at = datetime.fromisoformat(await ctx.step.run(f"{step_id}.ask", ask))
+    answer = await ctx.step.wait_for_event(
+        f"{step_id}.answer",
+        THREAD_MESSAGE,
+        match={"thread_id": thread_id, "user_id": user_id},
+        timeout=timedelta(seconds=timeout_s),
+        consume=True,
+        since=asked_at,
+    )
+    if answer is None:
+        if nudge:
+            await ctx.step.run(f"{step_id}.nudge", lambda: post(ctx, f"{step_id}.nudge", thread, nudge))
+        return None
+    return str(answer["data"]["text"])

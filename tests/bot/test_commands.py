@@ -40,7 +40,7 @@ async def test_ask_without_text_explains_usage(runtime: Runtime) -> None:
 async def test_unknown_command_lists_the_known_ones(runtime: Runtime) -> None:
     reply = await handle_command(runtime, command("/weather", "Paris"))
     assert not reply.accepted
-    assert reply.text == "I don't know /weather. I know /ask, /chain, /transcribe, /remind."
+    assert reply.text == "I don't know /weather. I know /ask, /chain, /transcribe, /remind, /followup."
 
 
 async def test_refusal_from_intake_reaches_the_user(runtime: Runtime) -> None:

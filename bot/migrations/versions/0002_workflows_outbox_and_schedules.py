@@ -109,12 +109,23 @@ def upgrade() -> None:
     sa.Column('timezone', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('dedupe_key', sqlmodel.sql.sqltypes.AutoString(length=300), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
     sa.Column('cancelled_at', sa.DateTime(timezone=True), nullable=True),
     sa.CheckConstraint("status IN ('active', 'cancelled')", name='ck_schedules_status'),
     sa.ForeignKeyConstraint(['thread_id'], ['threads.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('dedupe_key')
+    )
+    # APScheduler's job store (the recurring schedules' next fire times), created here rather than by
+    # APScheduler so the schema has one owner.
+    op.create_table('apscheduler_jobs',
+    sa.Column('id', sa.Unicode(length=191), nullable=False),
+    sa.Column('next_run_time', sa.Float(precision=25), nullable=True),
+    sa.Column('job_state', sa.LargeBinary(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_index('ix_apscheduler_jobs_next_run_time', 'apscheduler_jobs', ['next_run_time'], unique=False)
     op.create_index(op.f('ix_schedules_thread_id'), 'schedules', ['thread_id'], unique=False)
     op.create_index(op.f('ix_schedules_user_id'), 'schedules', ['user_id'], unique=False)
     op.add_column('messages', sa.Column('run_id', sa.BigInteger(), nullable=True))
@@ -129,6 +140,8 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_schedules_user_id'), table_name='schedules')
     op.drop_index(op.f('ix_schedules_thread_id'), table_name='schedules')
     op.drop_table('schedules')
+    op.drop_index('ix_apscheduler_jobs_next_run_time', table_name='apscheduler_jobs')
+    op.drop_table('apscheduler_jobs')
     op.drop_index('ix_workflow_waits_pending', table_name='workflow_waits', postgresql_where="state = 'pending'")
     op.drop_table('workflow_waits')
     op.drop_table('workflow_steps')

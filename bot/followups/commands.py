@@ -1,0 +1,232 @@
+"""`/remind` and `/followup`, from any platform (see `bot.commands`).
+
+/remind in 2 hours check the deploy      one-off: a durable sleep in a `reminder` run
+/remind every Monday 09:00 weekly report recurring: a `schedules` row the scheduler leader fires
+/remind list                             your scheduled items in this workspace (`list here`: this thread's)
+/remind cancel r12 | s3                  cancel one of them
+/followup in 1 day [note]                nudge this thread with a summary if nobody writes in it by then
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from bot.chat_turn import thread_to_json
+from bot.commands import CommandReply
+from bot.context import load_preferences
+from bot.errors import InvalidInput
+from bot.events import SlashCommand
+from bot.followups.models import SCHEDULES
+from bot.followups.parse import OneOff, Recurring, parse_when
+from bot.followups.triggers import build_trigger
+from bot.followups.workflows import FOLLOWUP, REMINDER
+from bot.models import THREADS, WORKSPACES
+from bot.runtime import Runtime
+from bot.threads import ensure_thread
+from bot.workflows.models import ACTIVE_STATUSES, RUNS
+from bot.workflows.runs import cancel_run, start_run
+
+USAGE = (
+    "Usage: /remind in 2 hours check the deploy · /remind tomorrow 9am standup · "
+    "/remind every Monday 09:00 weekly report · /remind list [here] · /remind cancel ID"
+)
+r, s, t, w = RUNS.c, SCHEDULES.c, THREADS.c, WORKSPACES.c
+
+
+async def user_zone(runtime: Runtime, command: SlashCommand) -> ZoneInfo:
+    where = command.thread
+    async with runtime.autocommit.connect() as conn:
+        prefs = await load_preferences(conn, where.platform, where.workspace_id, command.user_id)
+    return ZoneInfo(prefs.timezone if prefs is not None and prefs.timezone else "UTC")
+
+
+async def remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    text = command.text.strip()
+    word = text.split(maxsplit=1)[0].lower() if text else ""
+    if not text or word == "help":
+        return CommandReply(USAGE, accepted=not text)
+    if word == "list":
+        return CommandReply(await list_items(runtime, command, here=text.lower().endswith("here")))
+    if word == "cancel":
+        return await cancel_item(runtime, command, text.split(maxsplit=1)[1] if " " in text else "")
+    tz = await user_zone(runtime, command)
+    parsed = parse_when(text, tz, datetime.now(UTC), min_repeat_s=runtime.settings.min_repeat_interval_s)
+    thread_id = await ensure_thread(runtime, command.thread)
+    key = f"remind:{command.thread.platform}:{command.thread.workspace_id}:{command.event_id}"
+    if isinstance(parsed, OneOff):
+        started = await start_run(
+            runtime,
+            REMINDER,
+            {
+                "thread": thread_to_json(command.thread),
+                "user_id": command.user_id,
+                "text": parsed.text,
+                "due": parsed.due.isoformat(),
+            },
+            dedupe_key=key,
+            thread_id=thread_id,
+            user_id=command.user_id,
+            description=f"{parsed.describe(tz)}: {parsed.text}",
+        )
+        return CommandReply(
+            f"⏰ I'll remind you {parsed.describe(tz)}: {parsed.text} "
+            f"(id r{started.run_id}; /remind cancel r{started.run_id} to cancel)"
+        )
+    schedule_id = await create_schedule(runtime, command, thread_id, parsed, tz, key)
+    upcoming = build_trigger(parsed.trigger).get_next_fire_time(None, datetime.now(tz))
+    first = f" First on {upcoming.astimezone(tz):%a %d %b at %H:%M %Z}." if upcoming else ""
+    return CommandReply(
+        f"🔁 I'll remind you {parsed.description}: {parsed.text}.{first} "
+        f"(id s{schedule_id}; /remind cancel s{schedule_id} to stop)"
+    )
+
+
+async def create_schedule(
+    runtime: Runtime, command: SlashCommand, thread_id: int, parsed: Recurring, tz: ZoneInfo, key: str
+) -> int:
+    async with runtime.autocommit.connect() as conn:
+        created = (
+            await conn.execute(
+                insert(SCHEDULES)
+                .values(
+                    thread_id=thread_id,
+                    user_id=command.user_id,
+                    spec=command.text.strip(),
+                    trigger=parsed.trigger,
+                    timezone=tz.key,
+                    text=parsed.text,
+                    status="active",
+                    dedupe_key=key,
+                )
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                .returning(s.id)
+            )
+        ).scalar_one_or_none()
+        if created is None:
+            created = (await conn.execute(select(s.id).where(s.dedupe_key == key))).scalar_one()
+    return int(created)
+
+
+def _mine(command: SlashCommand) -> ColumnElement[bool]:
+    """Rows of threads in the command's platform and workspace."""
+    return (t.platform == command.thread.platform) & (w.external_id == command.thread.workspace_id)
+
+
+async def list_items(runtime: Runtime, command: SlashCommand, *, here: bool) -> str:
+    where = command.thread
+    scope = (t.channel_id == where.channel_id) & (t.thread_key == where.thread_key) if here else None
+    runs = (
+        select(r.id, r.workflow, r.status, r.description)
+        .join(THREADS, t.id == r.thread_id)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .where(_mine(command), r.workflow.in_((REMINDER, FOLLOWUP)), r.status.in_(ACTIVE_STATUSES))
+        .order_by(r.id)
+    )
+    schedules = (
+        select(s.id, s.spec, s.text)
+        .join(THREADS, t.id == s.thread_id)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .where(_mine(command), s.status == "active")
+        .order_by(s.id)
+    )
+    if scope is not None:
+        runs, schedules = runs.where(scope), schedules.where(scope)
+    else:
+        runs, schedules = runs.where(r.user_id == command.user_id), schedules.where(s.user_id == command.user_id)
+    async with runtime.autocommit.connect() as conn:
+        run_rows = (await conn.execute(runs)).all()
+        schedule_rows = (await conn.execute(schedules)).all()
+    if not run_rows and not schedule_rows:
+        return "Nothing scheduled " + ("in this thread." if here else "for you here.")
+    lines = ["Scheduled " + ("in this thread:" if here else "for you:")]
+    lines += [f"• r{run_id} — {desc or workflow}" for run_id, workflow, _, desc in run_rows]
+    lines += [f"• s{schedule_id} — {spec}" for schedule_id, spec, _ in schedule_rows]
+    return "\n".join(lines)
+
+
+async def cancel_item(runtime: Runtime, command: SlashCommand, item: str) -> CommandReply:
+    item = item.strip().lower()
+    if len(item) < 2 or item[0] not in "rs" or not item[1:].isdigit():
+        return CommandReply("Which one? Give its id from /remind list, e.g. /remind cancel r12.", accepted=False)
+    number = int(item[1:])
+    async with runtime.autocommit.connect() as conn:
+        if item[0] == "r":
+            owned = (
+                await conn.execute(
+                    select(r.id)
+                    .join(THREADS, t.id == r.thread_id)
+                    .join(WORKSPACES, w.id == t.workspace_id)
+                    .where(r.id == number, r.user_id == command.user_id, r.workflow.in_((REMINDER, FOLLOWUP)))
+                    .where(_mine(command))
+                )
+            ).scalar_one_or_none()
+        else:
+            owned = (
+                await conn.execute(
+                    update(SCHEDULES)
+                    .where(
+                        s.id == number,
+                        s.user_id == command.user_id,
+                        s.status == "active",
+                        s.thread_id.in_(select(t.id).join(WORKSPACES, w.id == t.workspace_id).where(_mine(command))),
+                    )
+                    .values(status="cancelled", cancelled_at=func.now())
+                    .returning(s.id)
+                )
+            ).scalar_one_or_none()
+    if owned is None:
+        return CommandReply(f"You have no active item {item} here. See /remind list.", accepted=False)
+    if item[0] == "r" and not await cancel_run(runtime, number, reason=f"cancelled by {command.user_id}"):
+        return CommandReply(f"{item} has already happened or was cancelled.", accepted=False)
+    return CommandReply(f"Cancelled {item}.")
+
+
+async def followup(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    """/followup in 1 day [note]: nudge this thread with a summary if nobody writes in it by then."""
+    text = command.text.strip()
+    if not text.lower().startswith("in "):
+        return CommandReply("Usage: /followup in 1 day [what to check] — I nudge this thread if it goes quiet.", False)
+    parsed = parse_when(text, ZoneInfo("UTC"), datetime.now(UTC), require_text=False)
+    if not isinstance(parsed, OneOff):
+        raise InvalidInput("A follow-up happens once; use /remind every … for repeats.")
+    after = parsed.due - datetime.now(UTC)
+    return await start_followup(runtime, command, after, _label(after), parsed.text)
+
+
+async def start_followup(
+    runtime: Runtime, command: SlashCommand, after: timedelta, label: str, note: str, *, dedupe_key: str = ""
+) -> CommandReply:
+    thread_id = await ensure_thread(runtime, command.thread)
+    started = await start_run(
+        runtime,
+        FOLLOWUP,
+        {
+            "thread": thread_to_json(command.thread),
+            "thread_id": thread_id,
+            "user_id": command.user_id,
+            "after_s": after.total_seconds(),
+            "after_label": label,
+            "note": note,
+        },
+        dedupe_key=dedupe_key or f"followup:{command.thread.platform}:{command.thread.workspace_id}:{command.event_id}",
+        thread_id=thread_id,
+        user_id=command.user_id,
+        description=f"follow up if quiet for {label}" + (f": {note}" if note else ""),
+    )
+    return CommandReply(
+        f"👋 If nobody writes here within {label}, I'll nudge this thread with a summary "
+        f"(id r{started.run_id}; /remind cancel r{started.run_id} to cancel)."
+    )
+
+
+def _label(after: timedelta) -> str:
+    seconds = round(after.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = round(seconds / size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"

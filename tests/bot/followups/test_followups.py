@@ -1,0 +1,186 @@
+"""Reminders, follow-ups and questions, from the neutral command layer to a post in the console thread, with
+the production worker in this process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from sqlalchemy import select
+
+from adapters.console.app import ConsoleSession, in_process_worker
+from adapters.console.inbound import console_thread
+from bot.commands import handle_command
+from bot.events import SlashCommand
+from bot.followups.workflows import ask_in_thread
+from bot.runtime import Runtime
+from bot.threads import ensure_thread
+from bot.workflows.models import RUNS
+from bot.workflows.registry import workflow
+from bot.workflows.runs import start_run
+from bot.workflows.steps import WorkflowContext
+from sandbox.openai_server import StandInLLM, Step
+from tests.conftest import thread_view, wait_for
+
+counter = iter(range(1_000_000))
+
+
+def remind(text: str, thread: str = "plans", user: str = "ada", command: str = "/remind") -> SlashCommand:
+    return SlashCommand(
+        event_id=f"cmd-{next(counter)}", thread=console_thread(thread), user_id=user, command=command, text=text
+    )
+
+
+async def run_of(rt: Runtime, reply_text: str) -> dict[str, Any]:
+    run_id = int(reply_text.split("(id r")[1].split(";")[0])
+    async with rt.autocommit.connect() as conn:
+        return dict((await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).mappings().one())
+
+
+async def test_reminder_in_two_seconds_fires_once_and_survives_a_worker_restart(runtime: Runtime) -> None:
+    async with in_process_worker(runtime.settings):
+        reply = await handle_command(runtime, remind("in 2 seconds stand up and stretch"))
+        assert reply.accepted, reply.text
+        assert reply.text.startswith("⏰ I'll remind you ")
+        assert ": stand up and stretch (id r" in reply.text
+        await wait_for(lambda: _status(runtime, reply.text, "sleeping"))
+    # The worker is gone while the reminder sleeps; a new one picks it up when it is due.
+    assert await thread_view(runtime, console_thread("plans")) == []
+    async with in_process_worker(runtime.settings):
+        await wait_for(lambda: thread_view(runtime, console_thread("plans")))
+        await asyncio.sleep(1.0)
+    assert await thread_view(runtime, console_thread("plans")) == ["⏰ Reminder for ada: stand up and stretch"]
+    assert (await run_of(runtime, reply.text))["status"] == "completed"
+
+
+async def test_the_same_command_delivered_twice_schedules_once(runtime: Runtime) -> None:
+    command = remind("in 1 hour check the oven")
+    first = await handle_command(runtime, command)
+    second = await handle_command(runtime, command)
+    assert first.text == second.text
+    listed = await handle_command(runtime, remind("list"))
+    assert listed.text.count("check the oven") == 1
+
+
+async def test_list_and_cancel_scheduled_items(runtime: Runtime, worker: asyncio.Task[None]) -> None:
+    one = await handle_command(runtime, remind("in 2 seconds water the plants"))
+    weekly = await handle_command(runtime, remind("every Monday 09:00 weekly report"))
+    assert weekly.text.startswith("🔁 I'll remind you every Monday at 09:00 (UTC): weekly report. First on Mon ")
+    await handle_command(runtime, remind("in 3 hours someone else's", user="bob"))
+    listed = await handle_command(runtime, remind("list"))
+    run_id = one.text.split("(id ")[1].split(";")[0]
+    schedule_id = weekly.text.split("(id ")[1].split(";")[0]
+    assert listed.text.splitlines()[0] == "Scheduled for you:"
+    assert f"• {run_id} — " in listed.text
+    assert f"• {schedule_id} — every Monday 09:00 weekly report" in listed.text
+    assert "someone else" not in listed.text
+    here = await handle_command(runtime, remind("list here"))
+    assert "someone else's" in here.text, "a thread's list shows everyone's items in it"
+
+    assert (await handle_command(runtime, remind(f"cancel {run_id}", user="bob"))).accepted is False
+    cancelled = await handle_command(runtime, remind(f"cancel {run_id}"))
+    assert cancelled.text == f"Cancelled {run_id}."
+    assert (await handle_command(runtime, remind(f"cancel {schedule_id}"))).text == f"Cancelled {schedule_id}."
+    assert (await handle_command(runtime, remind(f"cancel {schedule_id}"))).accepted is False
+    await asyncio.sleep(2.5)
+    assert await thread_view(runtime, console_thread("plans")) == [], "a cancelled reminder never fires"
+    assert (await run_of(runtime, one.text))["status"] == "cancelled"
+    remaining = await handle_command(runtime, remind("list"))
+    assert remaining.text == "Nothing scheduled for you here."
+
+
+async def test_unreadable_reminder_gets_a_clear_answer(runtime: Runtime) -> None:
+    reply = await handle_command(runtime, remind("sometime soonish do taxes"))
+    assert not reply.accepted
+    assert reply.text.startswith('I couldn\'t tell when from "sometime soonish do taxes". Start with "in 2 hours')
+    usage = await handle_command(runtime, remind(""))
+    assert usage.text.startswith("Usage: /remind in 2 hours")
+
+
+async def test_reminder_uses_the_users_time_zone(runtime: Runtime) -> None:
+    from bot.preferences import set_preferences
+
+    await set_preferences(runtime, "console", "local", "ada", {"timezone": "Asia/Tokyo"})
+    reply = await handle_command(runtime, remind("tomorrow 9am standup"))
+    assert " at 09:00 JST: standup" in reply.text
+
+
+async def test_followup_nudges_a_quiet_thread_with_a_summary(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    stand_in.script(Step(reply="Ada asked about the release; nobody answered yet."))
+    reply = await handle_command(runtime, remind("in 2 seconds is the release ready?", command="/followup"))
+    assert reply.text.startswith("👋 If nobody writes here within 2 seconds, I'll nudge this thread")
+    posts = await wait_for(lambda: thread_view(runtime, console_thread("plans")))
+    assert posts == [
+        "👋 Nobody has written here for 2 seconds. is the release ready?\n\n"
+        "*Where this thread stands:* Ada asked about the release; nobody answered yet."
+    ]
+
+
+async def test_followup_stays_quiet_when_someone_writes(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    reply = await handle_command(runtime, remind("in 3 seconds", command="/followup", thread="busy"))
+    await wait_for(lambda: _status(runtime, reply.text, "waiting"))
+    await ConsoleSession(runtime, user="bob").send("I'm on it.", "busy")
+    run = await wait_for(lambda: _finished(runtime, reply.text))
+    assert run["output"] == {"nudged": False, "answered_by": "bob"}
+    await asyncio.sleep(3.5)
+    assert len(await thread_view(runtime, console_thread("busy"))) == 1, "only the answer to bob, no nudge"
+
+
+@workflow("test.ask")
+async def ask_workflow(ctx: WorkflowContext, input: dict[str, Any]) -> Any:
+    thread = console_thread(input["thread"])
+    answer = await ask_in_thread(
+        ctx,
+        "size",
+        thread,
+        thread_id=input["thread_id"],
+        user_id="ada",
+        question="Which size do you want, S, M or L?",
+        timeout_s=input["timeout_s"],
+        nudge="No answer, so I'll stop here. Ask again any time.",
+    )
+    return {"answer": answer}
+
+
+async def test_asked_question_continues_with_the_users_reply(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    thread_id = await ensure_thread(runtime, console_thread("shop"))
+    started = await start_run(runtime, "test.ask", {"thread": "shop", "thread_id": thread_id, "timeout_s": 30})
+    await wait_for(lambda: thread_view(runtime, console_thread("shop")))
+    answered = await ConsoleSession(runtime, user="ada").send("M please", "shop")
+    assert answered.status == "completed"
+    run = await wait_for(lambda: _finished_id(runtime, started.run_id))
+    assert run["output"] == {"answer": "M please"}
+    assert await thread_view(runtime, console_thread("shop")) == ["Which size do you want, S, M or L?"]
+    assert stand_in.chat_requests() == [], "the answer went to the waiting run, not to a new chat turn"
+
+
+async def test_unanswered_question_times_out_with_a_nudge(runtime: Runtime, worker: asyncio.Task[None]) -> None:
+    thread_id = await ensure_thread(runtime, console_thread("shop"))
+    started = await start_run(runtime, "test.ask", {"thread": "shop", "thread_id": thread_id, "timeout_s": 1})
+    run = await wait_for(lambda: _finished_id(runtime, started.run_id))
+    assert run["output"] == {"answer": None}
+    assert await thread_view(runtime, console_thread("shop")) == [
+        "Which size do you want, S, M or L?",
+        "No answer, so I'll stop here. Ask again any time.",
+    ]
+
+
+async def _status(rt: Runtime, reply_text: str, status: str) -> bool:
+    return bool((await run_of(rt, reply_text))["status"] == status)
+
+
+async def _finished(rt: Runtime, reply_text: str) -> dict[str, Any] | None:
+    run = await run_of(rt, reply_text)
+    return run if run["status"] in ("completed", "failed", "cancelled") else None
+
+
+async def _finished_id(rt: Runtime, run_id: int) -> dict[str, Any] | None:
+    async with rt.autocommit.connect() as conn:
+        run = dict((await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).mappings().one())
+    return run if run["status"] in ("completed", "failed", "cancelled") else None
