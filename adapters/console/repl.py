@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 
+from redis.exceptions import RedisError
+
 from adapters.console.app import ConsoleSession, in_process_worker
-from adapters.console.inbound import WORKSPACE, new_thread_name
-from adapters.console.outbound import PLATFORM
+from adapters.console.inbound import WORKSPACE, console_thread, new_thread_name
+from adapters.console.outbound import PLATFORM, as_text, stream_key
+from bot.commands import COMMANDS, handle_command
 from bot.config import Settings
 from bot.errors import UserFacingError
+from bot.events import SlashCommand
 from bot.preferences import USAGE, describe_preferences, parse_assignments, set_preferences
 from bot.runtime import Runtime, open_runtime
 from bot.services import Services
@@ -21,9 +27,12 @@ HELP = """Commands:
   /new           start a new thread
   /thread NAME   switch to (or create) thread NAME
   /prefs         show your preferences; /prefs set name=Ada tz=Europe/Paris lang=French note='be brief'
+  /remind ...    in 2 hours check the deploy | tomorrow 9am standup | every Monday 09:00 report | list | cancel ID
+  /followup ...  in 1 day [note]: nudge this thread with a summary if nobody writes in it by then
+  /ask TEXT      the same as typing TEXT
   /help          this list
   /quit          leave (Ctrl-D works too)
-Anything else is a message to the bot in the current thread."""
+Anything else is a message to the bot in the current thread; posts that arrive later (reminders) show up too."""
 
 
 def _write(text: str) -> None:
@@ -52,28 +61,25 @@ async def run_console(
         task = await stack.enter_async_context(in_process_worker(services.settings)) if worker else None
         session = ConsoleSession(runtime, user=user)
         current = thread or new_thread_name()
+        watcher = ThreadWatcher(runtime, current)
+        stack.push_async_callback(watcher.stop)
+        watcher.start()
         _write(f"threadbot console. Thread {current}. Type /help for commands, /quit to leave.\n")
         if services.settings.uses_stand_in_llm:
             _write(
                 "Replies come from the local stand-in model (no OPENAI_API_KEY set); see README.md to plug in a "
                 "real one.\n"
             )
-        async for line in _lines():
-            if line.startswith("/"):
-                command, _, arg = line.partition(" ")
-                if command in ("/quit", "/exit"):
+        async for typed in _lines():
+            line: str | None = typed
+            if typed.startswith("/"):
+                if typed.split(" ", 1)[0] in ("/quit", "/exit"):
                     break
-                if command == "/new":
-                    current = new_thread_name()
-                    _write(f"New thread {current}.\n")
-                elif command == "/thread" and arg.strip():
-                    current = arg.strip()
-                    _write(f"Thread {current}.\n")
-                elif command == "/prefs":
-                    _write(await _prefs(runtime, session.user or getpass.getuser(), arg) + "\n")
-                else:
-                    _write(HELP + "\n")
+                current, line = await _slash(runtime, session.user or getpass.getuser(), current, typed)
+                watcher.follow(current)
+            if line is None:
                 continue
+            watcher.busy = True
             try:
                 result = await session.send(line, current, on_text=_write, worker=task)
             except UserFacingError as exc:
@@ -82,8 +88,86 @@ async def run_console(
             except (TimeoutError, RuntimeError) as exc:
                 _write(f"(error) {exc}\n")
                 return 3
+            finally:
+                watcher.busy = False
             _write("\n" if result.status == "completed" else "\n(the bot could not answer this one)\n")
     return 0
+
+
+async def _slash(runtime: Runtime, user: str, current: str, typed: str) -> tuple[str, str | None]:
+    """A line starting with / : returns the thread now current and a message to send, if any."""
+    command, _, arg = typed.partition(" ")
+    if command == "/new":
+        current = new_thread_name()
+        _write(f"New thread {current}.\n")
+    elif command == "/thread" and arg.strip():
+        current = arg.strip()
+        _write(f"Thread {current}.\n")
+    elif command == "/prefs":
+        _write(await _prefs(runtime, user, arg) + "\n")
+    elif command == "/ask" and arg.strip():
+        return current, arg.strip()
+    elif command.lower().lstrip("/") in COMMANDS:
+        _write(await _command(runtime, user, current, command, arg) + "\n")
+    else:
+        _write(HELP + "\n")
+    return current, None
+
+
+async def _command(runtime: Runtime, user: str, thread: str, command: str, arg: str) -> str:
+    """A platform's slash command, typed at the console: same neutral handler as Slack and Discord."""
+    reply = await handle_command(
+        runtime,
+        SlashCommand(
+            event_id=f"console-{uuid.uuid4().hex}",
+            thread=console_thread(thread),
+            user_id=user,
+            command=command,
+            text=arg.strip(),
+        ),
+    )
+    return reply.text
+
+
+class ThreadWatcher:
+    """Prints posts that reach the current thread while nobody is waiting for a reply (a reminder, a nudge).
+    While a message is being answered, `ConsoleSession.send` prints everything itself."""
+
+    def __init__(self, runtime: Runtime, thread: str) -> None:
+        self._runtime = runtime
+        self._key = stream_key(console_thread(thread))
+        self._cursor: bytes | str = "$"
+        self._task: asyncio.Task[None] | None = None
+        self.busy = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    def follow(self, thread: str) -> None:
+        key = stream_key(console_thread(thread))
+        if key != self._key:
+            self._key, self._cursor = key, "$"
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _watch(self) -> None:
+        while True:
+            key = self._key
+            try:
+                batches = await self._runtime.redis.xread({key: self._cursor}, count=100, block=500)
+            except (OSError, RedisError):
+                await asyncio.sleep(1.0)  # Redis is down; the next turn will say so
+                continue
+            for _, entries in batches or []:
+                for entry_id, fields in entries:
+                    if key == self._key:
+                        self._cursor = entry_id
+                    if not self.busy and as_text(fields[b"op"]) == "post":
+                        _write(f"\n{as_text(fields[b'text'])}\n> ")
 
 
 async def _prefs(runtime: Runtime, user: str, arg: str) -> str:

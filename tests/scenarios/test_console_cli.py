@@ -45,3 +45,39 @@ async def test_console_session_with_threads_and_preferences(
     assert "The user's name is Ada." in system
     assert "Europe/Paris" in system
     assert "answer in one line" in system
+
+
+async def test_console_reminder_arrives_while_idle_and_can_be_listed(
+    settings: Settings, runtime: object, stand_in: StandInLLM
+) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "console", "--user", "ada", "--thread", "chores",
+        env=subprocess_env(settings),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    seen = ""
+
+    async def read_until(marker: str) -> None:
+        nonlocal seen
+        assert proc.stdout is not None
+        while marker not in seen:
+            chunk = await asyncio.wait_for(proc.stdout.read(4096), 60)
+            assert chunk, f"console ended before {marker!r}; output so far: {seen}"
+            seen += chunk.decode()
+
+    proc.stdin.write(b"/remind in 2 seconds take out the bins\n/remind list\n")
+    await proc.stdin.drain()
+    await read_until("Scheduled for you:")
+    assert "⏰ I'll remind you " in seen
+    await read_until("⏰ Reminder for ada: take out the bins")  # nobody typed anything: it arrives by itself
+    await asyncio.sleep(1.0)  # the run is marked completed just after its post
+    proc.stdin.write(b"/remind list\n/remind sometime\n/quit\n")
+    await proc.stdin.drain()
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    seen += out.decode()
+    assert proc.returncode == 0, err.decode()
+    assert "Nothing scheduled for you here." in seen, seen
+    assert 'I couldn\'t tell when from "sometime"' in seen
+    assert seen.count("⏰ Reminder for ada: take out the bins") == 1
