@@ -18,11 +18,13 @@ from sqlalchemy.dialects.postgresql import insert
 from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
 from bot.errors import PermanentUpstreamError
 from bot.events import ThreadRef
+from bot.followups.assistant import SCHEDULE_FOLLOWUP, schedule_from_tool
 from bot.intake import CHAT_TURN
 from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
-from bot.ports import ChatMessage
+from bot.ports import ChatMessage, ToolCall
 from bot.runtime import Runtime
 from bot.streaming import open_reply
+from bot.threads import THREAD_MESSAGE, thread_from_json, thread_to_json
 from bot.tokens import count_tokens
 from bot.workflows.errors import StepFailed
 from bot.workflows.events import send_event
@@ -32,22 +34,6 @@ from bot.workflows.steps import WorkflowContext
 
 log = structlog.get_logger(__name__)
 m = MESSAGES.c
-
-# Sent for every user message in a thread; follow-ups and questions wait for it (see bot.followups).
-THREAD_MESSAGE = "thread.message"
-
-
-def thread_to_json(thread: ThreadRef) -> dict[str, str]:
-    return {
-        "platform": thread.platform,
-        "workspace_id": thread.workspace_id,
-        "channel_id": thread.channel_id,
-        "thread_key": thread.thread_key,
-    }
-
-
-def thread_from_json(data: dict[str, str]) -> ThreadRef:
-    return ThreadRef(data["platform"], data["workspace_id"], data["channel_id"], data["thread_key"])
 
 
 @workflow(CHAT_TURN, description="Answer one user message in its thread.")
@@ -92,6 +78,7 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
         "message_id": message_id,
         "thread_id": turn.thread_id,
         "thread": thread_to_json(thread),
+        "user_id": turn.author_id,
         "messages": [{"role": msg.role, "content": msg.content} for msg in prompt.messages],
         "history": prompt.history_included,
     }
@@ -104,10 +91,22 @@ async def answer(ctx: WorkflowContext, turn: dict[str, Any]) -> dict[str, Any]:
     stream = open_reply(platform, thread, ctx.key("reply"))
     messages = [ChatMessage(role=msg["role"], content=msg["content"]) for msg in turn["messages"]]
     settings = ctx.runtime.settings
+    tools = (SCHEDULE_FOLLOWUP,) if settings.assistant_followups else ()
+    calls: list[ToolCall] = []
     # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage collection.
-    async with aclosing(ctx.deps.llm.stream_chat(messages, max_tokens=settings.max_reply_tokens)) as deltas:
+    async with aclosing(
+        ctx.deps.llm.stream_chat(messages, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls)
+    ) as deltas:
         async for delta in deltas:
             await stream.feed(delta)
+    # The model's tool calls are acted on here and confirmed in the reply (no second model round trip).
+    notes = [
+        await schedule_from_tool(ctx, turn, call, index)
+        for index, call in enumerate(calls)
+        if call.name == SCHEDULE_FOLLOWUP.name
+    ]
+    if notes:
+        await stream.feed(("\n\n" if stream.text.strip() else "") + "\n".join(notes))
     if not stream.text.strip():
         raise PermanentUpstreamError("llm", "empty reply", "The language model returned an empty answer. Try again.")
     posted = await stream.finish()

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         description="System prompt at the top of every conversation.",
     )
 
+    assistant_followups: bool = Field(
+        default=True, description="Let the model schedule follow-ups in a thread itself (a tool it may call)."
+    )
+
     # Intake limits and access
     max_message_chars: int = Field(default=8000, description="Longest message accepted, in characters.")
     rate_limit_per_minute: int = Field(default=20, description="Messages one user may send per minute (0: no limit).")

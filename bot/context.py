@@ -42,8 +42,16 @@ class Prompt:
     history_truncated: bool
 
 
+FOLLOWUP_HINT = (
+    "When the user asks you to check back later, follow up, or nudge the thread if nobody answers, call the "
+    "schedule_followup tool."
+)
+
+
 def system_prompt(settings: Settings, prefs: Preferences | None) -> str:
     parts = [settings.system_prompt]
+    if settings.assistant_followups:
+        parts.append(FOLLOWUP_HINT)
     if prefs is not None:
         if prefs.display_name:
             parts.append(f"The user's name is {prefs.display_name}.")

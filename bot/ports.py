@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from bot.events import FileRef, PostedMessage, ThreadRef
 
@@ -15,6 +15,21 @@ Role = Literal["system", "user", "assistant"]
 class ChatMessage:
     role: Role
     content: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    """A function the model may call: `parameters` is its JSON schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: dict[str, Any]
 
 
 class ReplySink(Protocol):
@@ -73,6 +88,14 @@ class FileSource(Protocol):
 
 
 class LLM(Protocol):
-    def stream_chat(self, messages: Sequence[ChatMessage], *, max_tokens: int) -> AsyncGenerator[str, None]:
-        """Yield the reply in text deltas. Raises `TransientUpstreamError` or `PermanentUpstreamError`."""
+    def stream_chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int,
+        tools: Sequence[Tool] = (),
+        tool_calls: list[ToolCall] | None = None,
+    ) -> AsyncGenerator[str, None]:
+        """Yield the reply in text deltas; calls the model made to `tools` are appended to `tool_calls` when the
+        stream ends. Raises `TransientUpstreamError` or `PermanentUpstreamError`."""
         ...

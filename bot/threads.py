@@ -1,5 +1,5 @@
-"""Finding or creating a thread's row (and its workspace's) for things that start outside a message: slash
-commands, schedules, follow-ups."""
+"""Threads beyond one message: the event every user message sends, a ThreadRef as JSON (for run inputs), and
+finding or creating a thread's row for what starts outside a message (slash commands, schedules, follow-ups)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,22 @@ from sqlalchemy.dialects.postgresql import insert
 from bot.events import ThreadRef
 from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
+
+# Sent for every user message in a thread; follow-ups and questions wait for it (see bot.followups).
+THREAD_MESSAGE = "thread.message"
+
+
+def thread_to_json(thread: ThreadRef) -> dict[str, str]:
+    return {
+        "platform": thread.platform,
+        "workspace_id": thread.workspace_id,
+        "channel_id": thread.channel_id,
+        "thread_key": thread.thread_key,
+    }
+
+
+def thread_from_json(data: dict[str, str]) -> ThreadRef:
+    return ThreadRef(data["platform"], data["workspace_id"], data["channel_id"], data["thread_key"])
 
 
 async def ensure_thread(runtime: Runtime, thread: ThreadRef) -> int:

@@ -15,18 +15,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from bot.chat_turn import thread_to_json
 from bot.commands import CommandReply
 from bot.context import load_preferences
 from bot.errors import InvalidInput
 from bot.events import SlashCommand
 from bot.followups.models import SCHEDULES
-from bot.followups.parse import OneOff, Recurring, parse_when
+from bot.followups.parse import OneOff, Recurring, describe_duration, parse_when
 from bot.followups.triggers import build_trigger
 from bot.followups.workflows import FOLLOWUP, REMINDER
 from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
-from bot.threads import ensure_thread
+from bot.threads import ensure_thread, thread_to_json
 from bot.workflows.models import ACTIVE_STATUSES, RUNS
 from bot.workflows.runs import cancel_run, start_run
 
@@ -194,7 +193,7 @@ async def followup(runtime: Runtime, command: SlashCommand) -> CommandReply:
     if not isinstance(parsed, OneOff):
         raise InvalidInput("A follow-up happens once; use /remind every … for repeats.")
     after = parsed.due - datetime.now(UTC)
-    return await start_followup(runtime, command, after, _label(after), parsed.text)
+    return await start_followup(runtime, command, after, describe_duration(after), parsed.text)
 
 
 async def start_followup(
@@ -221,12 +220,3 @@ async def start_followup(
         f"👋 If nobody writes here within {label}, I'll nudge this thread with a summary "
         f"(id r{started.run_id}; /remind cancel r{started.run_id} to cancel)."
     )
-
-
-def _label(after: timedelta) -> str:
-    seconds = round(after.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = round(seconds / size)
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} seconds"

@@ -220,3 +220,13 @@ def _span(seconds: float) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
+
+
+def describe_duration(after: timedelta) -> str:
+    """A wait as people say it: '2 hours', '1 day', '45 seconds'."""
+    seconds = round(after.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = round(seconds / size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"

@@ -25,13 +25,13 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection, Engine, select, text
 
-from bot.chat_turn import thread_to_json
 from bot.events import ThreadRef
 from bot.followups.models import SCHEDULES
 from bot.followups.triggers import build_trigger
 from bot.followups.workflows import RECURRING
 from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
+from bot.threads import thread_to_json
 from bot.workflows.runs import start_run
 
 log = structlog.get_logger(__name__)

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.chat_turn import THREAD_MESSAGE, thread_from_json
 from bot.events import ThreadRef
 from bot.followups.models import SCHEDULES
 from bot.ports import ChatMessage
+from bot.threads import THREAD_MESSAGE, thread_from_json
 from bot.workflows.outbox import with_outbox
 from bot.workflows.registry import workflow
 from bot.workflows.steps import WorkflowContext

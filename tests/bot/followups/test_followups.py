@@ -184,3 +184,44 @@ async def _finished_id(rt: Runtime, run_id: int) -> dict[str, Any] | None:
     async with rt.autocommit.connect() as conn:
         run = dict((await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).mappings().one())
     return run if run["status"] in ("completed", "failed", "cancelled") else None
+
+
+async def test_the_assistant_schedules_a_followup_itself(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    stand_in.script(
+        Step(
+            reply="Sure, I'll keep an eye on this thread.",
+            tool_calls=[{"name": "schedule_followup", "arguments": {"after": "2 seconds", "note": "Deploy done?"}}],
+        ),
+        Step(reply="Ada asked whether the deploy went out; nobody answered."),
+    )
+    result = await ConsoleSession(runtime, user="ada").send("Nudge us if nobody answers soon.", "deploy")
+    assert result.status == "completed"
+    assert result.reply.startswith("Sure, I'll keep an eye on this thread.\n\n_(I'll check back here in 2 seconds")
+    request = stand_in.chat_requests()[0]
+    assert [tool["function"]["name"] for tool in request["tools"]] == ["schedule_followup"]
+    assert "schedule_followup" in request["messages"][0]["content"]
+    posts = await wait_for(lambda: _two_posts(runtime, "deploy"))
+    assert posts[1] == (
+        "👋 Nobody has written here for 2 seconds. Deploy done?\n\n"
+        "*Where this thread stands:* Ada asked whether the deploy went out; nobody answered."
+    )
+    summary_prompt = stand_in.chat_requests()[1]["messages"][1]["content"]
+    assert "user: Nudge us if nobody answers soon." in summary_prompt
+
+
+async def test_an_unreadable_followup_from_the_model_is_said_not_scheduled(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    stand_in.script(Step(tool_calls=[{"name": "schedule_followup", "arguments": {"after": "whenever"}}]))
+    result = await ConsoleSession(runtime, user="ada").send("Check back sometime.", "vague")
+    assert result.reply.startswith("_(I couldn't schedule the follow-up: I couldn't read that duration.")
+    async with runtime.autocommit.connect() as conn:
+        workflows = (await conn.execute(select(RUNS.c.workflow))).scalars().all()
+    assert workflows == ["chat_turn"]
+
+
+async def _two_posts(rt: Runtime, thread: str) -> list[str] | None:
+    posts = await thread_view(rt, console_thread(thread))
+    return posts if len(posts) >= 2 else None
