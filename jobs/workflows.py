@@ -10,18 +10,13 @@ from typing import Any
 
 import structlog
 from arq import Retry
-from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.deps import WorkerDeps
 from bot.workflows import engine, store
+from bot.workflows.engine import INFRASTRUCTURE_ERRORS
 from bot.workflows.sweeper import sweep
 
 log = structlog.get_logger(__name__)
-
-# The engine's own bookkeeping failed (not a step: steps retry themselves): retry the job.
-INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, RedisError, OSError)
 
 
 async def resume_run(ctx: dict[str, Any], run_id: int, seq: int) -> str:

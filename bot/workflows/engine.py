@@ -7,6 +7,9 @@ import asyncio
 import contextlib
 
 import structlog
+from redis.exceptions import RedisError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.deps import WorkerDeps
 from bot.workflows import store
@@ -17,6 +20,9 @@ from bot.workflows.runs import enqueue_run
 from bot.workflows.steps import WorkflowContext
 
 log = structlog.get_logger(__name__)
+
+# Failures of the engine's own database and Redis calls: transient, retried by the job (see jobs.workflows).
+INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, RedisError, OSError)
 
 
 async def resume(deps: WorkerDeps, run_id: int, seq: int, owner: str) -> str:
@@ -53,6 +59,14 @@ async def resume(deps: WorkerDeps, run_id: int, seq: int, owner: str) -> str:
         return "aborted"
     except StepFailed as failed:
         await _finish(deps, run_id, owner, "failed", error=str(failed))
+        return "failed"
+    except INFRASTRUCTURE_ERRORS:
+        raise  # the engine's own bookkeeping: the job retries
+    except Exception as exc:
+        # A bug in the workflow's code outside any step: retrying would fail the same way, so the run ends here
+        # (rather than being rescued again and again) and the operator gets the traceback.
+        log.exception("workflow code raised outside a step")
+        await _finish(deps, run_id, owner, "failed", error=f"{type(exc).__name__}: {exc}"[:4000])
         return "failed"
     else:
         await _finish(deps, run_id, owner, "completed", output=output)

@@ -73,10 +73,31 @@ async def sweep(runtime: Runtime) -> int:
         .order_by(r.wake_at)  # oldest first, so a backlog cannot starve anyone
         .limit(BATCH)
     )
+    # A run whose workers keep dying even while it reports its failure is abandoned: it cannot be told to anyone.
+    abandon = (
+        update(RUNS)
+        .where(
+            r.status == "running",
+            r.lease_until < func.now(),
+            r.rescues > runtime.settings.workflow_max_rescues + 1,
+        )
+        .values(
+            status="failed",
+            error="abandoned: its workers kept dying",
+            lease_owner=None,
+            lease_until=None,
+            finished_at=func.now(),
+            updated_at=func.now(),
+        )
+        .returning(r.id)
+    )
     async with runtime.autocommit.connect() as conn:
+        abandoned = (await conn.execute(abandon)).scalars().all()
         rescued = (await conn.execute(rescue)).all()
         renumbered = (await conn.execute(renumber)).all()
         due = (await conn.execute(overdue)).all()
+    if abandoned:
+        log.error("abandoned runs whose workers kept dying", runs=list(abandoned))
     if rescued:
         log.warning("rescued runs whose worker died", runs=[row[0] for row in rescued])
     queued = 0

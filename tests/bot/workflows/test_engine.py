@@ -309,3 +309,60 @@ def test_backoff_doubles_with_jitter_and_is_capped(attempt: int, low: float, hig
 def test_backoff_honours_retry_after() -> None:
     settings = Settings(_env_file=None, retry_base_delay_s=1.0)  # type: ignore[call-arg]
     assert backoff_s(1, settings, retry_after_s=30.0) == 30.0
+
+
+@workflow("test.buggy")
+async def buggy(ctx: WorkflowContext, input: dict[str, Any]) -> Any:
+    await ctx.step.run("fine", lambda: _echo(1))
+    ran["buggy"] += 1
+    return input["missing"]  # a bug outside any step
+
+
+async def test_a_bug_outside_steps_fails_the_run_once(runtime: Runtime, worker: asyncio.Task[None]) -> None:
+    started = await start_run(runtime, "test.buggy", {})
+    row = await wait_for(lambda: finished(runtime, started.run_id))
+    assert row["status"] == "failed"
+    assert row["error"] == "KeyError: 'missing'"
+    await asyncio.sleep(0.5)
+    assert ran["buggy"] == 1, "not retried: it would fail the same way"
+
+
+async def test_a_run_whose_workers_keep_dying_tells_the_user_and_fails(runtime: Runtime, stand_in: object) -> None:
+    from adapters.console.app import in_process_worker
+    from adapters.console.inbound import console_thread, to_event
+    from bot.intake import accept
+    from tests.conftest import thread_view
+
+    accepted = await accept(runtime, to_event("hello?", "cursed", user="ada"))
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            RUNS.update().where(RUNS.c.id == accepted.run_id).values(rescues=runtime.settings.workflow_max_rescues + 1)
+        )
+    async with in_process_worker(runtime.settings):
+        row = await wait_for(lambda: finished(runtime, accepted.run_id))
+    assert row["status"] == "failed"
+    assert await thread_view(runtime, console_thread("cursed")) == [
+        "⚠️ I couldn't answer: I tried several times and could not answer this."
+    ]
+
+
+async def test_sweeper_abandons_a_run_that_kills_every_worker(runtime: Runtime) -> None:
+    from sqlalchemy import func
+
+    from bot.workflows.sweeper import sweep
+
+    started = await start_run(runtime, "test.pipeline", {"n": 1})
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            RUNS.update()
+            .where(RUNS.c.id == started.run_id)
+            .values(
+                status="running",
+                lease_owner="dead",
+                lease_until=func.now() - timedelta(seconds=1),
+                rescues=runtime.settings.workflow_max_rescues + 2,
+            )
+        )
+    await sweep(runtime)
+    row = await run_row(runtime, started.run_id)
+    assert (row["status"], row["error"]) == ("failed", "abandoned: its workers kept dying")
