@@ -23,7 +23,7 @@ from typing import Any, Literal, Self
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
 
-__all__ = ["Fault", "FakeDiscord", "RecordedCall"]
+__all__ = ["FakeDiscord", "Fault", "RecordedCall"]
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
 HEARTBEAT_INTERVAL_MS = 41_250
@@ -80,7 +80,7 @@ def error_json(status: int, code: int, message: str) -> web.Response:
 class FakeDiscord:
     """A Discord on localhost: one bot user, guilds with text channels, DMs, threads and a live gateway."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, token: str = "sandbox-token") -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, token: str = "sandbox-token") -> None:  # noqa: S107
         self.host = host
         self.port = port
         self.token = token
@@ -413,7 +413,8 @@ class FakeDiscord:
         await ws.send_str(json.dumps({"op": 0, "t": "READY", "s": seq[0], "d": ready}))
         for guild_id in self.guilds:
             seq[0] += 1
-            await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": seq[0], "d": self._guild_create(guild_id)}))
+            guild = self._guild_create(guild_id)
+            await ws.send_str(json.dumps({"op": 0, "t": "GUILD_CREATE", "s": seq[0], "d": guild}))
         self._sockets.append((ws, seq))
         self.identified.set()
 
@@ -462,9 +463,8 @@ class FakeDiscord:
         path = request.path.removeprefix("/api/v10")
         call = RecordedCall(request.method, path, body, time.monotonic())
         self.calls.append(call)
-        response = self._scripted_fault(request.method, path) or self._unauthorised(request)
-        if response is None:
-            response = await handler(request)
+        refused = self._scripted_fault(request.method, path) or self._unauthorised(request)
+        response = refused if refused is not None else await handler(request)
         call.status = response.status
         return response
 
@@ -491,8 +491,11 @@ class FakeDiscord:
                     if fault.global_:
                         headers["X-RateLimit-Global"] = "true"
                     return json_response(
-                        {"message": "You are being rate limited.", "retry_after": fault.retry_after,
-                         "global": fault.global_},
+                        {
+                            "message": "You are being rate limited.",
+                            "retry_after": fault.retry_after,
+                            "global": fault.global_,
+                        },
                         status=429,
                         headers=headers,
                     )
