@@ -327,6 +327,7 @@ class FakeDiscord:
                 "options": [{"name": k, "type": 3, "value": v} for k, v in options.items()],
             },
             "app_permissions": "0",
+            "attachment_size_limit": 10 * 1024 * 1024,
             "locale": "en-US",
             "entitlements": [],
             "authorizing_integration_owners": {},
@@ -614,8 +615,18 @@ class FakeDiscord:
         return web.Response(status=204)
 
     async def _interaction_callback(self, request: web.Request) -> web.Response:
-        self.interaction_callbacks.append((time.monotonic(), {**(await request.json()), **request.match_info}))
-        return web.Response(status=204)
+        body = await request.json()
+        self.interaction_callbacks.append((time.monotonic(), {**body, **request.match_info}))
+        if request.query.get("with_response") not in ("1", "true"):
+            return web.Response(status=204)
+        flags = int((body.get("data") or {}).get("flags", 0))
+        interaction = {
+            "id": request.match_info["interaction"],
+            "type": 2,
+            "response_message_loading": body.get("type") == 5,
+            "response_message_ephemeral": bool(flags & EPHEMERAL),
+        }
+        return json_response({"interaction": interaction, "resource": {"type": body.get("type")}})
 
     async def _followup(self, request: web.Request) -> web.Response:
         body = await request.json()
