@@ -13,11 +13,13 @@ from typing import Any
 import discord
 import pytest
 from discord.gateway import DiscordWebSocket
+from sqlalchemy import select
 
 from adapters.discord.gateway import DiscordGateway
 from bot.config import Settings
 from bot.events import IncomingMessage
 from bot.intake import Accepted, accept
+from bot.models import MESSAGES
 from bot.runtime import Runtime
 from sandbox.discord_server import FakeDiscord
 from sandbox.openai_server import StandInLLM
@@ -125,3 +127,13 @@ async def gateway(
     await client.close()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def statuses(runtime: Runtime) -> list[tuple[str, str]]:
+    m = MESSAGES.c
+    async with runtime.autocommit.connect() as conn:
+        return [(r, s) for r, s in (await conn.execute(select(m.role, m.status).order_by(m.id))).all()]
+
+
+async def answered(runtime: Runtime, count: int) -> bool:
+    return [s for r, s in await statuses(runtime) if r == "user"] == ["completed"] * count

@@ -6,24 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from sqlalchemy import select
 
 from adapters.discord.gateway import DiscordGateway
-from bot.models import MESSAGES
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
-from tests.adapters.discord.conftest import Intake, World
+from tests.adapters.discord.conftest import Intake, World, answered
 from tests.conftest import wait_for
-
-
-async def statuses(runtime: Runtime) -> list[tuple[str, str]]:
-    m = MESSAGES.c
-    async with runtime.autocommit.connect() as conn:
-        return [(r, s) for r, s in (await conn.execute(select(m.role, m.status).order_by(m.id))).all()]
-
-
-async def answered(runtime: Runtime, count: int) -> bool:
-    return [s for r, s in await statuses(runtime) if r == "user"] == ["completed"] * count
 
 
 async def test_a_mention_opens_a_thread_and_one_streamed_reply_lands_in_it(

@@ -18,8 +18,7 @@ from bot.events import ThreadRef
 from bot.runtime import Runtime
 from sandbox.discord_server import Fault
 from sandbox.openai_server import StandInLLM, Step, long_text
-from tests.adapters.discord.conftest import World
-from tests.adapters.discord.test_conversations import answered
+from tests.adapters.discord.conftest import World, answered
 from tests.conftest import wait_for
 
 CODE = "```python\n" + "\n".join(f"print('step {i} of the worked example')" for i in range(88)) + "\n```\n"
