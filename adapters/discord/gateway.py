@@ -35,8 +35,9 @@ from bot.runtime import Runtime
 log = structlog.get_logger(__name__)
 
 Intake = Callable[[Runtime, IncomingMessage], Awaitable[Accepted]]
-# Channel types a thread can be started from a message in (announcement channels are TextChannels too).
-THREADABLE = (discord.TextChannel,)
+# Channels a thread can be started from a message in (announcement channels are TextChannels too). A channel
+# missing from the cache (PartialMessageable) is tried as well: Discord's answer then decides.
+THREADABLE = (discord.TextChannel, discord.PartialMessageable)
 
 
 def gateway_intents() -> discord.Intents:
