@@ -586,6 +586,8 @@ class FakeDiscord:
         body = await request.json()
         # A thread started from a message has the message's id.
         thread_id = message.payload["id"]
+        if thread_id in self.channels:
+            return error_json(400, 160004, "A thread has already been created for this message")
         thread = {
             "id": thread_id,
             "type": 11,

@@ -38,6 +38,8 @@ Intake = Callable[[Runtime, IncomingMessage], Awaitable[Accepted]]
 # Channels a thread can be started from a message in (announcement channels are TextChannels too). A channel
 # missing from the cache (PartialMessageable) is tried as well: Discord's answer then decides.
 THREADABLE = (discord.TextChannel, discord.PartialMessageable)
+# Discord's error code for starting a second thread from one message.
+THREAD_ALREADY_CREATED = 160004
 
 
 def gateway_intents() -> discord.Intents:
@@ -134,6 +136,9 @@ class DiscordGateway(discord.Client):
             )
             return ref
         except discord.HTTPException as exc:
+            if exc.code == THREAD_ALREADY_CREATED:
+                # A redelivered message (gateway resume, restart): the thread is there already, with its id.
+                return thread_ref(int(ref.workspace_id), channel.id, message.id)
             log.warning("cannot open a thread", channel=channel.id, status=exc.status, code=exc.code)
             await say(channel, "I couldn't open a thread for this, so I'll answer right here.")
             return ref

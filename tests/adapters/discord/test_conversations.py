@@ -58,6 +58,21 @@ async def test_a_follow_up_in_the_thread_continues_the_conversation_without_a_me
     assert len(world.fake.threads_of(world.general)) == 1
 
 
+async def test_a_redelivered_mention_gives_one_thread_and_one_reply(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="Only once."))
+    asked = await world.fake.user_message(world.general, "once please", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    await world.fake.dispatch("MESSAGE_CREATE", asked)  # the gateway delivers it again (resume, restart)
+    await world.fake.user_message(asked["id"], "and a follow-up", author=world.ada)
+    await wait_for(lambda: answered(runtime, 2))
+    assert world.fake.bot_texts(asked["id"])[0] == "Only once."
+    assert len(world.fake.bot_texts(asked["id"])) == 2
+    assert world.fake.bot_texts(world.general) == [], "no notice about threads for the redelivery"
+    assert len(stand_in.chat_requests()) == 2
+
+
 async def test_messages_without_a_mention_and_from_bots_are_ignored(
     world: World, gateway: DiscordGateway, worker: asyncio.Task[None], intake: Intake, runtime: Runtime
 ) -> None:
