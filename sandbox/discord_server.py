@@ -99,6 +99,7 @@ class FakeDiscord:
         self.identified = asyncio.Event()
         self.intents: int | None = None
         self._faults: deque[Fault] = deque()
+        self._exhausted: list[tuple[str, float]] = []
         self._sockets: list[tuple[web.WebSocketResponse, list[int]]] = []
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
@@ -260,6 +261,11 @@ class FakeDiscord:
 
     def fail(self, fault: Fault) -> None:
         self._faults.append(fault)
+
+    def exhaust_bucket(self, pattern: str, reset_after: float) -> None:
+        """Successful answers to `METHOD path` matching `pattern` say the route's bucket is empty for `reset_after`
+        seconds (X-RateLimit-Remaining: 0), as Discord does before it would answer 429."""
+        self._exhausted.append((pattern, reset_after))
 
     def forbid(self, channel_id: str, action: Action) -> None:
         """Take a permission away from the bot in a channel: 'send' messages or start a 'thread'."""
@@ -467,6 +473,10 @@ class FakeDiscord:
         refused = self._scripted_fault(request.method, path) or self._unauthorised(request)
         response = refused if refused is not None else await handler(request)
         call.status = response.status
+        for pattern, reset_after in self._exhausted:
+            if response.status < 400 and re.fullmatch(pattern, f"{request.method} {path}"):
+                response.headers["X-RateLimit-Remaining"] = "0"
+                response.headers["X-RateLimit-Reset-After"] = f"{reset_after:.3f}"
         return response
 
     def _unauthorised(self, request: web.Request) -> web.Response | None:

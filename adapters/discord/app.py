@@ -30,6 +30,9 @@ def point_discord_py_at(settings: Settings) -> None:
     session); set them once per process before a client starts."""
     discord.http.Route.BASE = settings.discord_api_base.rstrip("/")
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(settings.discord_gateway_url)
+    # The bot never joins voice channels; warnings about missing voice libraries would only mislead operators.
+    discord.VoiceClient.warn_nacl = False
+    discord.VoiceClient.warn_dave = False
 
 
 def require_token(settings: Settings) -> str:

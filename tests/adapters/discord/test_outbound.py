@@ -80,6 +80,18 @@ async def test_a_global_429_holds_back_every_route(world: World, rest: DiscordRe
     assert world.fake.texts(world.general) == ["one!", "two"]
 
 
+async def test_an_empty_bucket_is_waited_for_before_sending_instead_of_after_a_429(
+    world: World, rest: DiscordRest
+) -> None:
+    world.fake.exhaust_bucket(r"POST /channels/\d+/messages", reset_after=0.5)
+    outbound = DiscordOutbound(rest)
+    await outbound.post_message(where(world.general, world.guild), "one", idempotency_key="b1")
+    await outbound.post_message(where(world.general, world.guild), "two", idempotency_key="b2")
+    first, second = world.fake.calls_to("POST", r"/channels/\d+/messages")
+    assert (first.status, second.status) == (200, 200)
+    assert second.at - first.at >= 0.45
+
+
 async def test_rate_limits_that_do_not_end_become_a_transient_error(world: World, rest: DiscordRest) -> None:
     world.fake.fail(Fault(r"POST .*", retry_after=0.05, times=3))
     with pytest.raises(TransientUpstreamError) as caught:
