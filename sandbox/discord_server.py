@@ -8,11 +8,13 @@ overwrites). Faults are scriptable: 429 with `retry_after` (per route or global)
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import itertools
 import json
 import re
+import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -100,6 +102,7 @@ class FakeDiscord:
         self.intents: int | None = None
         self._faults: deque[Fault] = deque()
         self._exhausted: list[tuple[str, float]] = []
+        self._users: dict[str, Json] = {}
         self._sockets: list[tuple[web.WebSocketResponse, list[int]]] = []
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
@@ -129,6 +132,8 @@ class FakeDiscord:
             app.router.add_route(method, api + path, handler)
         app.router.add_get("/attachments/{file}/{name}", self._attachment)
         app.router.add_get("/gateway", self._gateway)
+        app.router.add_post("/_sandbox/message", self._control_message)
+        app.router.add_get("/_sandbox/channels/{channel}", self._control_channel)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -460,7 +465,7 @@ class FakeDiscord:
 
     @web.middleware
     async def _record_and_fault(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/gateway":
+        if request.path == "/gateway" or request.path.startswith("/_sandbox/"):
             return await handler(request)
         body: Any = None
         if request.can_read_body:
@@ -676,3 +681,56 @@ class FakeDiscord:
             await response.write(data[start : start + 64 * 1024])
         await response.write_eof()
         return response
+
+    # -- control, for a person or a process driving the sandbox from outside ------------------------------------
+
+    async def _control_message(self, request: web.Request) -> web.Response:
+        """POST {"channel": id, "text": ..., "user": name, "mention": true}: a user says something."""
+        body = await request.json()
+        channel = str(body.get("channel") or next(iter(self.channels)))
+        if channel not in self.channels:
+            return error_json(404, 10003, "Unknown Channel")
+        author = self._users.setdefault(str(body.get("user", "you")), self.user_payload(str(body.get("user", "you"))))
+        payload = await self.user_message(
+            channel, str(body["text"]), author=author, mention_bot=body.get("mention", True)
+        )
+        return json_response(payload)
+
+    async def _control_channel(self, request: web.Request) -> web.Response:
+        """GET: what the channel and its threads show, as a person would read them."""
+        channel = request.match_info["channel"]
+        if channel not in self.channels:
+            return error_json(404, 10003, "Unknown Channel")
+        threads = {t["id"]: self.texts(t["id"]) for t in self.threads_of(channel)}
+        return json_response({"messages": self.texts(channel), "threads": threads})
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = FakeDiscord(host=args.host, port=args.port, token=args.token)
+    general = fake.add_channel(fake.add_guild("Sandbox"), "general")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with fake:
+        print(f"DISCORD_API_BASE={fake.api_base}", flush=True)
+        print(f"DISCORD_GATEWAY_URL={fake.gateway_url}", flush=True)
+        print(f"DISCORD_TOKEN={fake.token}", flush=True)
+        print(
+            f'# say something: curl -d \'{{"text": "hello"}}\' {fake.origin}/_sandbox/message\n'
+            f"# read #general and its threads: curl {fake.origin}/_sandbox/channels/{general}",
+            flush=True,
+        )
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sandbox.discord_server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8790, help="0 picks a free port")
+    parser.add_argument("--token", default="sandbox-token", help="the bot token the server accepts")
+    asyncio.run(_serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()

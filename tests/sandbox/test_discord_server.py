@@ -83,3 +83,14 @@ async def test_gateway_refuses_a_wrong_token(fake: FakeDiscord) -> None:
         closing = await ws.receive()
         assert closing.type == aiohttp.WSMsgType.CLOSE
         assert closing.data == 4004
+
+
+async def test_control_endpoints_let_a_person_talk_and_read(fake: FakeDiscord) -> None:
+    channel = fake.add_channel(fake.add_guild("g"), "general")
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{fake.origin}/_sandbox/message", json={"text": "hi", "user": "ada"}) as response:
+            said = await response.json()
+        assert said["content"] == f"<@{fake.bot_user['id']}> hi"
+        assert said["author"]["username"] == "ada"
+        async with session.get(f"{fake.origin}/_sandbox/channels/{channel}") as response:
+            assert await response.json() == {"messages": [said["content"]], "threads": {}}
