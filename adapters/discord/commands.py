@@ -69,6 +69,9 @@ async def run_command(runtime: Runtime, interaction: discord.Interaction[Any], n
         reply = (await handle_command(runtime, command)).text
     except UserFacingError as exc:
         reply = exc.user_message
+    except Exception:  # the user is waiting on "thinking…": always complete the interaction
+        log.exception("discord command failed", command=name, interaction=interaction.id)
+        reply = "Something went wrong on my side and I couldn't take that command. Try again."
     log.info("discord command", command=name, interaction=interaction.id)
     try:
         await interaction.followup.send(reply, ephemeral=True)

@@ -65,16 +65,19 @@ class DiscordGateway(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         me = self.user
-        if me is None or message.author.bot:  # other bots and our own posts
+        if me is None or message.author.bot or message.webhook_id is not None:  # bots, webhooks, our own posts
             return
-        where = await self._conversation(message, me.id)
-        if where is None:
-            return
-        ref, open_thread = where
         try:
+            where = await self._conversation(message, me.id)
+            if where is None:
+                return
+            ref, open_thread = where
             await self._take(message, ref, open_thread, me.id)
         except UserFacingError as exc:
             await say(message.channel, exc.user_message)
+        except Exception:  # Postgres or Redis down, or a bug: tell the user, keep the gateway up
+            log.exception("discord message not taken", message=message.id)
+            await say(message.channel, "Something went wrong on my side and I couldn't take that message. Try again.")
 
     async def _take(self, message: discord.Message, ref: ThreadRef, open_thread: bool, me_id: int) -> None:
         settings = self.runtime.settings
