@@ -29,7 +29,7 @@ from adapters.discord.inbound import (
 from bot.errors import UserFacingError
 from bot.events import IncomingMessage, ThreadRef
 from bot.intake import Accepted, accept, authorize, validate_text
-from bot.models import THREADS
+from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -102,29 +102,34 @@ class DiscordGateway(discord.Client):
             return thread_ref(None, channel.id), False
         mentioned = mentions_user(message, me_id)
         if isinstance(channel, discord.Thread):
-            if mentioned or channel.owner_id == me_id or await self._known_thread(channel.id):
+            # Threads the bot opened continue without mentions; in other people's threads it answers when asked.
+            if mentioned or channel.owner_id == me_id:
                 return thread_ref(guild_id, channel.parent_id, channel.id), False
             return None
         if not mentioned:
-            if isinstance(channel, discord.PartialMessageable) and await self._known_thread(channel.id):
-                # A thread of ours the cache lost (e.g. archived, then revived by this message).
-                parent = await self._thread_parent(channel.id)
-                return thread_ref(guild_id, int(parent or channel.id), channel.id), False
+            if isinstance(channel, discord.PartialMessageable):
+                # Maybe a thread of ours the cache lost (archived, then revived by this message): Postgres knows.
+                parent = await self._thread_parent(guild_id, channel.id)
+                if parent is not None:
+                    return thread_ref(guild_id, int(parent), channel.id), False
             return None
         return thread_ref(guild_id, channel.id), True
 
-    async def _known_thread(self, channel_id: int) -> bool:
-        return await self._thread_parent(channel_id) is not None
-
-    async def _thread_parent(self, channel_id: int) -> str | None:
-        t = THREADS.c
-        query = select(t.channel_id).where(t.platform == PLATFORM, t.thread_key == str(channel_id)).limit(1)
+    async def _thread_parent(self, guild_id: int, channel_id: int) -> str | None:
+        t, w = THREADS.c, WORKSPACES.c
+        query = (
+            select(t.channel_id)
+            .join(WORKSPACES, w.id == t.workspace_id)
+            .where(w.platform == PLATFORM, w.external_id == str(guild_id))
+            .where(t.platform == PLATFORM, t.thread_key == str(channel_id))
+            .limit(1)
+        )
         async with self.runtime.autocommit.connect() as conn:
             found = (await conn.execute(query)).scalar_one_or_none()
         return None if found is None else str(found)
 
     async def _open_thread(self, message: discord.Message, ref: ThreadRef, text: str) -> ThreadRef:
-        """Start a thread from the message; where that is impossible, answer inline and say why once."""
+        """Start a thread from the message; where that is impossible, say why and answer inline."""
         channel = message.channel
         if not isinstance(channel, THREADABLE):
             await say(channel, "Threads can't be opened in this kind of channel, so I'll answer right here.")

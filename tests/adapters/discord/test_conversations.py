@@ -58,6 +58,44 @@ async def test_a_follow_up_in_the_thread_continues_the_conversation_without_a_me
     assert len(world.fake.threads_of(world.general)) == 1
 
 
+async def test_a_thread_of_ours_missing_from_the_cache_is_recognised_from_postgres(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="First."), Step(reply="Still following."))
+    asked = await world.fake.user_message(world.general, "start", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    # discord.py drops the thread from its cache (as after an archive); the thread itself lives on.
+    thread = world.fake.channels[asked["id"]]
+    await world.fake.dispatch(
+        "THREAD_DELETE", {"id": thread["id"], "guild_id": world.guild, "parent_id": world.general, "type": 11}
+    )
+    await wait_for(lambda: gateway.get_channel(int(thread["id"])) is None)
+    await world.fake.user_message(thread["id"], "no mention needed", author=world.ada)
+    await wait_for(lambda: answered(runtime, 2))
+    assert world.fake.bot_texts(thread["id"]) == ["First.", "Still following."]
+    assert stand_in.chat_requests()[-1]["messages"][1]["content"] == "start", "with the thread's history"
+
+
+async def test_in_someone_elses_thread_the_bot_answers_only_when_mentioned(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], intake: Intake, runtime: Runtime
+) -> None:
+    started = await world.fake.user_message(world.general, "team chat", author=world.ada)
+    thread = {**world.fake.channels[world.general], "id": started["id"], "type": 11, "parent_id": world.general,
+              "owner_id": world.ada["id"], "message_count": 0, "member_count": 1,
+              "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                  "archive_timestamp": started["timestamp"], "locked": False}}  # fmt: skip
+    world.fake.channels[thread["id"]] = thread
+    world.fake.messages[thread["id"]] = []
+    await world.fake.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+    await world.fake.user_message(thread["id"], "humans talking", author=world.ada)
+    await world.fake.user_message(thread["id"], "bot, a question", author=world.ada, mention_bot=True)
+    await world.fake.user_message(thread["id"], "humans again", author=world.ada)
+    await world.fake.user_message(thread["id"], "bot, another", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 2))
+    assert [e.text for e in intake.events] == ["bot, a question", "bot, another"]
+    assert {e.thread.thread_key for e in intake.events} == {thread["id"]}
+
+
 async def test_a_redelivered_mention_gives_one_thread_and_one_reply(
     world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
 ) -> None:
