@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from adapters.discord.gateway import DiscordGateway
 from sandbox.openai_server import StandInLLM, Step
 from tests.adapters.discord.conftest import World
@@ -54,3 +56,26 @@ async def test_slash_ask_inside_a_thread_is_answered_in_that_thread(
     await world.fake.slash_command(asked["id"], "ask", {"question": "and then?"}, user=world.ada)
     await wait_for(lambda: world.fake.bot_texts(asked["id"]) == ["First.", "Second, in the same thread."])
     assert len(world.fake.threads_of(world.general)) == 1
+
+
+async def test_slash_ask_in_a_direct_message_is_answered_there(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    stand_in.script(Step(reply="Privately answered."))
+    dm = world.fake.add_dm(world.ada)
+    await world.fake.slash_command(dm, "ask", {"question": "just between us?"}, user=world.ada)
+    await wait_for(lambda: world.fake.bot_texts(dm) == ["Privately answered."])
+    assert world.fake.followups[0]["content"] == "On it; the answer will appear in the thread."
+
+
+@pytest.mark.parametrize("discord_overrides", [{"allowed_roles": "helpers"}], indirect=True)
+async def test_a_slash_command_from_a_member_without_an_allowed_role_is_refused_privately(
+    world: World, gateway: DiscordGateway
+) -> None:
+    await world.fake.slash_command(world.general, "ask", {"question": "may I?"}, user=world.ada)
+    followups = await wait_for(lambda: world.fake.followups)
+    assert (
+        followups[0]["content"] == "Sorry, I only answer members with certain roles. Ask an administrator for access."
+    )
+    assert followups[0]["flags"] & EPHEMERAL
+    assert world.fake.texts(world.general) == [], "nothing public, no thread"
