@@ -33,26 +33,29 @@ def description(name: str) -> str:
 
 
 def add_commands(tree: app_commands.CommandTree[Any], handler: Handler) -> None:
-    """Register the four commands on `tree`; `handler(interaction, name, text)` runs them."""
+    """Register every command `bot.commands` knows on `tree`; `handler(interaction, name, text)` runs them.
+
+    /ask takes a required `question`; the others one optional `text`, which `bot.commands` parses (so a command
+    added there appears here without a change)."""
 
     @tree.command(name="ask", description=description("ask"))
     @app_commands.describe(question="What you want to know")
     async def ask(interaction: discord.Interaction[Any], question: str) -> None:
         await handler(interaction, "ask", question)
 
-    @tree.command(name="chain", description=description("chain"))
-    @app_commands.describe(text="list | run NAME [text]")
-    async def chain(interaction: discord.Interaction[Any], text: str = "") -> None:
-        await handler(interaction, "chain", text)
+    for name in COMMANDS:
+        if name != "ask":
+            tree.add_command(_text_command(name, handler))
 
-    @tree.command(name="transcribe", description=description("transcribe"))
-    async def transcribe(interaction: discord.Interaction[Any]) -> None:
-        await handler(interaction, "transcribe", "")
 
-    @tree.command(name="remind", description=description("remind"))
-    @app_commands.describe(text="in 2 hours check the deploy | list")
-    async def remind(interaction: discord.Interaction[Any], text: str = "") -> None:
-        await handler(interaction, "remind", text)
+def _text_command(name: str, handler: Handler) -> app_commands.Command[Any, ..., None]:
+    async def run(interaction: discord.Interaction[Any], text: str = "") -> None:
+        await handler(interaction, name, text)
+
+    usage = COMMANDS[name].split("Usage: ", 1)[-1][:DESCRIPTION_CHARS]
+    return app_commands.Command(
+        name=name, description=description(name), callback=app_commands.describe(text=usage)(run)
+    )
 
 
 async def run_command(runtime: Runtime, interaction: discord.Interaction[Any], name: str, text: str) -> None:

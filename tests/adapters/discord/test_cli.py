@@ -56,6 +56,9 @@ async def test_sync_commands_registers_the_four_commands_in_a_guild(world: World
     assert sorted(commands) == ["ask", "chain", "remind", "transcribe"]
     assert commands["ask"]["description"] == "Ask me anything; I answer in a thread."
     assert [(o["name"], o["required"]) for o in commands["ask"]["options"]] == [("question", True)]
+    chain_text = commands["chain"]["options"][0]
+    assert (chain_text["name"], chain_text["required"]) == ("text", False)
+    assert chain_text["description"] == "/chain list | /chain run NAME [text]"
     assert "global" not in world.fake.commands
 
 

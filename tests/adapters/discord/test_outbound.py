@@ -170,12 +170,13 @@ async def test_a_thread_the_bot_may_not_post_in_is_logged_and_the_worker_keeps_s
     other = world.fake.add_channel(world.guild, "other")
     world.fake.forbid(world.general, "send")  # the bot may open threads here but not post in them
     refused = await world.fake.user_message(world.general, "hello?", author=world.ada, mention_bot=True)
-    # The reply and then the error notice are both refused; neither is retried in a tight loop.
-    await wait_for(lambda: len(world.fake.calls_to("POST", rf"/channels/{refused['id']}/messages")) == 2)
+    # The reply and then the error notice are both refused.
+    await wait_for(lambda: len(world.fake.calls_to("POST", rf"/channels/{refused['id']}/messages")) >= 2)
     stand_in.script(Step(reply="Answered elsewhere."))
     asked = await world.fake.user_message(other, "and here?", author=world.ada, mention_bot=True)
     await wait_for(lambda: world.fake.bot_texts(asked["id"]) == ["Answered elsewhere."])
-    await asyncio.sleep(0.3)
-    assert [c.status for c in world.fake.calls_to("POST", rf"/channels/{refused['id']}/messages")] == [403, 403]
+    refused_posts = [c.status for c in world.fake.calls_to("POST", rf"/channels/{refused['id']}/messages")]
+    assert set(refused_posts) == {403}
+    assert len(refused_posts) <= 2 + runtime.settings.llm_max_attempts, "bounded, not a loop"
     logged = capsys.readouterr()  # stdout or stderr, depending on how an earlier test configured logging
     assert "discord refused for lack of a permission" in logged.out + logged.err
