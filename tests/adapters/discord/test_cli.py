@@ -10,6 +10,7 @@ import sys
 from typer.testing import CliRunner
 
 from bot.cli import app
+from bot.commands import COMMANDS
 from bot.config import Settings
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
@@ -48,12 +49,13 @@ def test_sync_commands_refuses_a_guild_that_is_not_an_id() -> None:
     assert "--guild must be a guild id" in result.output
 
 
-async def test_sync_commands_registers_the_four_commands_in_a_guild(world: World, settings: Settings) -> None:
+async def test_sync_commands_registers_every_command_in_a_guild(world: World, settings: Settings) -> None:
     code, out, err = await run_bot("discord", "sync-commands", "--guild", world.guild, env=discord_env(settings))
     assert code == 0, err
-    assert f"Registered /ask, /chain, /transcribe, /remind for guild {world.guild}." in out.replace("\n", " ")
+    names = ", ".join(f"/{name}" for name in COMMANDS)  # /ask, /chain, /transcribe, /remind, and any added later
+    assert f"Registered {names} for guild {world.guild}." in " ".join(out.split())
     commands = {c["name"]: c for c in world.fake.commands[world.guild]}
-    assert sorted(commands) == ["ask", "chain", "remind", "transcribe"]
+    assert sorted(commands) == sorted(COMMANDS)
     assert commands["ask"]["description"] == "Ask me anything; I answer in a thread."
     assert [(o["name"], o["required"]) for o in commands["ask"]["options"]] == [("question", True)]
     chain_text = commands["chain"]["options"][0]
