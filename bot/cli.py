@@ -33,7 +33,9 @@ services_app = typer.Typer(
     help="Embedded Postgres and Redis under DATA_DIR: start, stop, status.", no_args_is_help=True
 )
 app.add_typer(db_app, name="db")
+discord_app = typer.Typer(help="Discord: register slash commands.", no_args_is_help=True)
 app.add_typer(services_app, name="services")
+app.add_typer(discord_app, name="discord")
 
 out = Console()
 wide = Console(width=180)  # benchmark tables are wider than a terminal default
@@ -229,11 +231,41 @@ def _serve_slack() -> None:
 
 
 def _serve_discord() -> None:
-    err.print(
-        "[red]The Discord adapter is not part of this build yet.[/red] "
-        "Use `bot console` or `bot ask` meanwhile; see README.md for the roadmap."
-    )
-    raise typer.Exit(EXIT_INFRA)
+    settings = _settings()
+    if not settings.discord_token.get_secret_value():
+        err.print("[red]DISCORD_TOKEN is not set.[/red] Create the bot and its token as README.md (Discord) shows.")
+        raise typer.Exit(EXIT_INFRA)
+    _run(_discord_gateway(settings))
+
+
+async def _discord_gateway(settings: Settings) -> None:
+    from adapters.discord.app import serve as serve_discord
+
+    async with _ready_services(settings) as services:
+        await serve_discord(services.settings)
+
+
+@discord_app.command("sync-commands")
+def discord_sync_commands(
+    guild: Annotated[
+        str, typer.Option("--guild", help="Guild id: commands appear there at once (default: DISCORD_COMMAND_GUILD).")
+    ] = "",
+) -> None:
+    """Register /ask, /chain, /transcribe and /remind with Discord. Without a guild they are global, which Discord
+    takes up to an hour to show everywhere."""
+    from adapters.discord.app import sync_commands
+
+    settings = _settings()
+    if not settings.discord_token.get_secret_value():
+        err.print("[red]DISCORD_TOKEN is not set.[/red] Create the bot and its token as README.md (Discord) shows.")
+        raise typer.Exit(EXIT_INFRA)
+    scope = guild or settings.discord_command_guild
+    if scope and not scope.isdigit():
+        err.print(f"[red]--guild must be a guild id (digits), not {scope!r}.[/red]")
+        raise typer.Exit(EXIT_REFUSED)
+    names = _run(sync_commands(settings, scope))
+    where = f"guild {scope}" if scope else "all guilds (global; may take up to an hour to appear)"
+    out.print(f"Registered {', '.join('/' + n for n in names)} for {where}.")
 
 
 @db_app.command("upgrade")

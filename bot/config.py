@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     allowed_workspaces: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
     allowed_channels: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
     allowed_users: CommaList = Field(default=frozenset(), description="Comma-separated; empty allows all.")
+    allowed_roles: CommaList = Field(
+        default=frozenset(), description="Discord role ids or names, comma-separated; empty allows every role."
+    )
 
     # Worker
     worker_max_jobs: int = Field(default=500, description="Jobs one worker runs at once (LLM work is I/O-bound).")
@@ -88,6 +91,9 @@ class Settings(BaseSettings):
     discord_token: SecretStr = Field(default=SecretStr(""), description="Discord bot token.")
     discord_api_base: str = Field(default="https://discord.com/api/v10", description="Discord REST base URL.")
     discord_gateway_url: str = Field(default="wss://gateway.discord.gg", description="Discord gateway URL.")
+    discord_command_guild: str = Field(
+        default="", description="Guild id for `bot discord sync-commands` (instant); empty: global commands."
+    )
     deepgram_api_key: SecretStr = Field(default=SecretStr(""), description="Deepgram key for transcription.")
     deepgram_base_url: str = Field(default="https://api.deepgram.com", description="Deepgram (or self-hosted) URL.")
     s3_endpoint_url: str = Field(default="", description="S3-compatible endpoint. Empty with no bucket: local folder.")
@@ -96,7 +102,7 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(default=False, description="JSON log lines (for production) instead of console lines.")
 
-    @field_validator("allowed_workspaces", "allowed_channels", "allowed_users", mode="before")
+    @field_validator("allowed_workspaces", "allowed_channels", "allowed_users", "allowed_roles", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

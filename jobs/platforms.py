@@ -27,5 +27,13 @@ async def open_platform_clients(settings: Settings, redis: Redis, stack: AsyncEx
     clients = PlatformClients()
     clients.chat[ConsoleOutbound.name] = ConsoleOutbound(redis)
     # Slack: registered here when SLACK_BOT_TOKEN (or an OAuth installation store) is configured.
-    # Discord: registered here when DISCORD_TOKEN is configured.
+    if settings.discord_token.get_secret_value():
+        from adapters.discord.files import DiscordFiles
+        from adapters.discord.outbound import DiscordOutbound
+        from adapters.discord.rest import DiscordRest
+
+        rest = await stack.enter_async_context(DiscordRest(settings))
+        clients.chat[DiscordOutbound.name] = DiscordOutbound(rest)
+        files = await stack.enter_async_context(DiscordFiles(settings))
+        clients.files[files.platform] = files
     return clients

@@ -1,0 +1,108 @@
+"""Slash commands: /ask, /chain, /transcribe, /remind as `app_commands`, routed to `bot.commands`.
+
+Discord drops an interaction not answered within 3 s, so each is deferred (ephemeral, "thinking") before any
+work of ours, then completed with an ephemeral follow-up carrying the `CommandReply`. /ask posts the question
+in the channel and opens a thread from it, where the answer lands, so everyone sees what was asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import discord
+import structlog
+from discord import app_commands
+
+from adapters.discord.inbound import authorize_roles, thread_name, thread_ref
+from bot.commands import COMMANDS, handle_command
+from bot.errors import UserFacingError
+from bot.events import SlashCommand, ThreadRef
+from bot.intake import authorize
+from bot.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
+DESCRIPTION_CHARS = 100  # Discord's limit for a command's description
+
+
+def description(name: str) -> str:
+    text = COMMANDS[name].split(" Usage:")[0]
+    return text[:DESCRIPTION_CHARS]
+
+
+def add_commands(tree: app_commands.CommandTree[Any], handler: Handler) -> None:
+    """Register every command `bot.commands` knows on `tree`; `handler(interaction, name, text)` runs them.
+
+    /ask takes a required `question`; the others one optional `text`, which `bot.commands` parses (so a command
+    added there appears here without a change)."""
+
+    @tree.command(name="ask", description=description("ask"))
+    @app_commands.describe(question="What you want to know")
+    async def ask(interaction: discord.Interaction[Any], question: str) -> None:
+        await handler(interaction, "ask", question)
+
+    for name in COMMANDS:
+        if name != "ask":
+            tree.add_command(_text_command(name, handler))
+
+
+def _text_command(name: str, handler: Handler) -> app_commands.Command[Any, ..., None]:
+    async def run(interaction: discord.Interaction[Any], text: str = "") -> None:
+        await handler(interaction, name, text)
+
+    usage = COMMANDS[name].split("Usage: ", 1)[-1][:DESCRIPTION_CHARS]
+    return app_commands.Command(
+        name=name, description=description(name), callback=app_commands.describe(text=usage)(run)
+    )
+
+
+async def run_command(runtime: Runtime, interaction: discord.Interaction[Any], name: str, text: str) -> None:
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        where = _where(interaction)
+        authorize(where, str(interaction.user.id), runtime.settings)
+        authorize_roles(interaction.user, runtime.settings.allowed_roles)
+        if name == "ask":
+            where = await _ask_thread(interaction, where, text)
+        command = SlashCommand(
+            event_id=str(interaction.id), thread=where, user_id=str(interaction.user.id), command=name, text=text
+        )
+        reply = (await handle_command(runtime, command)).text
+    except UserFacingError as exc:
+        reply = exc.user_message
+    except Exception:  # the user is waiting on "thinking…": always complete the interaction
+        log.exception("discord command failed", command=name, interaction=interaction.id)
+        reply = "Something went wrong on my side and I couldn't take that command. Try again."
+    log.info("discord command", command=name, interaction=interaction.id)
+    try:
+        await interaction.followup.send(reply, ephemeral=True)
+    except discord.HTTPException as exc:  # the token lives 15 minutes; past that nobody is listening
+        log.warning("could not complete a slash command", command=name, status=exc.status)
+
+
+def _where(interaction: discord.Interaction[Any]) -> ThreadRef:
+    channel = interaction.channel
+    guild_id = interaction.guild_id
+    if isinstance(channel, discord.Thread) and channel.parent_id is not None:
+        return thread_ref(guild_id, channel.parent_id, channel.id)
+    channel_id = interaction.channel_id or 0
+    return thread_ref(guild_id, channel_id)
+
+
+async def _ask_thread(interaction: discord.Interaction[Any], where: ThreadRef, question: str) -> ThreadRef:
+    """Post the question visibly and open a thread from it; in a thread or DM, or without permission, the answer
+    goes where the command was used."""
+    channel = interaction.channel
+    if not isinstance(channel, discord.TextChannel) or interaction.guild_id is None:
+        return where
+    try:
+        asked = await channel.send(
+            f"{interaction.user.mention} asked: {question}", allowed_mentions=discord.AllowedMentions.none()
+        )
+        thread = await asked.create_thread(name=thread_name(question), auto_archive_duration=1440)
+    except discord.HTTPException as exc:
+        log.warning("cannot open a thread for /ask; answering in the channel", channel=channel.id, status=exc.status)
+        return where
+    return thread_ref(interaction.guild_id, channel.id, thread.id)

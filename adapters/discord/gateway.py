@@ -1,0 +1,163 @@
+"""The gateway client (`bot serve discord`): messages in, normalised, handed to `bot.intake`; never an LLM call.
+
+A mention in a channel opens a thread from that message and the conversation continues there without further
+mentions; where no thread can be opened the bot answers inline and says why. DMs are conversations of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import discord
+import structlog
+from discord import app_commands
+from sqlalchemy import select
+
+from adapters.discord.commands import add_commands, run_command
+from adapters.discord.inbound import (
+    PLATFORM,
+    authorize_roles,
+    check_sizes,
+    file_refs,
+    mentions_user,
+    message_text,
+    strip_mention,
+    thread_name,
+    thread_ref,
+    to_event,
+)
+from bot.errors import UserFacingError
+from bot.events import IncomingMessage, ThreadRef
+from bot.intake import Accepted, accept, authorize, validate_text
+from bot.models import THREADS, WORKSPACES
+from bot.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+Intake = Callable[[Runtime, IncomingMessage], Awaitable[Accepted]]
+# Channels a thread can be started from a message in (announcement channels are TextChannels too). A channel
+# missing from the cache (PartialMessageable) is tried as well: Discord's answer then decides.
+THREADABLE = (discord.TextChannel, discord.PartialMessageable)
+# Discord's error code for starting a second thread from one message.
+THREAD_ALREADY_CREATED = 160004
+
+
+def gateway_intents() -> discord.Intents:
+    """Guilds (channel and thread cache), guild and DM messages, and the privileged message content."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    intents.guild_messages = True
+    intents.dm_messages = True
+    intents.message_content = True
+    return intents
+
+
+class DiscordGateway(discord.Client):
+    def __init__(self, runtime: Runtime, *, intake: Intake = accept) -> None:
+        super().__init__(intents=gateway_intents(), allowed_mentions=discord.AllowedMentions.none())
+        self.runtime = runtime
+        self._intake = intake
+        self.tree: app_commands.CommandTree[DiscordGateway] = app_commands.CommandTree(self)
+        add_commands(self.tree, lambda interaction, name, text: run_command(self.runtime, interaction, name, text))
+
+    async def on_ready(self) -> None:
+        log.info("discord gateway ready", user=str(self.user), guilds=len(self.guilds))
+
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.user
+        if me is None or message.author.bot or message.webhook_id is not None:  # bots, webhooks, our own posts
+            return
+        try:
+            where = await self._conversation(message, me.id)
+            if where is None:
+                return
+            ref, open_thread = where
+            await self._take(message, ref, open_thread, me.id)
+        except UserFacingError as exc:
+            await say(message.channel, exc.user_message)
+        except Exception:  # Postgres or Redis down, or a bug: tell the user, keep the gateway up
+            log.exception("discord message not taken", message=message.id)
+            await say(message.channel, "Something went wrong on my side and I couldn't take that message. Try again.")
+
+    async def _take(self, message: discord.Message, ref: ThreadRef, open_thread: bool, me_id: int) -> None:
+        settings = self.runtime.settings
+        files = file_refs(message.attachments)
+        text = message_text(strip_mention(message.content, me_id), files)
+        # Every refusal comes before a thread is opened: a refused message must not leave an empty thread behind.
+        authorize(ref, str(message.author.id), settings)
+        authorize_roles(message.author, settings.allowed_roles)
+        check_sizes(files, settings.max_file_bytes)
+        validate_text(text, settings)
+        if open_thread:
+            ref = await self._open_thread(message, ref, text)
+        accepted = await self._intake(self.runtime, to_event(message, ref, text, files))
+        log.info("discord message taken", message=message.id, thread=ref.thread_key, duplicate=accepted.duplicate)
+
+    async def _conversation(self, message: discord.Message, me_id: int) -> tuple[ThreadRef, bool] | None:
+        """Where this message's conversation lives and whether a thread must be opened for it; None when the
+        message is not for the bot."""
+        channel = message.channel
+        guild_id = message.guild.id if message.guild else None
+        if guild_id is None:
+            return thread_ref(None, channel.id), False
+        mentioned = mentions_user(message, me_id)
+        if isinstance(channel, discord.Thread):
+            # Threads the bot opened continue without mentions; in other people's threads it answers when asked.
+            if mentioned or channel.owner_id == me_id:
+                return thread_ref(guild_id, channel.parent_id, channel.id), False
+            return None
+        if not mentioned:
+            if isinstance(channel, discord.PartialMessageable):
+                # Maybe a thread of ours the cache lost (archived, then revived by this message): Postgres knows.
+                parent = await self._thread_parent(guild_id, channel.id)
+                if parent is not None:
+                    return thread_ref(guild_id, int(parent), channel.id), False
+            return None
+        return thread_ref(guild_id, channel.id), True
+
+    async def _thread_parent(self, guild_id: int, channel_id: int) -> str | None:
+        t, w = THREADS.c, WORKSPACES.c
+        query = (
+            select(t.channel_id)
+            .join(WORKSPACES, w.id == t.workspace_id)
+            .where(w.platform == PLATFORM, w.external_id == str(guild_id))
+            .where(t.platform == PLATFORM, t.thread_key == str(channel_id))
+            .limit(1)
+        )
+        async with self.runtime.autocommit.connect() as conn:
+            found = (await conn.execute(query)).scalar_one_or_none()
+        return None if found is None else str(found)
+
+    async def _open_thread(self, message: discord.Message, ref: ThreadRef, text: str) -> ThreadRef:
+        """Start a thread from the message; where that is impossible, say why and answer inline."""
+        channel = message.channel
+        if not isinstance(channel, THREADABLE):
+            await say(channel, "Threads can't be opened in this kind of channel, so I'll answer right here.")
+            return ref
+        try:
+            thread = await message.create_thread(name=thread_name(text), auto_archive_duration=1440)
+        except discord.Forbidden:
+            log.warning("cannot open a thread: missing Create Public Threads permission", channel=channel.id)
+            await say(
+                channel,
+                "I can't open a thread here (I lack the Create Public Threads permission), so I'll answer right here.",
+            )
+            return ref
+        except discord.HTTPException as exc:
+            if exc.code == THREAD_ALREADY_CREATED:
+                # A redelivered message (gateway resume, restart): the thread is there already, with its id.
+                return thread_ref(int(ref.workspace_id), channel.id, message.id)
+            log.warning("cannot open a thread", channel=channel.id, status=exc.status, code=exc.code)
+            await say(channel, "I couldn't open a thread for this, so I'll answer right here.")
+            return ref
+        return thread_ref(int(ref.workspace_id), channel.id, thread.id)
+
+
+async def say(channel: discord.abc.Messageable, text: str) -> None:
+    """Tell the channel something; when even that is not allowed, the operator reads it in the log instead."""
+    try:
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+    except discord.Forbidden:
+        log.warning("cannot send in channel: missing Send Messages permission", channel=getattr(channel, "id", None))
+    except discord.HTTPException as exc:
+        log.warning("could not send in channel", channel=getattr(channel, "id", None), status=exc.status)

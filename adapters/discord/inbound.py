@@ -1,0 +1,94 @@
+"""Discord messages and interactions to `bot.events`: where a conversation lives, what the user said, which
+files came with it, and whether the user's roles let them in. No I/O here."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import Iterable
+
+import discord
+
+from adapters.discord.files import too_big
+from bot.errors import NotAllowed
+from bot.events import FileRef, IncomingMessage, ThreadRef
+
+PLATFORM = "discord"
+# Direct messages belong to no guild; this stands for them in ThreadRef.workspace_id and ALLOWED_WORKSPACES.
+DM_WORKSPACE = "dm"
+THREAD_NAME_CHARS = 90
+
+
+def thread_ref(guild_id: int | None, channel_id: int, thread_key: int | None = None) -> ThreadRef:
+    """`channel_id` is the channel people see in the sidebar (a thread's parent), which the channel allowlist
+    names; `thread_key` is where replies are posted."""
+    key = channel_id if thread_key is None else thread_key
+    workspace = DM_WORKSPACE if guild_id is None else str(guild_id)
+    return ThreadRef(PLATFORM, workspace, str(channel_id), str(key))
+
+
+def mentions_user(message: discord.Message, user_id: int) -> bool:
+    # Not `mentioned_in`: an @everyone or @here must not make the bot answer.
+    return any(user.id == user_id for user in message.mentions)
+
+
+def strip_mention(content: str, user_id: int) -> str:
+    return re.sub(rf"<@!?{user_id}>", "", content).strip()
+
+
+def file_refs(attachments: Iterable[discord.Attachment]) -> tuple[FileRef, ...]:
+    return tuple(
+        FileRef(
+            file_id=str(a.id),
+            name=a.filename,
+            mime_type=a.content_type or mimetypes.guess_type(a.filename)[0] or "application/octet-stream",
+            size=a.size,
+            url=a.url,
+        )
+        for a in attachments
+    )
+
+
+def check_sizes(files: Iterable[FileRef], max_bytes: int) -> None:
+    """Refuse at once what the worker would refuse later, while the user is still looking."""
+    for file in files:
+        if file.size > max_bytes:
+            raise too_big(file, max_bytes)
+
+
+def message_text(content: str, files: tuple[FileRef, ...]) -> str:
+    """A message with only attachments still says something, for the thread's history and the media flow."""
+    if content or not files:
+        return content
+    return "Shared " + ", ".join(f"`{f.name}` ({f.mime_type})" for f in files)
+
+
+def thread_name(text: str) -> str:
+    first_line = (text.splitlines() or [""])[0].strip()
+    if not first_line:
+        return "Conversation"
+    return first_line if len(first_line) <= THREAD_NAME_CHARS else first_line[: THREAD_NAME_CHARS - 1] + "…"
+
+
+def authorize_roles(user: discord.User | discord.Member, allowed: frozenset[str]) -> None:
+    """Roles are Discord's own access control; intake's allowlists cover guilds, channels and users."""
+    if not allowed:
+        return
+    roles = getattr(user, "roles", None)
+    if roles is None:
+        raise NotAllowed("Sorry, I only answer members with certain roles, and roles can't be checked here.")
+    if not any(str(role.id) in allowed or role.name in allowed for role in roles):
+        raise NotAllowed("Sorry, I only answer members with certain roles. Ask an administrator for access.")
+
+
+def to_event(message: discord.Message, where: ThreadRef, text: str, files: tuple[FileRef, ...]) -> IncomingMessage:
+    author = message.author
+    return IncomingMessage(
+        event_id=str(message.id),
+        thread=where,
+        user_id=str(author.id),
+        text=text,
+        platform_message_id=str(message.id),
+        user_name=author.display_name,
+        files=files,
+    )

@@ -1,0 +1,113 @@
+"""Discord's side of `bot.ports.ChatPlatform`, over REST only (workers hold no gateway connection).
+
+A reply goes to the thread's channel (`ThreadRef.thread_key`: a thread's id, or the channel for inline answers
+and DMs). Sends carry a `nonce` derived from the idempotency key with `enforce_nonce`, so Discord returns the
+first message instead of posting a second one when a retried step sends again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from typing import Any
+
+import structlog
+
+from adapters.discord.rest import DiscordRest
+from adapters.discord.splitting import split_message
+from bot.errors import UpstreamError
+from bot.events import PostedMessage, ThreadRef
+from bot.ports import ReplySink
+from bot.streaming import ReplyStream
+
+log = structlog.get_logger(__name__)
+
+PLATFORM = "discord"
+MAX_MESSAGE_CHARS = 2000
+DISCORD_EPOCH_MS = 1_420_070_400_000
+# Discord keeps a nonce for "a few minutes" and accepts at most 25 characters.
+NONCE_CHARS = 25
+# A replayed send returns a message older than the request; allow for clocks a little apart.
+_CLOCK_SLACK_S = 5.0
+NO_PINGS: dict[str, Any] = {"parse": []}  # a model's text must never ping @everyone or a role
+
+
+def nonce_for(idempotency_key: str) -> str:
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()[:NONCE_CHARS]
+
+
+def snowflake_time(snowflake: str) -> float:
+    """Unix time when Discord made the id."""
+    return ((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000
+
+
+class DiscordOutbound:
+    name = PLATFORM
+    max_message_chars = MAX_MESSAGE_CHARS
+    # Discord allows about 5 sends or edits per 5 s in a channel: one edit a second leaves room for the rest.
+    min_edit_interval_s = 1.0
+
+    def __init__(self, rest: DiscordRest) -> None:
+        self._rest = rest
+
+    async def post_message(
+        self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
+    ) -> PostedMessage:
+        # `recovering` needs no lookup: within Discord's nonce window the send itself returns the earlier message.
+        # Past that window (minutes) a crashed attempt's message cannot be found by nonce, and a new one is posted.
+        sent_at = time.time()
+        nonce = nonce_for(idempotency_key)
+        body = {"content": text, "nonce": nonce, "enforce_nonce": True, "allowed_mentions": NO_PINGS}
+        data = await self._rest.request(
+            "POST", f"/channels/{thread.thread_key}/messages", json=body, action="send messages"
+        )
+        message_id = str(data["id"])
+        # Discord trims surrounding whitespace of what it stores.
+        changed = str(data.get("content", "")).strip() != text.strip()
+        existed = changed or snowflake_time(message_id) < sent_at - _CLOCK_SLACK_S
+        if existed:
+            log.info("discord send replayed an earlier message", channel=thread.thread_key, message=message_id)
+        return PostedMessage(message_id=message_id, existed=existed)
+
+    async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
+        await self._rest.request(
+            "PATCH",
+            f"/channels/{thread.thread_key}/messages/{message_id}",
+            json={"content": text, "allowed_mentions": NO_PINGS},
+            action="edit my messages",
+        )
+
+    async def show_working(self, thread: ThreadRef, status: str) -> None:
+        # Typing shows for about 10 s or until the next message; it is a courtesy, so failures are only logged.
+        try:
+            await self._rest.request("POST", f"/channels/{thread.thread_key}/typing", action="show typing")
+        except UpstreamError as exc:
+            log.info("discord typing indicator failed", channel=thread.thread_key, error=str(exc))
+
+    def open_reply(self, thread: ThreadRef, key_prefix: str) -> ReplySink | None:
+        return DiscordReplyStream(self, thread, key_prefix)
+
+
+class DiscordReplyStream(ReplyStream):
+    """`ReplyStream` (post, then edit about once a second) cut with `split_message`, which keeps code blocks
+    fenced in every message; `bot.streaming.split_text` knows nothing of fences."""
+
+    async def flush(self) -> None:
+        if not self._text.strip():
+            return
+        self._last_flush = self._clock()
+        parts = split_message(self._text, self._platform.max_message_chars)
+        for index, part in enumerate(parts):
+            if index >= len(self._ids):
+                posted = await self._platform.post_message(
+                    self._thread, part, idempotency_key=f"{self._key_prefix}:{index}"
+                )
+                self._ids.append(posted.message_id)
+                self._sent.append(part)
+                if posted.existed:  # an earlier attempt posted here; make it show this attempt's text
+                    await self._platform.edit_message(self._thread, posted.message_id, part)
+                if self.first_visible_at is None:
+                    self.first_visible_at = self._clock()
+            elif self._sent[index] != part:
+                await self._platform.edit_message(self._thread, self._ids[index], part)
+                self._sent[index] = part

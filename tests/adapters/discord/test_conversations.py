@@ -1,0 +1,198 @@
+"""Conversations on Discord end to end: the sandbox's gateway delivers real payloads to discord.py, our handler
+hands them to intake, the real worker answers through the stand-in LLM and posts over REST into the sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.discord.gateway import DiscordGateway
+from bot.runtime import Runtime
+from sandbox.openai_server import StandInLLM, Step
+from tests.adapters.discord.conftest import Intake, World, answered
+from tests.conftest import wait_for
+
+
+async def test_a_mention_opens_a_thread_and_one_streamed_reply_lands_in_it(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    answer = "Paris is the capital of France, and it has been for a very long time indeed."
+    stand_in.token_delay = 0.1  # about 1.5 s of streaming: long enough for an edit at Discord's pace
+    stand_in.script(Step(reply=answer))
+    asked = await world.fake.user_message(
+        world.general, "What is the capital of France?", author=world.ada, mention_bot=True
+    )
+
+    threads = await wait_for(lambda: world.fake.threads_of(world.general))
+    assert [t["id"] for t in threads] == [asked["id"]], "the thread starts from the user's message"
+    assert threads[0]["name"] == "What is the capital of France?"
+    await wait_for(lambda: answered(runtime, 1))
+    assert world.fake.bot_texts(asked["id"]) == [answer]
+    assert world.fake.bot_texts(world.general) == [], "nothing is posted in the channel itself"
+    edits = world.fake.edits(asked["id"])[0]
+    assert edits, "the reply was streamed: posted early, then edited"
+    assert edits[-1] == answer
+    assert stand_in.chat_requests()[-1]["messages"][-1] == {"role": "user", "content": "What is the capital of France?"}
+
+
+async def test_a_follow_up_in_the_thread_continues_the_conversation_without_a_mention(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="I'll remember pineapple."), Step(reply="You asked me to remember pineapple."))
+    asked = await world.fake.user_message(
+        world.general, "Remember the word pineapple.", author=world.ada, mention_bot=True
+    )
+    thread = asked["id"]
+    await wait_for(lambda: answered(runtime, 1))
+    await world.fake.user_message(thread, "Which word was it?", author=world.ada)
+    await wait_for(lambda: answered(runtime, 2))
+
+    assert world.fake.bot_texts(thread) == ["I'll remember pineapple.", "You asked me to remember pineapple."]
+    prompt = stand_in.chat_requests()[-1]["messages"]
+    assert [(m["role"], m["content"]) for m in prompt[1:]] == [
+        ("user", "Remember the word pineapple."),
+        ("assistant", "I'll remember pineapple."),
+        ("user", "Which word was it?"),
+    ]
+    assert len(world.fake.threads_of(world.general)) == 1
+
+
+async def test_a_thread_of_ours_missing_from_the_cache_is_recognised_from_postgres(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="First."), Step(reply="Still following."))
+    asked = await world.fake.user_message(world.general, "start", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    # discord.py drops the thread from its cache (as after an archive); the thread itself lives on.
+    thread = world.fake.channels[asked["id"]]
+    await world.fake.dispatch(
+        "THREAD_DELETE", {"id": thread["id"], "guild_id": world.guild, "parent_id": world.general, "type": 11}
+    )
+    await wait_for(lambda: gateway.get_channel(int(thread["id"])) is None)
+    await world.fake.user_message(thread["id"], "no mention needed", author=world.ada)
+    await wait_for(lambda: answered(runtime, 2))
+    assert world.fake.bot_texts(thread["id"]) == ["First.", "Still following."]
+    assert stand_in.chat_requests()[-1]["messages"][1]["content"] == "start", "with the thread's history"
+
+
+async def test_in_someone_elses_thread_the_bot_answers_only_when_mentioned(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], intake: Intake, runtime: Runtime
+) -> None:
+    started = await world.fake.user_message(world.general, "team chat", author=world.ada)
+    thread = {**world.fake.channels[world.general], "id": started["id"], "type": 11, "parent_id": world.general,
+              "owner_id": world.ada["id"], "message_count": 0, "member_count": 1,
+              "thread_metadata": {"archived": False, "auto_archive_duration": 1440,
+                                  "archive_timestamp": started["timestamp"], "locked": False}}  # fmt: skip
+    world.fake.channels[thread["id"]] = thread
+    world.fake.messages[thread["id"]] = []
+    await world.fake.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
+    await world.fake.user_message(thread["id"], "humans talking", author=world.ada)
+    await world.fake.user_message(thread["id"], "bot, a question", author=world.ada, mention_bot=True)
+    await world.fake.user_message(thread["id"], "humans again", author=world.ada)
+    await world.fake.user_message(thread["id"], "bot, another", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 2))
+    assert [e.text for e in intake.events] == ["bot, a question", "bot, another"]
+    assert {e.thread.thread_key for e in intake.events} == {thread["id"]}
+
+
+async def test_a_redelivered_mention_gives_one_thread_and_one_reply(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="Only once."))
+    asked = await world.fake.user_message(world.general, "once please", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    await world.fake.dispatch("MESSAGE_CREATE", asked)  # the gateway delivers it again (resume, restart)
+    await world.fake.user_message(asked["id"], "and a follow-up", author=world.ada)
+    await wait_for(lambda: answered(runtime, 2))
+    assert world.fake.bot_texts(asked["id"])[0] == "Only once."
+    assert len(world.fake.bot_texts(asked["id"])) == 2
+    assert world.fake.bot_texts(world.general) == [], "no notice about threads for the redelivery"
+    assert len(stand_in.chat_requests()) == 2
+
+
+async def test_messages_without_a_mention_and_from_bots_are_ignored(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], intake: Intake, runtime: Runtime
+) -> None:
+    other_bot = world.fake.user_payload("otherbot", bot=True)
+    await world.fake.user_message(world.general, "just chatting", author=world.ada)
+    await world.fake.user_message(world.general, "hey bot", author=other_bot, mention_bot=True)
+    # The gateway delivers in order: once this one is taken, the two before it were seen and passed over.
+    await world.fake.user_message(world.general, "now you", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    assert [e.text for e in intake.events] == ["now you"]
+    assert len(world.fake.threads_of(world.general)) == 1
+
+
+async def test_a_direct_message_is_answered_in_the_dm(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="Hello in private."))
+    dm = world.fake.add_dm(world.ada)
+    await world.fake.user_message(dm, "hello there", author=world.ada)
+    await wait_for(lambda: answered(runtime, 1))
+    assert world.fake.bot_texts(dm) == ["Hello in private."]
+
+
+async def test_where_threads_are_not_allowed_the_bot_says_why_and_answers_inline(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="Inline answer."))
+    await world.fake.user_message(world.voice, "quick question", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    assert world.fake.bot_texts(world.voice) == [
+        "Threads can't be opened in this kind of channel, so I'll answer right here.",
+        "Inline answer.",
+    ]
+
+
+async def test_without_permission_to_open_threads_the_bot_says_so_and_answers_inline(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    world.fake.forbid(world.general, "thread")
+    stand_in.script(Step(reply="Still answered."))
+    await world.fake.user_message(world.general, "help?", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    texts = world.fake.bot_texts(world.general)
+    assert "Create Public Threads permission" in texts[0]
+    assert texts[1:] == ["Still answered."]
+
+
+@pytest.mark.parametrize("discord_overrides", [{"allowed_roles": "helpers"}], indirect=True)
+async def test_only_members_with_an_allowed_role_are_answered(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], intake: Intake, runtime: Runtime
+) -> None:
+    await world.fake.user_message(world.general, "let me in", author=world.ada, mention_bot=True)
+    refusal = await wait_for(lambda: world.fake.bot_texts(world.general))
+    assert refusal == ["Sorry, I only answer members with certain roles. Ask an administrator for access."]
+    assert world.fake.threads_of(world.general) == [], "no thread is opened for a refused message"
+
+    helper = world.fake.user_payload("grace")
+    await world.fake.user_message(
+        world.general, "I'm a helper", author=helper, mention_bot=True, roles=(world.helpers_role,)
+    )
+    await wait_for(lambda: answered(runtime, 1))
+    assert [e.user_id for e in intake.events] == [helper["id"]]
+
+
+@pytest.mark.parametrize("discord_overrides", [{"allowed_channels": "999"}], indirect=True)
+async def test_a_channel_off_the_allowlist_is_told_so(world: World, gateway: DiscordGateway, intake: Intake) -> None:
+    await world.fake.user_message(world.general, "anyone?", author=world.ada, mention_bot=True)
+    refusal = await wait_for(lambda: world.fake.bot_texts(world.general))
+    assert refusal == [
+        "Sorry, I'm not enabled for this channel. Ask an administrator to add this channel to my allowlist."
+    ]
+    assert intake.events == []
+
+
+async def test_when_even_sending_is_forbidden_the_gateway_logs_and_keeps_serving(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], runtime: Runtime, stand_in: StandInLLM
+) -> None:
+    world.fake.forbid(world.voice, "send")
+    await world.fake.user_message(world.voice, "", author=world.ada, mention_bot=True)  # empty: refused
+    await wait_for(lambda: world.fake.calls_to("POST", rf"/channels/{world.voice}/messages"))
+    assert world.fake.calls_to("POST", rf"/channels/{world.voice}/messages")[0].status == 403
+    stand_in.script(Step(reply="Still here."))
+    asked = await world.fake.user_message(world.general, "still there?", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    assert world.fake.bot_texts(asked["id"]) == ["Still here."]
