@@ -63,6 +63,18 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr = Field(default=SecretStr(""), description="Slack app-level token for Socket Mode.")
     slack_signing_secret: SecretStr = Field(default=SecretStr(""), description="Verifies Slack HTTP requests.")
     slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
+    slack_allow_bot_messages: bool = Field(
+        default=False, description="Answer other bots' messages too (the bot's own are always ignored)."
+    )
+    slack_native_streaming: bool = Field(
+        default=True,
+        description="Stream replies with Slack's chat streaming API where it can (DMs, assistant pane); "
+        "off: post + chat.update everywhere.",
+    )
+    slack_greeting: str = Field(
+        default="Hi! Ask me anything; I answer right here in the thread.",
+        description="What the bot says when someone opens its assistant pane.",
+    )
     discord_token: SecretStr = Field(default=SecretStr(""), description="Discord bot token.")
     discord_api_base: str = Field(default="https://discord.com/api/v10", description="Discord REST base URL.")
     discord_gateway_url: str = Field(default="wss://gateway.discord.gg", description="Discord gateway URL.")

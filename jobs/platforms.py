@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+import aiohttp
 from redis.asyncio import Redis
 
 from adapters.console.outbound import ConsoleOutbound
@@ -26,6 +27,19 @@ class PlatformClients:
 async def open_platform_clients(settings: Settings, redis: Redis, stack: AsyncExitStack) -> PlatformClients:
     clients = PlatformClients()
     clients.chat[ConsoleOutbound.name] = ConsoleOutbound(redis)
-    # Slack: registered here when SLACK_BOT_TOKEN (or an OAuth installation store) is configured.
+    slack_token = settings.slack_bot_token.get_secret_value()
+    if slack_token:
+        from adapters.slack.files import SlackFileSource
+        from adapters.slack.outbound import SlackOutbound
+        from adapters.slack.webapi import web_client
+
+        # One HTTP session per worker: connections to Slack are reused across every turn's posts and edits.
+        session = aiohttp.ClientSession()
+        stack.push_async_callback(session.close)
+        client = web_client(slack_token, settings.slack_api_url, session)
+        clients.chat[SlackOutbound.name] = SlackOutbound(
+            client, redis, native_streaming=settings.slack_native_streaming
+        )
+        clients.files[SlackFileSource.platform] = SlackFileSource(slack_token, settings.slack_api_url)
     # Discord: registered here when DISCORD_TOKEN is configured.
     return clients
