@@ -89,7 +89,7 @@ class Listeners:
         subtype = event.get("subtype")
         team = _team(body)
         if subtype == "message_changed":
-            await self._edited(team, event)
+            await self._edited(team, event, context.bot_user_id or "")
             return
         if subtype == "message_deleted":
             await drop_stored_message(
@@ -122,7 +122,7 @@ class Listeners:
             return True
         return inbound.is_from_bot(event) and not self.settings.slack_allow_bot_messages
 
-    async def _edited(self, team: str, event: dict[str, Any]) -> None:
+    async def _edited(self, team: str, event: dict[str, Any], bot_user_id: str) -> None:
         message = event.get("message") or {}
         if inbound.is_from_bot(message):
             return
@@ -132,7 +132,7 @@ class Listeners:
             workspace_id=team,
             channel_id=str(event["channel"]),
             platform_message_id=str(message.get("ts") or ""),
-            text=inbound.unescape(str(message.get("text") or "")),
+            text=inbound.clean_text(str(message.get("text") or ""), bot_user_id),
         )
 
     async def _accept(self, client: AsyncWebClient, message: IncomingMessage) -> None:

@@ -27,7 +27,7 @@ from sandbox.openai_server import StandInLLM
 from sandbox.slack_server import BOT_ID, BOT_USER_ID, TEAM_ID, SlackSandbox
 from tests.conftest import make_settings
 
-SIGNING_SECRET = "test-signing-secret"  # noqa: S105
+SIGNING_SECRET = "test-signing-secret"
 USER = "U0ADA0001"
 CHANNEL = "C0GENERAL"
 DM = "D0ADA0001"
@@ -137,7 +137,9 @@ def event_body(event: dict[str, Any], event_id: str = "") -> dict[str, Any]:
     }
 
 
-def mention(text: str, *, channel: str = CHANNEL, ts: str = "", thread_ts: str = "", user: str = USER) -> dict[str, Any]:
+def mention(
+    text: str, *, channel: str = CHANNEL, ts: str = "", thread_ts: str = "", user: str = USER
+) -> dict[str, Any]:
     event = {
         "type": "app_mention",
         "user": user,
