@@ -177,12 +177,12 @@ class Listeners:
         if name != "ask":
             # Answered in place (they are validated and queued in milliseconds); results, if any, go to the channel.
             reply = await handle_command(self.runtime, inbound.to_command(body, ThreadRef(PLATFORM, team, channel, "")))
-            await ack(text=reply.text)
+            await ack(text=reply.text, response_type="ephemeral")
             return
         if not text:
-            await ack(text=COMMANDS["ask"])
+            await ack(text=COMMANDS["ask"], response_type="ephemeral")
             return
-        await ack(text="On it: I'll answer in a thread in this channel.")
+        await ack(text="On it: I'll answer in a thread in this channel.", response_type="ephemeral")
         # After the ack: the anchor post is a Web API call that may wait out a 429, which must not delay the ack.
         try:
             anchor = await call(

@@ -44,10 +44,23 @@ async def slack() -> AsyncIterator[SlackSandbox]:
         yield sandbox
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slack_settings(**values): settings overrides for one Slack test")
+
+
 @pytest.fixture
-def settings(database_url: str, redis_url: str, stand_in: StandInLLM, tmp_path: Path, slack: SlackSandbox) -> Settings:
+def settings(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    redis_url: str,
+    stand_in: StandInLLM,
+    tmp_path: Path,
+    slack: SlackSandbox,
+) -> Settings:
     """Overrides the shared `settings`: the shared `runtime` and `worker` fixtures then talk to the sandbox."""
-    return slack_settings(database_url, redis_url, stand_in, tmp_path, slack)
+    marker = request.node.get_closest_marker("slack_settings")
+    overrides = marker.kwargs if marker is not None else {}
+    return slack_settings(database_url, redis_url, stand_in, tmp_path, slack, **overrides)
 
 
 def slack_settings(
