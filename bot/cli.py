@@ -240,7 +240,7 @@ def _serve_slack(http: bool | None, port: int, host: str, worker: bool, verbose:
     missing = [
         name
         for name, needed, value in (
-            ("SLACK_BOT_TOKEN", True, settings.slack_bot_token),
+            ("SLACK_BOT_TOKEN", not (use_http and settings.slack_oauth_enabled), settings.slack_bot_token),
             ("SLACK_SIGNING_SECRET", use_http, settings.slack_signing_secret),
             ("SLACK_APP_TOKEN", not use_http, settings.slack_app_token),
         )

@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr = Field(default=SecretStr(""), description="Slack app-level token for Socket Mode.")
     slack_signing_secret: SecretStr = Field(default=SecretStr(""), description="Verifies Slack HTTP requests.")
     slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
+    slack_client_id: str = Field(
+        default="", description="Slack app client id; with the secret, enables multi-workspace OAuth install."
+    )
+    slack_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="Slack app client secret (OAuth install; HTTP mode only)."
+    )
     slack_allow_bot_messages: bool = Field(
         default=False, description="Answer other bots' messages too (the bot's own are always ignored)."
     )
@@ -92,6 +98,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @property
+    def slack_oauth_enabled(self) -> bool:
+        """Multi-workspace install: bot tokens come from each workspace's OAuth installation, not SLACK_BOT_TOKEN."""
+        return bool(self.slack_client_id and self.slack_client_secret.get_secret_value())
 
     @property
     def uses_stand_in_llm(self) -> bool:

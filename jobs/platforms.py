@@ -28,18 +28,26 @@ async def open_platform_clients(settings: Settings, redis: Redis, stack: AsyncEx
     clients = PlatformClients()
     clients.chat[ConsoleOutbound.name] = ConsoleOutbound(redis)
     slack_token = settings.slack_bot_token.get_secret_value()
-    if slack_token:
+    if slack_token or settings.slack_oauth_enabled:
         from adapters.slack.files import SlackFileSource
+        from adapters.slack.installations import InstallationTokens, PostgresInstallationStore
         from adapters.slack.outbound import SlackOutbound
-        from adapters.slack.webapi import web_client
+        from adapters.slack.webapi import TokenSource, fixed_token, web_client
+        from bot.db import create_engine
 
+        tokens: TokenSource = fixed_token(slack_token)
+        if settings.slack_oauth_enabled:
+            # Installed workspaces' tokens live in Postgres; a small pool of our own keeps lookups off the turns'.
+            engine = create_engine(settings.database_url, pool_size=2)
+            stack.push_async_callback(engine.dispose)
+            tokens = InstallationTokens(PostgresInstallationStore(engine))
         # One HTTP session per worker: connections to Slack are reused across every turn's posts and edits.
         session = aiohttp.ClientSession()
         stack.push_async_callback(session.close)
-        client = web_client(slack_token, settings.slack_api_url, session)
+        client = web_client(None, settings.slack_api_url, session)
         clients.chat[SlackOutbound.name] = SlackOutbound(
-            client, redis, native_streaming=settings.slack_native_streaming
+            client, redis, tokens, native_streaming=settings.slack_native_streaming
         )
-        clients.files[SlackFileSource.platform] = SlackFileSource(slack_token, settings.slack_api_url)
+        clients.files[SlackFileSource.platform] = SlackFileSource(tokens, settings.slack_api_url)
     # Discord: registered here when DISCORD_TOKEN is configured.
     return clients

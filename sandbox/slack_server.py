@@ -86,6 +86,9 @@ class SlackSandbox:
     def __init__(self, *, bot_token: str = "xoxb-sandbox", app_token: str = "xapp-sandbox") -> None:  # noqa: S107
         self.bot_token = bot_token
         self.app_token = app_token
+        # Tokens handed out by oauth.v2.access are valid too, each for its own workspace.
+        self.installed: dict[str, str] = {}
+        self._caller = ""
         self.calls: list[SlackCall] = []
         self.messages: list[SandboxMessage] = []
         self.files: dict[str, SandboxFile] = {}
@@ -106,7 +109,7 @@ class SlackSandbox:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
-        app.router.add_get("/files-pri/{file_id}/{name}", self._download)
+        app.router.add_get("/files-pri/{team_file}/{name}", self._download)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_get("/socket", self._socket)
@@ -156,7 +159,7 @@ class SlackSandbox:
         return file
 
     def download_url(self, file: SandboxFile) -> str:
-        return f"{self.base_url}/files-pri/{file.file_id}/{file.name}"
+        return f"{self.base_url}/files-pri/{TEAM_ID}-{file.file_id}/{file.name}"
 
     def response_url(self, key: str) -> str:
         return f"{self.base_url}/respond/{key}"
@@ -198,8 +201,10 @@ class SlackSandbox:
         args = await self._args(request)
         token = self._token(request, args)
         self.calls.append(SlackCall(method, {k: v for k, v in args.items() if k != "token"}, token, time.monotonic()))
-        wanted = self.app_token if method == "apps.connections.open" else self.bot_token
-        if token != wanted:
+        if method == "oauth.v2.access":
+            token = self._client_credentials(request, args)
+        wanted = {self.app_token} if method == "apps.connections.open" else self.bot_tokens
+        if token not in wanted:
             return web.json_response({"ok": False, "error": "invalid_auth"})
         for failure in list(self._failures):
             if failure.method == method:
@@ -210,17 +215,29 @@ class SlackSandbox:
         handler = _METHODS.get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
+        self._caller = token
         try:
             result = handler(self, args)
         except _SlackError as exc:
             return web.json_response({"ok": False, "error": str(exc)})
         return web.json_response({"ok": True, **result})
 
+    @property
+    def bot_tokens(self) -> set[str]:
+        return {self.bot_token, *self.installed.values()}
+
+    def _client_credentials(self, request: web.Request, args: dict[str, Any]) -> str:
+        """oauth.v2.access authenticates the app (HTTP Basic client id/secret), not a bot; any pair is accepted."""
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic ") or args.get("client_secret"):
+            return self.bot_token
+        return ""
+
     async def _download(self, request: web.Request) -> web.StreamResponse:
-        if request.headers.get("Authorization") != f"Bearer {self.bot_token}":
+        if request.headers.get("Authorization", "").removeprefix("Bearer ") not in self.bot_tokens:
             # Slack answers an unauthenticated file URL with its HTML login page, not with a 401.
             return web.Response(text="<html>sign in</html>", content_type="text/html")
-        file = self.files.get(request.match_info["file_id"])
+        file = self.files.get(request.match_info["team_file"].rpartition("-")[2])
         if file is None:
             return web.Response(status=404)
         return web.Response(body=file.content, content_type=file.mime_type)
@@ -275,7 +292,7 @@ class SlackSandbox:
             "url": f"{self.base_url}/",
             "team": "Sandbox",
             "user": "threadbot",
-            "team_id": TEAM_ID,
+            "team_id": next((team for team, t in self.installed.items() if t == self._caller), TEAM_ID),
             "user_id": BOT_USER_ID,
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
@@ -373,6 +390,26 @@ class SlackSandbox:
                 self.messages.append(message)
         return {"files": done}
 
+    def oauth_access(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The code names the workspace: `code-T0OTHER` installs the app in T0OTHER with a fresh bot token."""
+        code = str(args.get("code", ""))
+        if not code.startswith("code-"):
+            raise _SlackError("invalid_code")
+        team = code.removeprefix("code-")
+        token = f"xoxb-{team}-{next(self._ts)}"
+        self.installed[team] = token
+        return {
+            "access_token": token,
+            "token_type": "bot",
+            "scope": "chat:write,commands",
+            "bot_user_id": BOT_USER_ID,
+            "app_id": "A0THREADBOT",
+            "team": {"id": team, "name": f"Team {team}"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "authed_user": {"id": "U0INSTALLER"},
+        }
+
     def connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"url": f"ws://127.0.0.1:{self._port}/socket"}
 
@@ -404,4 +441,5 @@ _METHODS = {
     "files.getUploadURLExternal": SlackSandbox.get_upload_url,
     "files.completeUploadExternal": SlackSandbox.complete_upload,
     "apps.connections.open": SlackSandbox.connections_open,
+    "oauth.v2.access": SlackSandbox.oauth_access,
 }

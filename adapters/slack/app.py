@@ -11,10 +11,19 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import PLATFORM, inbound
+from adapters.slack.installations import (
+    BOT_SCOPES,
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    PostgresInstallationStore,
+    RedisOAuthStateStore,
+    authorization_url,
+)
 from adapters.slack.webapi import SlackRefused, call, web_client
 from bot.commands import COMMANDS, handle_command, normalise_name
 from bot.edits import drop_stored_message, update_stored_text
@@ -37,22 +46,58 @@ _GREETED_TTL_S = 24 * 3600
 
 
 def create_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
-    """Build the Bolt app on SLACK_BOT_TOKEN and SLACK_API_URL. HTTP mode needs SLACK_SIGNING_SECRET (Bolt
-    refuses unsigned or stale requests with 401); Socket Mode is authenticated by its app token instead."""
+    """Build the Bolt app on SLACK_API_URL. HTTP mode needs SLACK_SIGNING_SECRET (Bolt refuses unsigned or stale
+    requests with 401); Socket Mode is authenticated by its app token instead. With SLACK_CLIENT_ID and
+    SLACK_CLIENT_SECRET (HTTP mode) workspaces install the app through OAuth and each one's token comes from
+    Postgres; otherwise SLACK_BOT_TOKEN serves the one workspace it belongs to."""
     settings = runtime.settings
     token = settings.slack_bot_token.get_secret_value()
     secret = settings.slack_signing_secret.get_secret_value()
-    if not token:
-        raise ConfigurationError("SLACK_BOT_TOKEN is not set (the bot token, xoxb-..., from your Slack app)")
     if not socket_mode and not secret:
         raise ConfigurationError("SLACK_SIGNING_SECRET is not set; HTTP mode needs it to verify Slack's requests")
+    if settings.slack_oauth_enabled and not socket_mode:
+        app = _oauth_app(runtime, secret)
+    elif token:
+        app = AsyncApp(
+            client=web_client(token, settings.slack_api_url),
+            signing_secret=secret or None,
+            request_verification_enabled=not socket_mode,
+            process_before_response=False,
+        )
+    else:
+        raise ConfigurationError(
+            "SLACK_BOT_TOKEN is not set (the bot token, xoxb-..., from your Slack app); for a multi-workspace "
+            "install in HTTP mode set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET instead"
+        )
+    Listeners(runtime).register(app)
+    return app
+
+
+def _oauth_app(runtime: Runtime, secret: str) -> AsyncApp:
+    settings = runtime.settings
+    store = PostgresInstallationStore(runtime.engine)
     app = AsyncApp(
-        client=web_client(token, settings.slack_api_url),
-        signing_secret=secret or None,
-        request_verification_enabled=not socket_mode,
+        client=web_client(None, settings.slack_api_url),
+        signing_secret=secret,
+        installation_store=store,
+        installation_store_bot_only=True,
+        oauth_settings=AsyncOAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            scopes=list(BOT_SCOPES),
+            installation_store=store,
+            installation_store_bot_only=True,
+            state_store=RedisOAuthStateStore(runtime.redis),
+            install_path=INSTALL_PATH,
+            redirect_uri_path=REDIRECT_PATH,
+            authorization_url=authorization_url(settings.slack_api_url),
+            # /slack/install sends the browser straight to Slack's consent page.
+            install_page_rendering_enabled=False,
+        ),
         process_before_response=False,
     )
-    Listeners(runtime).register(app)
+    # app_uninstalled / tokens_revoked delete the workspace's installation row.
+    app.enable_token_revocation_listeners()
     return app
 
 

@@ -6,17 +6,27 @@ comes from an event payload, and following one anywhere else would hand the bot 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 
 from adapters.slack import PLATFORM
+from adapters.slack.webapi import TokenSource
 from bot.errors import InvalidInput, PermanentUpstreamError, TransientUpstreamError
 from bot.events import FileRef
 
 SLACK_FILE_HOSTS = frozenset({"files.slack.com"})
+# Slack's private file URLs name the workspace: https://files.slack.com/files-pri/T0123-F0456/...
+_WORKSPACE_IN_URL = re.compile(r"/files-pri/(T[A-Z0-9]+)-")
 _MAX_REDIRECTS = 3
+
+
+def workspace_of(url: str) -> str:
+    """The workspace a file URL belongs to, so a multi-workspace bot sends that workspace's token ("" if unnamed)."""
+    match = _WORKSPACE_IN_URL.search(urlsplit(url).path)
+    return match.group(1) if match else ""
 
 
 def _megabytes(n: int) -> str:
@@ -26,8 +36,8 @@ def _megabytes(n: int) -> str:
 class SlackFileSource:
     platform = PLATFORM
 
-    def __init__(self, token: str, api_url: str, *, timeout_s: float = 60.0) -> None:
-        self._token = token
+    def __init__(self, tokens: TokenSource, api_url: str, *, timeout_s: float = 60.0) -> None:
+        self._tokens = tokens
         api = urlsplit(api_url)
         self._hosts = {(host, "https") for host in SLACK_FILE_HOSTS}
         if api.hostname:
@@ -49,12 +59,14 @@ class SlackFileSource:
         if file.size > max_bytes:
             raise self.too_large(file, max_bytes)
         url = file.url
+        token = ""
         async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
             for _ in range(_MAX_REDIRECTS + 1):
                 if not self.allowed(url):
                     host = urlsplit(url).hostname or url
                     raise InvalidInput(f"I can only read files shared in Slack itself; “{file.name}” points to {host}.")
-                request = client.build_request("GET", url, headers={"Authorization": f"Bearer {self._token}"})
+                token = token or await self._tokens(workspace_of(url))
+                request = client.build_request("GET", url, headers={"Authorization": f"Bearer {token}"})
                 try:
                     response = await client.send(request, stream=True)
                 except httpx.HTTPError as exc:

@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import PLATFORM
 from adapters.slack.mrkdwn import to_mrkdwn
-from adapters.slack.webapi import SlackRefused, call
+from adapters.slack.webapi import SlackRefused, TokenSource, call
 from bot.errors import UpstreamError
 from bot.events import PostedMessage, ThreadRef
 from bot.ports import ReplySink
@@ -45,10 +45,17 @@ class SlackOutbound:
     # chat.appendStream tolerates more; half a second still reads as live typing.
     stream_interval_s = 0.5
 
-    def __init__(self, client: AsyncWebClient, redis: Redis, *, native_streaming: bool = True) -> None:
+    def __init__(
+        self, client: AsyncWebClient, redis: Redis, tokens: TokenSource, *, native_streaming: bool = True
+    ) -> None:
         self.client = client
         self._redis = redis
+        self._tokens = tokens
         self._native_streaming = native_streaming
+
+    async def token(self, thread: ThreadRef) -> str:
+        """The bot token of the thread's workspace (one fixed token, or the workspace's OAuth installation)."""
+        return await self._tokens(thread.workspace_id)
 
     # -- posts and edits ---------------------------------------------------------------------------------------
 
@@ -86,6 +93,7 @@ class SlackOutbound:
                     await self._update(thread, posted.message_id, to_mrkdwn(part))
 
     async def _post(self, thread: ThreadRef, text: str, key: str) -> str:
+        token = await self.token(thread)
         response = await call(
             "chat.postMessage",
             lambda: self.client.chat_postMessage(
@@ -94,6 +102,7 @@ class SlackOutbound:
                 text=text,
                 metadata={"event_type": METADATA_EVENT, "event_payload": {"key": key}},
                 unfurl_links=False,
+                token=token,
             ),
         )
         return str(response["ts"])
@@ -108,7 +117,10 @@ class SlackOutbound:
         return first
 
     async def _update(self, thread: ThreadRef, ts: str, text: str) -> None:
-        await call("chat.update", lambda: self.client.chat_update(channel=thread.channel_id, ts=ts, text=text))
+        token = await self.token(thread)
+        await call(
+            "chat.update", lambda: self.client.chat_update(channel=thread.channel_id, ts=ts, text=text, token=token)
+        )
 
     # -- idempotency records -----------------------------------------------------------------------------------
 
@@ -127,6 +139,7 @@ class SlackOutbound:
         if not thread.thread_key:
             return None
         cursor: str | None = None
+        token = await self.token(thread)
         while True:
             response = await call(
                 "conversations.replies",
@@ -137,6 +150,7 @@ class SlackOutbound:
                     include_all_metadata=True,
                     cursor=cursor,
                     limit=200,
+                    token=token,
                 ),
             )
             for message in response.get("messages") or []:
@@ -155,10 +169,11 @@ class SlackOutbound:
     async def show_working(self, thread: ThreadRef, status: str) -> None:
         # Only assistant threads have a status line; anywhere else Slack refuses, which is fine.
         try:
+            token = await self.token(thread)
             await call(
                 "assistant.threads.setStatus",
                 lambda: self.client.assistant_threads_setStatus(
-                    channel_id=thread.channel_id, thread_ts=thread.thread_key, status=status
+                    channel_id=thread.channel_id, thread_ts=thread.thread_key, status=status, token=token
                 ),
             )
         except UpstreamError as exc:
@@ -176,6 +191,7 @@ class SlackOutbound:
         self, thread: ThreadRef, *, filename: str, content: bytes | str, title: str = "", comment: str = ""
     ) -> str:
         """Upload a file (a transcript) into the thread with files_upload_v2; returns the file id."""
+        token = await self.token(thread)
         response = await call(
             "files.upload_v2",
             lambda: self.client.files_upload_v2(
@@ -185,6 +201,7 @@ class SlackOutbound:
                 content=content,
                 title=title or filename,
                 initial_comment=comment or None,
+                token=token,
             ),
         )
         return str(response["file"]["id"])
@@ -271,6 +288,7 @@ class SlackStreamSink:
         thread, key = self._thread, f"{self._key_prefix}:{part.index}"
         if not part.text.strip():
             return
+        token = await self._out.token(thread)
         if part.ts is None:
             part.ts = await self._out.recorded(thread, key)
             if part.ts is not None:
@@ -279,7 +297,7 @@ class SlackStreamSink:
                 response = await call(
                     "chat.startStream",
                     lambda: self._out.client.chat_startStream(
-                        channel=thread.channel_id, thread_ts=thread.thread_key, markdown_text=part.text
+                        channel=thread.channel_id, thread_ts=thread.thread_key, markdown_text=part.text, token=token
                     ),
                 )
                 part.ts = str(response["ts"])
@@ -292,7 +310,9 @@ class SlackStreamSink:
             delta = part.text[part.sent :]
             await call(
                 "chat.appendStream",
-                lambda: self._out.client.chat_appendStream(channel=thread.channel_id, ts=ts, markdown_text=delta),
+                lambda: self._out.client.chat_appendStream(
+                    channel=thread.channel_id, ts=ts, markdown_text=delta, token=token
+                ),
             )
             part.sent = len(part.text)
         if close:
@@ -300,7 +320,9 @@ class SlackStreamSink:
                 metadata: dict[str, Any] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
                 await call(
                     "chat.stopStream",
-                    lambda: self._out.client.chat_stopStream(channel=thread.channel_id, ts=ts, metadata=metadata),
+                    lambda: self._out.client.chat_stopStream(
+                        channel=thread.channel_id, ts=ts, metadata=metadata, token=token
+                    ),
                 )
             else:
                 await self._out.edit_message(thread, ts, part.text)

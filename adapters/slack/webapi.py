@@ -34,7 +34,18 @@ class SlackRefused(PermanentUpstreamError):
         self.error = error
 
 
-def web_client(token: str, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
+# workspace id -> bot token: a fixed token (single workspace) or the workspace's OAuth installation.
+TokenSource = Callable[[str], Awaitable[str]]
+
+
+def fixed_token(token: str) -> TokenSource:
+    async def token_for(workspace_id: str) -> str:
+        return token
+
+    return token_for
+
+
+def web_client(token: str | None, base_url: str, session: aiohttp.ClientSession | None = None) -> AsyncWebClient:
     """Without `session` slack_sdk opens a connection per call; a worker passes one to reuse connections."""
     # slack_sdk joins method names onto base_url, which therefore needs its trailing slash.
     return AsyncWebClient(token=token, base_url=base_url if base_url.endswith("/") else base_url + "/", session=session)

@@ -10,6 +10,7 @@ import pytest
 
 from adapters.slack.files import SlackFileSource
 from adapters.slack.inbound import to_event
+from adapters.slack.webapi import fixed_token
 from bot.errors import InvalidInput, PermanentUpstreamError
 from bot.events import FileRef
 from bot.runtime import Runtime
@@ -65,13 +66,13 @@ async def test_a_file_shared_in_a_dm_is_taken_as_a_message_about_it(
     incoming = to_event(TEAM_ID, event, BOT_USER_ID)
     assert incoming.user_id == USER
     assert incoming.files == (ref(slack, notes),)
-    source = SlackFileSource(slack.bot_token, slack.api_url)
+    source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
     assert await read_all(source, incoming.files[0], max_bytes=1000) == b"line one\nline two\n"
 
 
 async def test_download_streams_in_chunks_within_the_limit(slack: SlackSandbox) -> None:
     big = slack.add_file("audio.wav", bytes(range(256)) * 4096, "audio/wav")
-    source = SlackFileSource(slack.bot_token, slack.api_url)
+    source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
     chunks = [c async for c in source.download(ref(slack, big), max_bytes=2_000_000)]
     assert len(chunks) > 1
     assert b"".join(chunks) == big.content
@@ -79,7 +80,7 @@ async def test_download_streams_in_chunks_within_the_limit(slack: SlackSandbox) 
 
 async def test_a_file_over_the_limit_is_refused_with_a_clear_message(slack: SlackSandbox) -> None:
     big = slack.add_file("talk.mp4", b"x" * 5_000_000, "video/mp4")
-    source = SlackFileSource(slack.bot_token, slack.api_url)
+    source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
     with pytest.raises(InvalidInput) as declared:
         await read_all(source, ref(slack, big), max_bytes=1_000_000)
     assert declared.value.user_message == (
@@ -91,7 +92,7 @@ async def test_a_file_over_the_limit_is_refused_with_a_clear_message(slack: Slac
 
 
 async def test_a_file_url_off_slacks_hosts_is_refused_before_any_request(slack: SlackSandbox) -> None:
-    source = SlackFileSource(slack.bot_token, slack.api_url)
+    source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
     stranger = FileRef("F1", "evil.txt", "text/plain", 10, "https://attacker.example/files-pri/F1/evil.txt")
     with pytest.raises(InvalidInput) as refused:
         await read_all(source, stranger, max_bytes=1000)
@@ -107,7 +108,7 @@ async def test_a_file_url_off_slacks_hosts_is_refused_before_any_request(slack: 
 
 async def test_a_download_without_access_says_what_is_missing(slack: SlackSandbox) -> None:
     secret = slack.add_file("secret.txt", b"classified")
-    wrong_token = SlackFileSource("xoxb-not-ours", slack.api_url)
+    wrong_token = SlackFileSource(fixed_token("xoxb-not-ours"), slack.api_url)
     with pytest.raises(PermanentUpstreamError) as denied:
         await read_all(wrong_token, ref(slack, secret), max_bytes=1000)
     assert "files:read" in denied.value.user_message

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from adapters.slack.outbound import SlackOutbound
-from adapters.slack.webapi import web_client
+from adapters.slack.webapi import fixed_token, web_client
 from bot.errors import TransientUpstreamError
 from bot.events import ThreadRef
 from bot.runtime import Runtime
@@ -19,7 +19,7 @@ from tests.conftest import wait_for
 
 
 def outbound(runtime: Runtime, slack: SlackSandbox) -> SlackOutbound:
-    return SlackOutbound(web_client(slack.bot_token, slack.api_url), runtime.redis)
+    return SlackOutbound(web_client(None, slack.api_url), runtime.redis, fixed_token(slack.bot_token))
 
 
 def thread(ts: str = "1690000000.999999", channel: str = CHANNEL) -> ThreadRef:
@@ -154,5 +154,10 @@ async def test_channel_threads_fall_back_to_post_and_edit(runtime: Runtime, slac
     assert out.open_reply(thread(), "reply:8") is None
     assert out.open_reply(thread(channel=DM), "reply:8") is not None
     started = time.monotonic()
-    assert SlackOutbound(out.client, runtime.redis, native_streaming=False).open_reply(thread(channel=DM), "r") is None
+    assert (
+        SlackOutbound(out.client, runtime.redis, fixed_token(""), native_streaming=False).open_reply(
+            thread(channel=DM), "r"
+        )
+        is None
+    )
     assert time.monotonic() - started < 1
