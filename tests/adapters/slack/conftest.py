@@ -115,8 +115,10 @@ class SlackEvents:
             headers["X-Slack-Retry-Reason"] = "http_timeout"
         return await self.http.post(self.url, content=body, headers=headers)
 
-    async def event(self, event: dict[str, Any], *, event_id: str = "", **kwargs: Any) -> httpx.Response:
-        return await self.post(json.dumps(event_body(event, event_id)).encode(), "application/json", **kwargs)
+    async def event(
+        self, event: dict[str, Any], *, event_id: str = "", team: str = TEAM_ID, **kwargs: Any
+    ) -> httpx.Response:
+        return await self.post(json.dumps(event_body(event, event_id, team)).encode(), "application/json", **kwargs)
 
     async def command(self, command: str, text: str, response_url: str, **fields: str) -> httpx.Response:
         form = {
@@ -137,16 +139,16 @@ class SlackEvents:
         return await self.post(urlencode(form).encode(), "application/x-www-form-urlencoded")
 
 
-def event_body(event: dict[str, Any], event_id: str = "") -> dict[str, Any]:
+def event_body(event: dict[str, Any], event_id: str = "", team: str = TEAM_ID) -> dict[str, Any]:
     return {
         "token": "legacy",
-        "team_id": TEAM_ID,
+        "team_id": team,
         "api_app_id": "A0THREADBOT",
         "event": event,
         "type": "event_callback",
         "event_id": event_id or f"Ev{next(_ids):08d}",
         "event_time": int(time.time()),
-        "authorizations": [{"team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True}],
+        "authorizations": [{"team_id": team, "user_id": BOT_USER_ID, "is_bot": True}],
     }
 
 
