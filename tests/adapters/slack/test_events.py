@@ -4,6 +4,7 @@ sandbox Slack server: what a user in Slack would see."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
@@ -184,3 +185,12 @@ async def test_assistant_pane_greets_once_with_suggested_prompts(
     assert [m.text for m in slack.thread(DM, "1690000999.000100")] == [runtime.settings.slack_greeting]
     [prompts] = slack.calls_to("assistant.threads.setSuggestedPrompts")
     assert [p["title"] for p in prompts.args["prompts"]] == ["Summarise", "Explain", "Draft a reply"]
+
+
+async def test_url_verification_is_answered_with_the_challenge(runtime: Runtime, slack_http: SlackEvents) -> None:
+    body = json.dumps({"token": "legacy", "challenge": "3eZbrw1aB", "type": "url_verification"}).encode()
+    response = await slack_http.post(body, "application/json")
+    assert response.status_code == 200
+    assert response.json() == {"challenge": "3eZbrw1aB"}
+    unsigned = await slack_http.post(body, "application/json", secret="wrong")
+    assert unsigned.status_code == 401

@@ -70,6 +70,14 @@ async def test_a_workspace_installs_through_oauth_and_is_answered_with_its_own_t
     await asyncio.sleep(0.3)
     assert [m.text for m in await stored_messages(runtime) if m.role == "user"] == ["Hi from the other workspace"]
 
+    await slack_http.event({"type": "app_uninstalled", "event_ts": "1690000500.000100"}, team=OTHER_TEAM)
+    await wait_for(lambda: _installed_teams(runtime, []))
+
+
+async def _installed_teams(runtime: Runtime, wanted: list[str]) -> bool:
+    async with runtime.engine.connect() as conn:
+        return [r.team_id for r in (await conn.execute(select(SLACK_INSTALLATIONS))).all()] == wanted
+
 
 def test_oauth_asks_for_exactly_the_manifest_scopes() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
