@@ -24,6 +24,7 @@ from adapters.slack.installations import (
     RedisOAuthStateStore,
     authorization_url,
 )
+from adapters.slack.mrkdwn import escape
 from adapters.slack.webapi import SlackRefused, call, web_client
 from bot.commands import COMMANDS, handle_command, normalise_name
 from bot.edits import drop_stored_message, update_stored_text
@@ -250,8 +251,7 @@ def _team(body: dict[str, Any]) -> str:
 
 
 def _quote(text: str, limit: int = 300) -> str:
-    short = text if len(text) <= limit else text[: limit - 1] + "…"
-    return short.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 async def _tell(client: AsyncWebClient, thread: ThreadRef, user: str, text: str) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
 from sandbox.slack_server import SlackSandbox
@@ -123,6 +125,20 @@ async def test_own_and_other_bots_messages_are_ignored(
     await asyncio.sleep(0.5)
     assert await stored_messages(runtime) == []
     assert stand_in.chat_requests() == []
+
+
+@pytest.mark.slack_settings(slack_allow_bot_messages=True)
+async def test_other_bots_are_answered_when_configured_but_never_the_bot_itself(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    stand_in.script(Step(reply="Hello, fellow bot."))
+    await slack_http.event(message("I am the bot", channel=DM, channel_type="im", user=BOT_USER_ID, bot_id=BOT_ID))
+    beep = message("beep", channel=DM, channel_type="im", user="U0OTHERBOT", bot_id="B0OTHER")
+    await slack_http.event(beep)
+    await wait_for(
+        lambda: [m for m in slack.thread(DM, beep["ts"]) if m.text == "Hello, fellow bot." and not m.streaming]
+    )
+    assert [r.text for r in await stored_messages(runtime) if r.role == "user"] == ["beep"]
 
 
 async def test_a_refused_message_is_explained_to_its_sender_only(
