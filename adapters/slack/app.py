@@ -124,10 +124,12 @@ class Listeners:
 
     # -- messages ----------------------------------------------------------------------------------------------
 
-    async def on_mention(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+    async def on_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
         if self._ignored_sender(event, context):
             return
-        await self._accept(context.client, inbound.to_event(_team(body), event, context.bot_user_id or ""))
+        await self._accept(context.client, inbound.to_event(_team(body), event, context.bot_user_id or ""), request)
 
     async def on_message(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
@@ -158,10 +160,7 @@ class Listeners:
                 return
         else:
             return  # top-level channel chatter, or a mention (handled by on_mention)
-        retry = request.headers.get("x-slack-retry-num")
-        if retry:
-            log.info("slack redelivery", retry=retry, reason=request.headers.get("x-slack-retry-reason"))
-        await self._accept(context.client, inbound.to_event(team, event, bot_user))
+        await self._accept(context.client, inbound.to_event(team, event, bot_user), request)
 
     def _ignored_sender(self, event: dict[str, Any], context: AsyncBoltContext) -> bool:
         if inbound.is_own(event, context.bot_user_id or "", context.bot_id or ""):
@@ -181,7 +180,11 @@ class Listeners:
             text=inbound.clean_text(str(message.get("text") or ""), bot_user_id),
         )
 
-    async def _accept(self, client: AsyncWebClient, message: IncomingMessage) -> None:
+    async def _accept(self, client: AsyncWebClient, message: IncomingMessage, request: AsyncBoltRequest) -> None:
+        retry = _header(request, "x-slack-retry-num")
+        if retry:
+            # Intake's dedupe makes a redelivery harmless; the log shows Slack thought an ack was late.
+            log.info("slack redelivery", retry=retry, reason=_header(request, "x-slack-retry-reason"))
         try:
             await accept(self.runtime, message)
         except UserFacingError as exc:
@@ -244,6 +247,11 @@ class Listeners:
         if not reply.accepted:
             await respond(text=reply.text, response_type="ephemeral")
             await call("chat.delete", lambda: client.chat_delete(channel=channel, ts=thread.thread_key))
+
+
+def _header(request: AsyncBoltRequest, name: str) -> str:
+    values = request.headers.get(name) or ()
+    return str(values[0]) if values else ""
 
 
 def _team(body: dict[str, Any]) -> str:
