@@ -20,7 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import PLATFORM
 from adapters.slack.mrkdwn import to_mrkdwn
 from adapters.slack.webapi import SlackRefused, TokenSource, call
-from bot.errors import UpstreamError
+from bot.errors import ConfigurationError, UpstreamError
 from bot.events import PostedMessage, ThreadRef
 from bot.ports import ReplySink
 from bot.streaming import split_text
@@ -176,8 +176,11 @@ class SlackOutbound:
                     channel_id=thread.channel_id, thread_ts=thread.thread_key, status=status, token=token
                 ),
             )
-        except UpstreamError as exc:
+        except (UpstreamError, ConfigurationError) as exc:
             log.debug("slack status not shown", error=str(exc))
+
+    def disable_native_streaming(self) -> None:
+        self._native_streaming = False
 
     def open_reply(self, thread: ThreadRef, key_prefix: str) -> ReplySink | None:
         # chat.startStream needs the recipient user in channels, which a ThreadRef does not carry; in DMs and the
@@ -294,15 +297,23 @@ class SlackStreamSink:
             if part.ts is not None:
                 part.mode = "edit"
             else:
-                response = await call(
-                    "chat.startStream",
-                    lambda: self._out.client.chat_startStream(
-                        channel=thread.channel_id, thread_ts=thread.thread_key, markdown_text=part.text, token=token
-                    ),
-                )
-                part.ts = str(response["ts"])
-                part.sent = len(part.text)
-                await self._out.remember(thread, key, part.ts)
+                try:
+                    response = await call(
+                        "chat.startStream",
+                        lambda: self._out.client.chat_startStream(
+                            channel=thread.channel_id, thread_ts=thread.thread_key, markdown_text=part.text, token=token
+                        ),
+                    )
+                    part.ts = str(response["ts"])
+                    part.sent = len(part.text)
+                    await self._out.remember(thread, key, part.ts)
+                except SlackRefused as exc:
+                    # No chat streaming here (an older plan, a token type without it): post this part and edit it
+                    # when it is complete; later replies use post + edit from the start.
+                    log.warning("slack chat streaming refused; falling back to post + edit", error=exc.error)
+                    self._out.disable_native_streaming()
+                    part.ts = (await self._out.post_message(thread, part.text, idempotency_key=key)).message_id
+                    part.mode = "edit"
                 if self.first_visible_at is None:
                     self.first_visible_at = self._clock()
         ts = part.ts

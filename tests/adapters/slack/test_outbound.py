@@ -167,3 +167,19 @@ async def test_an_edit_refused_as_too_long_continues_in_a_follow_up(runtime: Run
     assert len(shown) == 2
     assert shown[0].ts == posted.message_id
     assert "".join(m.text for m in shown) == text
+
+
+async def test_where_chat_streaming_is_refused_the_reply_is_posted_and_later_replies_post_and_edit(
+    runtime: Runtime, slack: SlackSandbox
+) -> None:
+    out = outbound(runtime, slack)
+    dm = thread(channel=DM)
+    slack.fail(Failure("chat.startStream", error="not_allowed_token_type"))
+    sink = out.open_reply(dm, "reply:9")
+    assert sink is not None
+    await sink.feed("Hello ")
+    await sink.feed("there.")
+    ids = await sink.finish()
+    assert [m.text for m in slack.thread(DM, dm.thread_key)] == ["Hello there."]
+    assert ids == [slack.thread(DM, dm.thread_key)[0].ts]
+    assert out.open_reply(dm, "reply:10") is None, "the next reply streams by post + edit"
