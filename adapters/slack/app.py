@@ -31,8 +31,8 @@ from bot.edits import drop_stored_message, update_stored_text
 from bot.errors import ConfigurationError, UpstreamError, UserFacingError
 from bot.events import IncomingMessage, ThreadRef
 from bot.intake import accept
+from bot.participation import takes_part
 from bot.runtime import Runtime
-from bot.threads import thread_exists
 
 log = structlog.get_logger(__name__)
 
@@ -41,8 +41,9 @@ SUGGESTED_PROMPTS = (
     {"title": "Explain", "message": "Explain the last message as if I were new to the team."},
     {"title": "Draft a reply", "message": "Draft a short, friendly reply to the last message."},
 )
-# Slash commands this app answers; the manifest declares the same four.
-COMMAND_PATTERN = re.compile(r"^/(ask|chain|transcribe|remind)$")
+# Every slash command reaches the command layer, which answers an unknown one with the list of known ones: an
+# ack with a useful text beats Bolt's 404, which Slack shows as "dispatch_failed".
+COMMAND_PATTERN = re.compile(r"^/.+$")
 _GREETED_TTL_S = 24 * 3600
 
 
@@ -156,7 +157,7 @@ class Listeners:
         elif inbound.is_thread_reply(event) and not inbound.mentions_bot(event, bot_user):
             # A reply without a mention is for the bot only in a thread it takes part in; mentions arrive as
             # app_mention as well and are taken there.
-            if not await thread_exists(self.runtime, inbound.thread_for(team, event)):
+            if not await takes_part(self.runtime, inbound.thread_for(team, event)):
                 return
         else:
             return  # top-level channel chatter, or a mention (handled by on_mention)

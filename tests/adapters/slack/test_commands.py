@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
+from bot.commands import handle_command
+from bot.events import SlashCommand, ThreadRef
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
-from sandbox.slack_server import BOT_USER_ID, SlackSandbox
+from sandbox.slack_server import BOT_USER_ID, TEAM_ID, SlackSandbox
 from tests.adapters.slack.conftest import CHANNEL, USER, SlackEvents, stored_messages
 from tests.conftest import wait_for
 
@@ -51,12 +53,38 @@ async def test_refused_ask_is_told_ephemerally_and_leaves_no_anchor(
     assert slack.messages == [], "the anchor of a refused question is taken back"
 
 
-@pytest.mark.parametrize("command", ["/chain", "/transcribe", "/remind"])
-async def test_other_commands_are_routed_to_the_command_layer(
+@pytest.mark.parametrize("command", ["/chain", "/transcribe"])
+async def test_commands_still_being_built_say_so(
     command: str, runtime: Runtime, slack: SlackSandbox, slack_http: SlackEvents
 ) -> None:
     response = await slack_http.command(command, "list", slack.response_url(command))
     assert response.status_code == 200
-    assert response.json()["text"] == f"{command} is not available in this build yet. Try /ask meanwhile."
+    assert response.json() == {
+        "text": f"{command} is not available in this build yet. Try /ask meanwhile.",
+        "response_type": "ephemeral",
+    }
     assert slack.messages == []
-    assert f"<@{BOT_USER_ID}>" not in response.text
+
+
+async def test_remind_is_answered_by_the_command_layer_in_the_ack(
+    runtime: Runtime, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    response = await slack_http.command("/remind", "list", slack.response_url("remind"))
+    expected = await handle_command(
+        runtime,
+        SlashCommand(
+            event_id="e", thread=ThreadRef("slack", TEAM_ID, CHANNEL, ""), user_id=USER, command="/remind", text="list"
+        ),
+    )
+    assert response.status_code == 200
+    assert response.json() == {"text": expected.text, "response_type": "ephemeral"}
+
+
+async def test_an_unknown_command_is_acked_with_the_known_ones(
+    runtime: Runtime, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    response = await slack_http.command("/dance", "now", slack.response_url("dance"))
+    assert response.status_code == 200
+    text = response.json()["text"]
+    assert text.startswith("I don't know /dance. I know /ask, /chain, /transcribe, /remind")
+    assert f"<@{BOT_USER_ID}>" not in text

@@ -1,4 +1,4 @@
-"""Questions about threads the bot knows, asked by adapters at the edge (Postgres is the record, not the platform)."""
+"""Whether the bot takes part in a thread, asked by adapters at the edge (Postgres is the record, not the platform)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
 
 
-async def thread_exists(runtime: Runtime, thread: ThreadRef) -> bool:
+async def takes_part(runtime: Runtime, thread: ThreadRef) -> bool:
     """True when the bot takes part in `thread`: someone talked to it there before, so it holds the thread."""
     t, w = THREADS.c, WORKSPACES.c
     query = (
