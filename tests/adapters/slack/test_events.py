@@ -40,7 +40,8 @@ async def test_mention_in_a_channel_gets_one_threaded_streamed_reply(
     posts = slack.calls_to("chat.postMessage")
     assert len(posts) == 1
     assert posts[0].args["thread_ts"] == event["ts"]
-    assert posts[0].args["metadata"]["event_payload"]["key"].startswith("reply:")
+    assert posts[0].args["metadata"]["event_type"] == "threadbot_post"
+    assert posts[0].args["metadata"]["event_payload"]["key"], "the idempotency key travels with the message"
     assert slack.calls_to("chat.update"), "the reply was streamed: posted early, then edited to the full text"
     prompt = stand_in.chat_requests()[-1]["messages"]
     assert prompt[-1] == {"role": "user", "content": "What is the capital of France?"}
@@ -91,7 +92,7 @@ async def test_a_dm_is_answered_in_its_thread_by_native_streaming(
     [reply] = slack.thread(DM, event["ts"])
     assert reply.text == "Hello **Ada**, streamed natively."  # markdown: Slack renders streamed markdown itself
     assert reply.metadata is not None
-    assert reply.metadata["event_payload"]["key"].startswith("reply:")
+    assert reply.metadata["event_payload"]["key"], "the idempotency key travels with the message"
     assert len(slack.calls_to("chat.startStream")) == 1
     assert len(slack.calls_to("chat.stopStream")) == 1
     assert slack.calls_to("chat.postMessage") == []
