@@ -7,18 +7,18 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import context, e2e, floor
+from bench import ack, context, e2e, floor
 from bench.report import BENCH_DIR, Result
 
 AVAILABLE: dict[str, Callable[[bool], Awaitable[Result]]] = {
     "floor": lambda quick: floor.run(),
+    "ack": ack.run,
     "e2e": e2e.run_e2e,
     "first-token": e2e.run_first_token,
     "context": lambda quick: context.run(repeats=50 if quick else 300),
 }
 # Scenarios whose subject is not built yet; `bot bench` says so instead of pretending.
 PENDING = {
-    "ack": "needs the Slack HTTP adapter (`bot serve slack --http`), issue 4",
     "media": "needs the media upload path to S3, issue 6",
 }
 

@@ -211,10 +211,24 @@ def bench(
 
 
 @app.command()
-def serve(platform: Annotated[str, typer.Argument(help="slack or discord")]) -> None:
+def serve(
+    platform: Annotated[str, typer.Argument(help="slack or discord")],
+    http: Annotated[
+        bool | None,
+        typer.Option(
+            "--http/--socket",
+            help="Slack: Events API over HTTP (needs SLACK_SIGNING_SECRET) or Socket Mode (needs SLACK_APP_TOKEN). "
+            "Default: Socket Mode when SLACK_APP_TOKEN is set.",
+        ),
+    ] = None,
+    port: Annotated[int, typer.Option(help="Slack HTTP mode: port for /slack/events.")] = 3000,
+    host: Annotated[str, typer.Option(help="Slack HTTP mode: address to listen on.")] = "0.0.0.0",
+    worker: Annotated[bool, typer.Option(help="Run a worker in this process (off: rely on `bot worker`).")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show DEBUG logs.")] = False,
+) -> None:
     """Run a platform adapter (Slack Events/Socket Mode, Discord gateway)."""
     if platform == "slack":
-        _serve_slack()
+        _serve_slack(http, port, host, worker, verbose)
     elif platform == "discord":
         _serve_discord()
     else:
@@ -222,12 +236,47 @@ def serve(platform: Annotated[str, typer.Argument(help="slack or discord")]) -> 
         raise typer.Exit(EXIT_INFRA)
 
 
-def _serve_slack() -> None:
-    err.print(
-        "[red]The Slack adapter is not part of this build yet.[/red] "
-        "Use `bot console` or `bot ask` meanwhile; see README.md for the roadmap."
-    )
-    raise typer.Exit(EXIT_INFRA)
+def _serve_slack(http: bool | None, port: int, host: str, worker: bool, verbose: bool) -> None:
+    settings = _settings(verbose)
+    use_http = http if http is not None else not settings.slack_app_token.get_secret_value()
+    missing = [
+        name
+        for name, needed, value in (
+            ("SLACK_BOT_TOKEN", not (use_http and settings.slack_oauth_enabled), settings.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", use_http, settings.slack_signing_secret),
+            ("SLACK_APP_TOKEN", not use_http, settings.slack_app_token),
+        )
+        if needed and not value.get_secret_value()
+    ]
+    if missing:
+        mode = "HTTP mode" if use_http else "Socket Mode"
+        err.print(
+            f"[red]Slack {mode} needs {', '.join(missing)}.[/red] Set it in the environment or .env; "
+            "README.md, section Slack, says where each one is in your app's settings."
+        )
+        raise typer.Exit(EXIT_INFRA)
+    _run(_serve_slack_async(settings, use_http, host, port, worker))
+
+
+async def _serve_slack_async(settings: Settings, use_http: bool, host: str, port: int, worker: bool) -> None:
+    from contextlib import AsyncExitStack
+
+    from adapters.console.app import in_process_worker
+    from adapters.slack.serve import EVENTS_PATH, serve_forever, serving_http, serving_socket_mode
+    from bot.runtime import open_runtime
+
+    async with AsyncExitStack() as stack:
+        services = await stack.enter_async_context(_ready_services(settings))
+        runtime = await stack.enter_async_context(open_runtime(services.settings))
+        if worker:
+            await stack.enter_async_context(in_process_worker(services.settings))
+        if use_http:
+            bound = await stack.enter_async_context(serving_http(runtime, host=host, port=port))
+            err.print(f"Listening for Slack events on http://{host}:{bound}{EVENTS_PATH}")
+        else:
+            await stack.enter_async_context(serving_socket_mode(runtime))
+            err.print("Connected to Slack over Socket Mode.")
+        await serve_forever()
 
 
 def _serve_discord() -> None:

@@ -88,6 +88,24 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr = Field(default=SecretStr(""), description="Slack app-level token for Socket Mode.")
     slack_signing_secret: SecretStr = Field(default=SecretStr(""), description="Verifies Slack HTTP requests.")
     slack_api_url: str = Field(default="https://slack.com/api/", description="Slack Web API base URL.")
+    slack_client_id: str = Field(
+        default="", description="Slack app client id; with the secret, enables multi-workspace OAuth install."
+    )
+    slack_client_secret: SecretStr = Field(
+        default=SecretStr(""), description="Slack app client secret (OAuth install; HTTP mode only)."
+    )
+    slack_allow_bot_messages: bool = Field(
+        default=False, description="Answer other bots' messages too (the bot's own are always ignored)."
+    )
+    slack_native_streaming: bool = Field(
+        default=True,
+        description="Stream replies with Slack's chat streaming API where it can (DMs, assistant pane); "
+        "off: post + chat.update everywhere.",
+    )
+    slack_greeting: str = Field(
+        default="Hi! Ask me anything; I answer right here in the thread.",
+        description="What the bot says when someone opens its assistant pane.",
+    )
     discord_token: SecretStr = Field(default=SecretStr(""), description="Discord bot token.")
     discord_api_base: str = Field(default="https://discord.com/api/v10", description="Discord REST base URL.")
     discord_gateway_url: str = Field(default="wss://gateway.discord.gg", description="Discord gateway URL.")
@@ -108,6 +126,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @property
+    def slack_oauth_enabled(self) -> bool:
+        """Multi-workspace install: bot tokens come from each workspace's OAuth installation, not SLACK_BOT_TOKEN."""
+        return bool(self.slack_client_id and self.slack_client_secret.get_secret_value())
 
     @property
     def uses_stand_in_llm(self) -> bool:

@@ -116,3 +116,31 @@ WORKSPACES: Table = Workspace.__table__  # type: ignore[attr-defined]
 THREADS: Table = Thread.__table__  # type: ignore[attr-defined]
 MESSAGES: Table = Message.__table__  # type: ignore[attr-defined]
 USER_PREFERENCES: Table = UserPreference.__table__  # type: ignore[attr-defined]
+
+
+class SlackInstallation(SQLModel, table=True):
+    """A workspace (or Enterprise org) that installed the Slack app through OAuth, with its bot token.
+
+    Written and read only by the Slack adapter's installation store; the core never looks at it. `enterprise_id`
+    and `team_id` are "" rather than NULL when absent, so the pair can be a plain unique key.
+    """
+
+    __tablename__ = "slack_installations"
+    __table_args__ = (UniqueConstraint("enterprise_id", "team_id", name="uq_slack_installations_org_team"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    enterprise_id: str = Field(default="", max_length=32)
+    team_id: str = Field(default="", max_length=32)
+    is_enterprise_install: bool = False
+    app_id: str = Field(default="", max_length=32)
+    team_name: str = Field(default="", max_length=256)
+    bot_token: str = Field(sa_column=Column(Text, nullable=False))
+    bot_id: str = Field(default="", max_length=32)
+    bot_user_id: str = Field(default="", max_length=32)
+    bot_scopes: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    installer_user_id: str = Field(default="", max_length=32)
+    installed_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+
+
+SLACK_INSTALLATIONS: Table = SlackInstallation.__table__  # type: ignore[attr-defined]

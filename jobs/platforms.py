@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+import aiohttp
 from redis.asyncio import Redis
 
 from adapters.console.outbound import ConsoleOutbound
@@ -26,7 +27,28 @@ class PlatformClients:
 async def open_platform_clients(settings: Settings, redis: Redis, stack: AsyncExitStack) -> PlatformClients:
     clients = PlatformClients()
     clients.chat[ConsoleOutbound.name] = ConsoleOutbound(redis)
-    # Slack: registered here when SLACK_BOT_TOKEN (or an OAuth installation store) is configured.
+    slack_token = settings.slack_bot_token.get_secret_value()
+    if slack_token or settings.slack_oauth_enabled:
+        from adapters.slack.files import SlackFileSource
+        from adapters.slack.installations import InstallationTokens, PostgresInstallationStore
+        from adapters.slack.outbound import SlackOutbound
+        from adapters.slack.webapi import TokenSource, fixed_token, web_client
+        from bot.db import create_engine
+
+        tokens: TokenSource = fixed_token(slack_token)
+        if settings.slack_oauth_enabled:
+            # Installed workspaces' tokens live in Postgres; a small pool of our own keeps lookups off the turns'.
+            engine = create_engine(settings.database_url, pool_size=2)
+            stack.push_async_callback(engine.dispose)
+            tokens = InstallationTokens(PostgresInstallationStore(engine))
+        # One HTTP session per worker: connections to Slack are reused across every turn's posts and edits.
+        session = aiohttp.ClientSession()
+        stack.push_async_callback(session.close)
+        client = web_client(None, settings.slack_api_url, session)
+        clients.chat[SlackOutbound.name] = SlackOutbound(
+            client, redis, tokens, native_streaming=settings.slack_native_streaming
+        )
+        clients.files[SlackFileSource.platform] = SlackFileSource(tokens, settings.slack_api_url)
     if settings.discord_token.get_secret_value():
         from adapters.discord.files import DiscordFiles
         from adapters.discord.outbound import DiscordOutbound

@@ -27,7 +27,10 @@ def test_unknown_bench_scenario_is_refused_with_the_known_ones() -> None:
     assert "floor" in result.output
 
 
-def test_serve_says_plainly_that_the_adapter_is_not_built() -> None:
-    result = CliRunner().invoke(app, ["serve", "slack"])
-    assert result.exit_code == 3
-    assert "not part of this build yet" in result.output
+def test_serve_slack_names_the_settings_it_is_missing() -> None:
+    http = CliRunner().invoke(app, ["serve", "slack", "--http"])
+    assert http.exit_code == 3
+    assert "Slack HTTP mode needs SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET." in http.output
+    socket = CliRunner().invoke(app, ["serve", "slack", "--socket"], env={"SLACK_BOT_TOKEN": "xoxb-1"})
+    assert socket.exit_code == 3
+    assert "Slack Socket Mode needs SLACK_APP_TOKEN." in socket.output

@@ -1,0 +1,276 @@
+"""The Bolt app: listeners that normalise Slack payloads and hand them to intake or the command layer.
+
+Bolt acks an event before its listener runs (process_before_response=False), so Slack always gets its answer in
+time; listeners only call `bot.intake.accept` (milliseconds) or post a short refusal. Nothing slow happens here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import PLATFORM, inbound
+from adapters.slack.installations import (
+    BOT_SCOPES,
+    INSTALL_PATH,
+    REDIRECT_PATH,
+    PostgresInstallationStore,
+    RedisOAuthStateStore,
+    authorization_url,
+)
+from adapters.slack.mrkdwn import escape
+from adapters.slack.webapi import SlackRefused, call, web_client
+from bot.commands import COMMANDS, handle_command, normalise_name
+from bot.edits import drop_stored_message, update_stored_text
+from bot.errors import ConfigurationError, UpstreamError, UserFacingError
+from bot.events import IncomingMessage, ThreadRef
+from bot.intake import accept
+from bot.participation import takes_part
+from bot.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+SUGGESTED_PROMPTS = (
+    {"title": "Summarise", "message": "Summarise this thread in three bullets."},
+    {"title": "Explain", "message": "Explain the last message as if I were new to the team."},
+    {"title": "Draft a reply", "message": "Draft a short, friendly reply to the last message."},
+)
+# Every slash command reaches the command layer, which answers an unknown one with the list of known ones: an
+# ack with a useful text beats Bolt's 404, which Slack shows as "dispatch_failed".
+COMMAND_PATTERN = re.compile(r"^/.+$")
+_GREETED_TTL_S = 24 * 3600
+
+
+def create_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
+    """Build the Bolt app on SLACK_API_URL. HTTP mode needs SLACK_SIGNING_SECRET (Bolt refuses unsigned or stale
+    requests with 401); Socket Mode is authenticated by its app token instead. With SLACK_CLIENT_ID and
+    SLACK_CLIENT_SECRET (HTTP mode) workspaces install the app through OAuth and each one's token comes from
+    Postgres; otherwise SLACK_BOT_TOKEN serves the one workspace it belongs to."""
+    settings = runtime.settings
+    token = settings.slack_bot_token.get_secret_value()
+    secret = settings.slack_signing_secret.get_secret_value()
+    if not socket_mode and not secret:
+        raise ConfigurationError("SLACK_SIGNING_SECRET is not set; HTTP mode needs it to verify Slack's requests")
+    if settings.slack_oauth_enabled and not socket_mode:
+        app = _oauth_app(runtime, secret)
+    elif token:
+        app = AsyncApp(
+            client=web_client(token, settings.slack_api_url),
+            signing_secret=secret or None,
+            request_verification_enabled=not socket_mode,
+            process_before_response=False,
+        )
+    else:
+        raise ConfigurationError(
+            "SLACK_BOT_TOKEN is not set (the bot token, xoxb-..., from your Slack app); for a multi-workspace "
+            "install in HTTP mode set SLACK_CLIENT_ID and SLACK_CLIENT_SECRET instead"
+        )
+    Listeners(runtime).register(app)
+    return app
+
+
+def _oauth_app(runtime: Runtime, secret: str) -> AsyncApp:
+    settings = runtime.settings
+    store = PostgresInstallationStore(runtime.engine)
+    app = AsyncApp(
+        client=web_client(None, settings.slack_api_url),
+        signing_secret=secret,
+        installation_store=store,
+        installation_store_bot_only=True,
+        oauth_settings=AsyncOAuthSettings(
+            client_id=settings.slack_client_id,
+            client_secret=settings.slack_client_secret.get_secret_value(),
+            scopes=list(BOT_SCOPES),
+            installation_store=store,
+            installation_store_bot_only=True,
+            state_store=RedisOAuthStateStore(runtime.redis),
+            install_path=INSTALL_PATH,
+            redirect_uri_path=REDIRECT_PATH,
+            authorization_url=authorization_url(settings.slack_api_url),
+            # /slack/install sends the browser straight to Slack's consent page.
+            install_page_rendering_enabled=False,
+        ),
+        process_before_response=False,
+    )
+    # app_uninstalled / tokens_revoked delete the workspace's installation row.
+    app.enable_token_revocation_listeners()
+    return app
+
+
+class Listeners:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+
+    def register(self, app: AsyncApp) -> None:
+        app.event("app_mention")(self.on_mention)
+        app.event("message")(self.on_message)
+        app.event("assistant_thread_started")(self.on_assistant_thread_started)
+        # Acked and ignored: without a listener Bolt answers 404 and Slack would retry the delivery.
+        app.event("assistant_thread_context_changed")(self.ignore)
+        app.command(COMMAND_PATTERN)(self.on_command)
+        app.error(self.on_error)
+
+    async def ignore(self) -> None:
+        return None
+
+    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
+        log.error("slack listener failed", error=repr(error), type=body.get("type"))
+
+    # -- messages ----------------------------------------------------------------------------------------------
+
+    async def on_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        if self._ignored_sender(event, context):
+            return
+        await self._accept(context.client, inbound.to_event(_team(body), event, context.bot_user_id or ""), request)
+
+    async def on_message(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+    ) -> None:
+        subtype = event.get("subtype")
+        team = _team(body)
+        if subtype == "message_changed":
+            await self._edited(team, event, context.bot_user_id or "")
+            return
+        if subtype == "message_deleted":
+            await drop_stored_message(
+                self.runtime,
+                platform=PLATFORM,
+                workspace_id=team,
+                channel_id=str(event["channel"]),
+                platform_message_id=str(event.get("deleted_ts") or ""),
+            )
+            return
+        if subtype not in inbound.USER_SUBTYPES or self._ignored_sender(event, context):
+            return
+        bot_user = context.bot_user_id or ""
+        if inbound.is_dm(event):
+            pass  # every DM is for the bot
+        elif inbound.is_thread_reply(event) and not inbound.mentions_bot(event, bot_user):
+            # A reply without a mention is for the bot only in a thread it takes part in; mentions arrive as
+            # app_mention as well and are taken there.
+            if not await takes_part(self.runtime, inbound.thread_for(team, event)):
+                return
+        else:
+            return  # top-level channel chatter, or a mention (handled by on_mention)
+        await self._accept(context.client, inbound.to_event(team, event, bot_user), request)
+
+    def _ignored_sender(self, event: dict[str, Any], context: AsyncBoltContext) -> bool:
+        if inbound.is_own(event, context.bot_user_id or "", context.bot_id or ""):
+            return True
+        return inbound.is_from_bot(event) and not self.settings.slack_allow_bot_messages
+
+    async def _edited(self, team: str, event: dict[str, Any], bot_user_id: str) -> None:
+        message = event.get("message") or {}
+        if inbound.is_from_bot(message):
+            return
+        await update_stored_text(
+            self.runtime,
+            platform=PLATFORM,
+            workspace_id=team,
+            channel_id=str(event["channel"]),
+            platform_message_id=str(message.get("ts") or ""),
+            text=inbound.clean_text(str(message.get("text") or ""), bot_user_id),
+        )
+
+    async def _accept(self, client: AsyncWebClient, message: IncomingMessage, request: AsyncBoltRequest) -> None:
+        retry = _header(request, "x-slack-retry-num")
+        if retry:
+            # Intake's dedupe makes a redelivery harmless; the log shows Slack thought an ack was late.
+            log.info("slack redelivery", retry=retry, reason=_header(request, "x-slack-retry-reason"))
+        try:
+            await accept(self.runtime, message)
+        except UserFacingError as exc:
+            await _tell(client, message.thread, message.user_id, exc.user_message)
+
+    # -- assistant pane ----------------------------------------------------------------------------------------
+
+    async def on_assistant_thread_started(self, event: dict[str, Any], client: AsyncWebClient) -> None:
+        thread = event.get("assistant_thread") or {}
+        channel, thread_ts = str(thread.get("channel_id", "")), str(thread.get("thread_ts", ""))
+        # A redelivered event must not greet twice.
+        first = await self.runtime.redis.set(f"slack:greeted:{channel}:{thread_ts}", 1, nx=True, ex=_GREETED_TTL_S)
+        if not first:
+            return
+        try:
+            await call(
+                "chat.postMessage",
+                lambda: client.chat_postMessage(
+                    channel=channel, thread_ts=thread_ts, text=self.settings.slack_greeting
+                ),
+            )
+            await call(
+                "assistant.threads.setSuggestedPrompts",
+                lambda: client.assistant_threads_setSuggestedPrompts(
+                    channel_id=channel, thread_ts=thread_ts, prompts=list(SUGGESTED_PROMPTS)
+                ),
+            )
+        except UpstreamError as exc:
+            log.warning("assistant greeting failed", error=str(exc))
+
+    # -- slash commands ----------------------------------------------------------------------------------------
+
+    async def on_command(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        name = normalise_name(str(body["command"]))
+        channel, user, text = str(body["channel_id"]), str(body["user_id"]), str(body.get("text") or "").strip()
+        team = str(body.get("team_id") or "")
+        if name != "ask":
+            # Answered in place (they are validated and queued in milliseconds); results, if any, go to the channel.
+            reply = await handle_command(self.runtime, inbound.to_command(body, ThreadRef(PLATFORM, team, channel, "")))
+            await ack(text=reply.text, response_type="ephemeral")
+            return
+        if not text:
+            await ack(text=COMMANDS["ask"], response_type="ephemeral")
+            return
+        await ack(text="On it: I'll answer in a thread in this channel.", response_type="ephemeral")
+        # After the ack: the anchor post is a Web API call that may wait out a 429, which must not delay the ack.
+        try:
+            anchor = await call(
+                "chat.postMessage",
+                lambda: client.chat_postMessage(channel=channel, text=f"<@{user}> asked: {_quote(text)}"),
+            )
+        except SlackRefused as exc:
+            hint = " Invite me to this channel first (/invite @threadbot)." if exc.error == "not_in_channel" else ""
+            await respond(text=f"I couldn't open a thread here ({exc.error}).{hint}", response_type="ephemeral")
+            return
+        thread = ThreadRef(PLATFORM, team, channel, str(anchor["ts"]))
+        reply = await handle_command(self.runtime, inbound.to_command(body, thread))
+        if not reply.accepted:
+            await respond(text=reply.text, response_type="ephemeral")
+            await call("chat.delete", lambda: client.chat_delete(channel=channel, ts=thread.thread_key))
+
+
+def _header(request: AsyncBoltRequest, name: str) -> str:
+    values = request.headers.get(name) or ()
+    return str(values[0]) if values else ""
+
+
+def _team(body: dict[str, Any]) -> str:
+    return str(body.get("team_id") or (body.get("event") or {}).get("team") or "")
+
+
+def _quote(text: str, limit: int = 300) -> str:
+    return escape(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+async def _tell(client: AsyncWebClient, thread: ThreadRef, user: str, text: str) -> None:
+    """A refusal only the sender sees, in the thread they wrote in."""
+    try:
+        await call(
+            "chat.postEphemeral",
+            lambda: client.chat_postEphemeral(
+                channel=thread.channel_id, user=user, text=text, thread_ts=thread.thread_key
+            ),
+        )
+    except UpstreamError as exc:
+        log.warning("could not tell the user why their message was refused", error=str(exc))

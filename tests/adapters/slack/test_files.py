@@ -1,0 +1,119 @@
+"""Files shared in Slack: normalised to FileRef from a real file_share event, downloaded with the bot token from
+Slack's hosts only, streamed, within the size limit."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from adapters.slack.files import SlackFileSource
+from adapters.slack.inbound import to_event
+from adapters.slack.webapi import fixed_token
+from bot.errors import InvalidInput, PermanentUpstreamError
+from bot.events import FileRef
+from bot.runtime import Runtime
+from sandbox.openai_server import StandInLLM, Step
+from sandbox.slack_server import BOT_USER_ID, TEAM_ID, SandboxFile, SlackSandbox
+from tests.adapters.slack.conftest import DM, USER, SlackEvents, message, stored_messages
+from tests.conftest import wait_for
+
+
+def file_payload(slack: SlackSandbox, file: SandboxFile, **overrides: Any) -> dict[str, Any]:
+    return {
+        "id": file.file_id,
+        "name": file.name,
+        "title": file.name,
+        "mimetype": file.mime_type,
+        "size": len(file.content),
+        "mode": "hosted",
+        "url_private": slack.download_url(file),
+        "url_private_download": slack.download_url(file),
+        **overrides,
+    }
+
+
+def ref(slack: SlackSandbox, file: SandboxFile, **overrides: Any) -> FileRef:
+    values: dict[str, Any] = {
+        "file_id": file.file_id,
+        "name": file.name,
+        "mime_type": file.mime_type,
+        "size": len(file.content),
+        "url": slack.download_url(file),
+        **overrides,
+    }
+    return FileRef(**values)
+
+
+async def read_all(source: SlackFileSource, file: FileRef, max_bytes: int) -> bytes:
+    return b"".join([chunk async for chunk in source.download(file, max_bytes=max_bytes)])
+
+
+async def test_a_file_shared_in_a_dm_is_taken_as_a_message_about_it(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    stand_in.script(Step(reply="Got your notes."))
+    notes = slack.add_file("notes.txt", b"line one\nline two\n")
+    event = message("", channel=DM, channel_type="im", subtype="file_share", files=[file_payload(slack, notes)])
+    await slack_http.event(event)
+    await wait_for(
+        lambda: [m for m in slack.thread(DM, event["ts"]) if m.text == "Got your notes." and not m.streaming]
+    )
+    [user_row, _] = await wait_for(lambda: _two_rows(runtime))
+    assert user_row.text == "Shared “notes.txt”"
+
+    incoming = to_event(TEAM_ID, event, BOT_USER_ID)
+    assert incoming.user_id == USER
+    assert incoming.files == (ref(slack, notes),)
+    source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
+    assert await read_all(source, incoming.files[0], max_bytes=1000) == b"line one\nline two\n"
+
+
+async def test_download_streams_in_chunks_within_the_limit(slack: SlackSandbox) -> None:
+    big = slack.add_file("audio.wav", bytes(range(256)) * 4096, "audio/wav")
+    source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
+    chunks = [c async for c in source.download(ref(slack, big), max_bytes=2_000_000)]
+    assert len(chunks) > 1
+    assert b"".join(chunks) == big.content
+
+
+async def test_a_file_over_the_limit_is_refused_with_a_clear_message(slack: SlackSandbox) -> None:
+    big = slack.add_file("talk.mp4", b"x" * 5_000_000, "video/mp4")
+    source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
+    with pytest.raises(InvalidInput) as declared:
+        await read_all(source, ref(slack, big), max_bytes=1_000_000)
+    assert declared.value.user_message == (
+        "“talk.mp4” is 5.0 MB; the largest file I accept is 1.0 MB. Share a shorter or compressed version."
+    )
+    # A payload that understates the size is caught while streaming, not trusted.
+    with pytest.raises(InvalidInput, match=r"largest file I accept is 1\.0 MB"):
+        await read_all(source, ref(slack, big, size=10), max_bytes=1_000_000)
+
+
+async def test_a_file_url_off_slacks_hosts_is_refused_before_any_request(slack: SlackSandbox) -> None:
+    source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
+    stranger = FileRef("F1", "evil.txt", "text/plain", 10, "https://attacker.example/files-pri/F1/evil.txt")
+    with pytest.raises(InvalidInput) as refused:
+        await read_all(source, stranger, max_bytes=1000)
+    assert (
+        refused.value.user_message
+        == "I can only read files shared in Slack itself; “evil.txt” points to attacker.example."
+    )
+    plain_http = FileRef("F2", "a.txt", "text/plain", 10, "http://files.slack.com/files-pri/F2/a.txt")
+    with pytest.raises(InvalidInput):
+        await read_all(source, plain_http, max_bytes=1000)
+    assert source.allowed("https://files.slack.com/files-pri/T1-F1/download/a.txt")
+
+
+async def test_a_download_without_access_says_what_is_missing(slack: SlackSandbox) -> None:
+    secret = slack.add_file("secret.txt", b"classified")
+    wrong_token = SlackFileSource(fixed_token("xoxb-not-ours"), slack.api_url)
+    with pytest.raises(PermanentUpstreamError) as denied:
+        await read_all(wrong_token, ref(slack, secret), max_bytes=1000)
+    assert "files:read" in denied.value.user_message
+
+
+async def _two_rows(runtime: Runtime) -> list[Any] | None:
+    rows = await stored_messages(runtime)
+    return rows if len(rows) == 2 else None

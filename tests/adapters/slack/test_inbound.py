@@ -1,0 +1,47 @@
+"""Slack payloads -> bot.events."""
+
+from __future__ import annotations
+
+from adapters.slack.inbound import clean_text, files_of, is_own, thread_for, to_command, to_event
+from bot.events import ThreadRef
+
+
+def test_a_top_level_message_starts_a_thread_at_its_ts_and_a_reply_continues_its_thread() -> None:
+    top = {"channel": "C1", "ts": "1.1"}
+    reply = {"channel": "C1", "ts": "1.5", "thread_ts": "1.1"}
+    assert thread_for("T1", top) == ThreadRef("slack", "T1", "C1", "1.1")
+    assert thread_for("T1", reply) == thread_for("T1", top)
+
+
+def test_the_mention_and_slack_escapes_are_removed() -> None:
+    assert clean_text("<@UBOT> is 1 &lt; 2 &amp;&amp; <@UADA> here?", "UBOT") == "is 1 < 2 && <@UADA> here?"
+
+
+def test_one_message_is_one_event_whether_it_came_as_app_mention_or_message() -> None:
+    event = {"type": "app_mention", "channel": "C1", "ts": "1.1", "user": "U1", "text": "<@UBOT> hi"}
+    as_mention = to_event("T1", event, "UBOT")
+    as_message = to_event("T1", {**event, "type": "message"}, "UBOT")
+    assert as_mention == as_message
+    assert as_mention.event_id == "C1:1.1"
+    assert (as_mention.text, as_mention.platform_message_id) == ("hi", "1.1")
+
+
+def test_files_take_the_private_download_url_and_skip_deleted_ones() -> None:
+    files = [
+        {"id": "F1", "name": "a.mp3", "mimetype": "audio/mpeg", "size": 10, "url_private_download": "https://x/a"},
+        {"id": "F2", "mode": "tombstone"},
+    ]
+    [ref] = files_of({"files": files})
+    assert (ref.file_id, ref.name, ref.mime_type, ref.size, ref.url) == ("F1", "a.mp3", "audio/mpeg", 10, "https://x/a")
+
+
+def test_own_messages_are_recognised_by_bot_id_or_user() -> None:
+    assert is_own({"bot_id": "B1"}, "UBOT", "B1")
+    assert is_own({"user": "UBOT"}, "UBOT", "B1")
+    assert not is_own({"user": "U1", "bot_id": "B2"}, "UBOT", "B1")
+
+
+def test_a_slash_command_is_keyed_by_its_trigger() -> None:
+    body = {"user_id": "U1", "command": "/ask", "text": "why?", "trigger_id": "13.42"}
+    command = to_command(body, ThreadRef("slack", "T1", "C1", "9.9"))
+    assert (command.event_id, command.command, command.text) == ("command:13.42", "/ask", "why?")

@@ -1,0 +1,185 @@
+"""The outbound port against the sandbox over HTTP: long answers, 429s, msg_too_long, idempotent posts, uploads."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from adapters.slack.outbound import SlackOutbound
+from adapters.slack.webapi import fixed_token, web_client
+from bot.errors import TransientUpstreamError
+from bot.events import ThreadRef
+from bot.runtime import Runtime
+from sandbox.openai_server import StandInLLM, Step, long_text
+from sandbox.slack_server import MAX_TEXT_CHARS, TEAM_ID, Failure, SlackSandbox
+from tests.adapters.slack.conftest import CHANNEL, DM, SlackEvents, mention, message
+from tests.conftest import wait_for
+
+
+def outbound(runtime: Runtime, slack: SlackSandbox) -> SlackOutbound:
+    return SlackOutbound(web_client(None, slack.api_url), runtime.redis, fixed_token(slack.bot_token))
+
+
+def thread(ts: str = "1690000000.999999", channel: str = CHANNEL) -> ThreadRef:
+    return ThreadRef("slack", TEAM_ID, channel, ts)
+
+
+@pytest.mark.slack_settings(max_reply_tokens=4000)
+@pytest.mark.parametrize(("channel", "channel_type"), [(CHANNEL, "channel"), (DM, "im")])
+async def test_a_10000_character_answer_arrives_complete_in_several_messages(
+    channel: str,
+    channel_type: str,
+    runtime: Runtime,
+    worker: asyncio.Task[None],
+    stand_in: StandInLLM,
+    slack: SlackSandbox,
+    slack_http: SlackEvents,
+) -> None:
+    answer = long_text(10_000)
+    stand_in.script(Step(reply=answer))
+    stand_in.chunk_words = 40
+    event = (
+        mention("Write a long essay.")
+        if channel == CHANNEL
+        else message("Write a long essay.", channel=DM, channel_type="im")
+    )
+    await slack_http.event(event)
+    await wait_for(lambda: sum(len(m.text) for m in slack.thread(channel, event["ts"])) >= len(answer), timeout_s=30)
+    await wait_for(lambda: not any(m.streaming for m in slack.thread(channel, event["ts"])))
+    parts = [m.text for m in slack.thread(channel, event["ts"])]
+    assert len(parts) >= 3
+    assert all(len(p) <= MAX_TEXT_CHARS for p in parts)
+    assert "".join(parts) == answer
+
+
+async def test_a_429_is_waited_out_and_the_reply_still_arrives(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    stand_in.script(Step(reply="Worth the wait."))
+    slack.fail(Failure("chat.postMessage", retry_after=1))
+    event = mention("Are you there?")
+    await slack_http.event(event)
+    await wait_for(lambda: [m for m in slack.thread(CHANNEL, event["ts"]) if m.text == "Worth the wait."])
+    posts = slack.calls_to("chat.postMessage")
+    assert len(posts) == 2, "the rate-limited post was retried, once"
+    assert posts[1].at - posts[0].at >= 1.0, "Retry-After was obeyed"
+    assert len(slack.thread(CHANNEL, event["ts"])) == 1
+
+
+async def test_a_persistent_429_becomes_a_transient_error(runtime: Runtime, slack: SlackSandbox) -> None:
+    slack.fail(*[Failure("chat.postMessage", retry_after=0) for _ in range(4)])
+    with pytest.raises(TransientUpstreamError):
+        await outbound(runtime, slack).post_message(thread(), "hello", idempotency_key="k-429")
+    assert slack.messages == []
+
+
+async def test_msg_too_long_is_split_and_retried(runtime: Runtime, slack: SlackSandbox) -> None:
+    slack.fail(Failure("chat.postMessage", error="msg_too_long"))
+    text = long_text(3000)
+    posted = await outbound(runtime, slack).post_message(thread(), text, idempotency_key="k-long")
+    parts = slack.thread(CHANNEL, thread().thread_key)
+    assert len(parts) == 2
+    assert parts[0].ts == posted.message_id
+    assert "".join(p.text for p in parts) == text
+
+
+async def test_same_key_never_posts_twice_and_recovery_finds_the_message_by_metadata(
+    runtime: Runtime, slack: SlackSandbox
+) -> None:
+    out = outbound(runtime, slack)
+    first = await out.post_message(thread(), "*once*", idempotency_key="k-once")
+    again = await out.post_message(thread(), "*once*", idempotency_key="k-once")
+    assert (first.existed, again.existed, again.message_id) == (False, True, first.message_id)
+
+    await runtime.redis.flushdb()  # as if the process died between Slack's answer and our record
+    recovered = await out.post_message(thread(), "*once*", idempotency_key="k-once", recovering=True)
+    assert recovered.message_id == first.message_id
+    assert recovered.existed
+    assert len(slack.calls_to("conversations.replies")) == 1
+    assert slack.calls_to("conversations.replies")[0].args["include_all_metadata"] in (True, "1", "true")
+    assert [m.text for m in slack.thread(CHANNEL, thread().thread_key)] == ["_once_"]
+
+
+async def test_markdown_is_posted_as_mrkdwn_and_edits_too(runtime: Runtime, slack: SlackSandbox) -> None:
+    out = outbound(runtime, slack)
+    posted = await out.post_message(thread(), "## Plan\n- **ship** it", idempotency_key="k-md")
+    await out.edit_message(thread(), posted.message_id, "See [the doc](https://example.com/a?b=1&c=2)")
+    [shown] = slack.thread(CHANNEL, thread().thread_key)
+    assert slack.calls_to("chat.postMessage")[0].args["text"] == "*Plan*\n• *ship* it"
+    assert shown.text == "See <https://example.com/a?b=1&amp;c=2|the doc>"
+
+
+async def test_show_working_sets_the_assistant_status_and_never_raises(runtime: Runtime, slack: SlackSandbox) -> None:
+    out = outbound(runtime, slack)
+    await out.show_working(thread(channel=DM), "is thinking…")
+    slack.fail(Failure("assistant.threads.setStatus", error="channel_not_found"))
+    await out.show_working(thread(), "is thinking…")
+    calls = slack.calls_to("assistant.threads.setStatus")
+    assert [c.args["status"] for c in calls] == ["is thinking…", "is thinking…"]
+
+
+async def test_transcript_upload_goes_into_the_thread(runtime: Runtime, slack: SlackSandbox) -> None:
+    file_id = await outbound(runtime, slack).upload_file(
+        thread(), filename="transcript.txt", content="hello world\n", title="Transcript", comment="Here it is."
+    )
+    uploaded = slack.files[file_id]
+    assert uploaded.content == b"hello world\n"
+    assert (uploaded.channel, uploaded.thread_ts, uploaded.title) == (CHANNEL, thread().thread_key, "Transcript")
+    [shared] = slack.thread(CHANNEL, thread().thread_key)
+    assert shared.text == "Here it is."
+    assert shared.files == [file_id]
+
+
+async def test_native_stream_retried_after_a_crash_edits_instead_of_posting_again(
+    runtime: Runtime, slack: SlackSandbox
+) -> None:
+    out = outbound(runtime, slack)
+    dm = thread(channel=DM)
+    first = out.open_reply(dm, "reply:7")
+    assert first is not None
+    await first.feed("Half an ans")  # the first attempt dies here, mid-stream
+    retry = out.open_reply(dm, "reply:7")
+    assert retry is not None
+    await retry.feed("A whole answer.")
+    ids = await retry.finish()
+    assert [m.text for m in slack.thread(DM, dm.thread_key)] == ["A whole answer."]
+    assert ids == [slack.thread(DM, dm.thread_key)[0].ts]
+    assert len(slack.calls_to("chat.startStream")) == 1
+
+
+async def test_channel_threads_fall_back_to_post_and_edit(runtime: Runtime, slack: SlackSandbox) -> None:
+    out = outbound(runtime, slack)
+    assert out.open_reply(thread(), "reply:8") is None
+    assert out.open_reply(thread(channel=DM), "reply:8") is not None
+    switched_off = SlackOutbound(out.client, runtime.redis, fixed_token(""), native_streaming=False)
+    assert switched_off.open_reply(thread(channel=DM), "reply:8") is None
+
+
+async def test_an_edit_refused_as_too_long_continues_in_a_follow_up(runtime: Runtime, slack: SlackSandbox) -> None:
+    out = outbound(runtime, slack)
+    posted = await out.post_message(thread(), "short", idempotency_key="k-grow")
+    text = long_text(3000)
+    for _ in range(2):  # the second edit (a retried step) must not post the follow-up again
+        slack.fail(Failure("chat.update", error="msg_too_long"))
+        await out.edit_message(thread(), posted.message_id, text)
+    shown = slack.thread(CHANNEL, thread().thread_key)
+    assert len(shown) == 2
+    assert shown[0].ts == posted.message_id
+    assert "".join(m.text for m in shown) == text
+
+
+async def test_where_chat_streaming_is_refused_the_reply_is_posted_and_later_replies_post_and_edit(
+    runtime: Runtime, slack: SlackSandbox
+) -> None:
+    out = outbound(runtime, slack)
+    dm = thread(channel=DM)
+    slack.fail(Failure("chat.startStream", error="not_allowed_token_type"))
+    sink = out.open_reply(dm, "reply:9")
+    assert sink is not None
+    await sink.feed("Hello ")
+    await sink.feed("there.")
+    ids = await sink.finish()
+    assert [m.text for m in slack.thread(DM, dm.thread_key)] == ["Hello there."]
+    assert ids == [slack.thread(DM, dm.thread_key)[0].ts]
+    assert out.open_reply(dm, "reply:10") is None, "the next reply streams by post + edit"
