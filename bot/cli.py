@@ -230,7 +230,7 @@ def serve(
     if platform == "slack":
         _serve_slack(http, port, host, worker, verbose)
     elif platform == "discord":
-        _serve_discord()
+        _serve_discord(worker, verbose)
     else:
         err.print(f"[red]Unknown platform {platform!r}.[/red] Choose slack or discord.")
         raise typer.Exit(EXIT_INFRA)
@@ -279,19 +279,25 @@ async def _serve_slack_async(settings: Settings, use_http: bool, host: str, port
         await serve_forever()
 
 
-def _serve_discord() -> None:
-    settings = _settings()
+def _serve_discord(worker: bool, verbose: bool) -> None:
+    settings = _settings(verbose)
     if not settings.discord_token.get_secret_value():
         err.print("[red]DISCORD_TOKEN is not set.[/red] Create the bot and its token as README.md (Discord) shows.")
         raise typer.Exit(EXIT_INFRA)
-    _run(_discord_gateway(settings))
+    _run(_discord_gateway(settings, worker))
 
 
-async def _discord_gateway(settings: Settings) -> None:
+async def _discord_gateway(settings: Settings, worker: bool) -> None:
+    from adapters.console.app import in_process_worker
     from adapters.discord.app import serve as serve_discord
 
     async with _ready_services(settings) as services:
-        await serve_discord(services.settings)
+        if not worker:
+            await serve_discord(services.settings)
+            return
+        # As for Slack: on the embedded default one command is enough; deployments run `bot worker` apart.
+        async with in_process_worker(services.settings):
+            await serve_discord(services.settings)
 
 
 @discord_app.command("sync-commands")

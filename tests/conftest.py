@@ -35,6 +35,7 @@ TABLES = (
     "outbox",
     "schedules",
     "apscheduler_jobs",
+    "slack_installations",
 )
 
 
