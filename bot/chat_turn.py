@@ -120,7 +120,12 @@ async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed
     log.warning("turn failed", message_id=message_id, detail=failed.error)
     if thread is not None:
         platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
-        await platform.post_message(thread, f"⚠️ {failure_text(failed)}", idempotency_key=ctx.key("tell-failure"))
+        try:
+            await platform.post_message(thread, f"⚠️ {failure_text(failed)}", idempotency_key=ctx.key("tell-failure"))
+        except PermanentUpstreamError as refused:
+            # The platform will not take a post here at all (no permission, channel gone): nobody can be told,
+            # so the log says it and the message is failed rather than retried for ever.
+            log.warning("could not tell the user the turn failed", message_id=message_id, error=str(refused))
     await _set_status(ctx.runtime, message_id, "failed", error=failed.error[:2000])
 
 

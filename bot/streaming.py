@@ -42,7 +42,9 @@ class ReplyStream:
         *,
         min_interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        split: Callable[[str, int], list[str]] = split_text,
     ) -> None:
+        self._split = split
         self._platform = platform
         self._thread = thread
         self._key_prefix = key_prefix
@@ -77,7 +79,7 @@ class ReplyStream:
         if not self._text.strip():
             return
         self._last_flush = self._clock()
-        parts = split_text(self._text, self._platform.max_message_chars)
+        parts = self._split(self._text, self._platform.max_message_chars)
         for index, part in enumerate(parts):
             if index >= len(self._ids):
                 posted = await self._platform.post_message(
@@ -95,5 +97,10 @@ class ReplyStream:
 
 
 def open_reply(platform: ChatPlatform, thread: ThreadRef, key_prefix: str) -> ReplySink:
-    """The platform's native streaming reply where it has one, else streaming by post + edit."""
-    return platform.open_reply(thread, key_prefix) or ReplyStream(platform, thread, key_prefix)
+    """The platform's native streaming reply where it has one, else streaming by post + edit, cut with the
+    platform's own `split_text(text, limit)` when it has one (Discord keeps code fences whole)."""
+    native = platform.open_reply(thread, key_prefix)
+    if native is not None:
+        return native
+    split = getattr(platform, "split_text", None) or split_text
+    return ReplyStream(platform, thread, key_prefix, split=split)

@@ -18,7 +18,6 @@ from adapters.discord.splitting import split_message
 from bot.errors import UpstreamError
 from bot.events import PostedMessage, ThreadRef
 from bot.ports import ReplySink
-from bot.streaming import ReplyStream
 
 log = structlog.get_logger(__name__)
 
@@ -85,29 +84,9 @@ class DiscordOutbound:
             log.info("discord typing indicator failed", channel=thread.thread_key, error=str(exc))
 
     def open_reply(self, thread: ThreadRef, key_prefix: str) -> ReplySink | None:
-        return DiscordReplyStream(self, thread, key_prefix)
+        return None  # streamed by the core's post + edit, cut with `split_text` below
 
-
-class DiscordReplyStream(ReplyStream):
-    """`ReplyStream` (post, then edit about once a second) cut with `split_message`, which keeps code blocks
-    fenced in every message; `bot.streaming.split_text` knows nothing of fences."""
-
-    async def flush(self) -> None:
-        if not self._text.strip():
-            return
-        self._last_flush = self._clock()
-        parts = split_message(self._text, self._platform.max_message_chars)
-        for index, part in enumerate(parts):
-            if index >= len(self._ids):
-                posted = await self._platform.post_message(
-                    self._thread, part, idempotency_key=f"{self._key_prefix}:{index}"
-                )
-                self._ids.append(posted.message_id)
-                self._sent.append(part)
-                if posted.existed:  # an earlier attempt posted here; make it show this attempt's text
-                    await self._platform.edit_message(self._thread, posted.message_id, part)
-                if self.first_visible_at is None:
-                    self.first_visible_at = self._clock()
-            elif self._sent[index] != part:
-                await self._platform.edit_message(self._thread, self._ids[index], part)
-                self._sent[index] = part
+    @staticmethod
+    def split_text(text: str, limit: int) -> list[str]:
+        """Discord's cut: `bot.streaming.split_text` knows nothing of code fences; this keeps each part fenced."""
+        return split_message(text, limit)

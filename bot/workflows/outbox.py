@@ -29,6 +29,8 @@ class OutboxPlatform:
         self.name = platform.name
         self.max_message_chars = platform.max_message_chars
         self.min_edit_interval_s = platform.min_edit_interval_s
+        # A platform's own way of cutting long text (see bot.streaming.open_reply), passed through.
+        self.split_text = getattr(platform, "split_text", None)
 
     async def post_message(
         self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
