@@ -12,7 +12,7 @@ from contextlib import aclosing
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
@@ -51,7 +51,12 @@ async def chat_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
         return {"message_ids": reply["message_ids"]}
     except StepFailed as exc:
         failure = exc  # the name bound by `except` is cleared when the block ends; the lambda needs its own
-        await ctx.step.run("tell-failure", lambda: tell_failure(ctx, message_id, failure), final=True)
+        try:
+            await ctx.step.run("tell-failure", lambda: tell_failure(ctx, message_id, failure), final=True)
+        except StepFailed:
+            # Not even the notice could be posted: still end the message, so no client waits on it for ever.
+            error = f"{failure.error} (and the failure notice could not be posted)"
+            await ctx.step.run("mark-failed", lambda: _set_status(ctx.runtime, message_id, "failed", error), final=True)
         raise
 
 
@@ -140,19 +145,17 @@ def failure_text(failed: StepFailed) -> str:
     return "Something went wrong on my side while answering. The operators have the details in the logs."
 
 
-async def claim_message(runtime: Runtime, message_id: int) -> tuple[Turn, ThreadRef, Preferences | None] | None:
-    """Mark the message `processing` and load it with its thread and the author's preferences, in one
-    statement. None if it no longer exists or was answered already."""
+def _claim_message_statement() -> Select[Any]:
     t, w, p = THREADS.c, WORKSPACES.c, USER_PREFERENCES.c
     claimed = (
         update(MESSAGES)
-        .where(m.id == message_id, m.status.in_(("pending", "processing", "failed")))
+        .where(m.id == bindparam("message_id"), m.status.in_(("pending", "processing", "failed")))
         .values(status="processing", attempts=m.attempts + 1, updated_at=func.now())
         .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts)
         .cte("claimed")
     )
     c = claimed.c
-    query = (
+    return (
         select(
             c.id,
             c.thread_id,
@@ -175,8 +178,48 @@ async def claim_message(runtime: Runtime, message_id: int) -> tuple[Turn, Thread
             (p.platform == t.platform) & (p.workspace_id == w.external_id) & (p.user_id == c.author_id),
         )
     )
+
+
+def _store_reply_statement() -> Update:
+    values = {
+        "thread_id": bindparam("b_thread_id"),
+        "role": "assistant",
+        "author_id": "bot",
+        "text": bindparam("b_text"),
+        "token_count": bindparam("b_tokens"),
+        "status": "completed",
+        "platform_message_id": bindparam("b_platform_message_id"),
+        "reply_to_id": bindparam("b_message_id"),
+        "attempts": 0,
+    }
+    reply = (
+        insert(MESSAGES)
+        .values(values)
+        .on_conflict_do_update(
+            index_elements=["reply_to_id"],
+            set_={"text": values["text"], "token_count": values["token_count"], "updated_at": func.now()},
+        )
+        .returning(m.id)
+        .cte("reply")
+    )
+    return (
+        update(MESSAGES)
+        .where(m.id == bindparam("b_message_id"), select(reply.c.id).exists())
+        .values(status="completed", error=None, updated_at=func.now())
+    )
+
+
+# Built once (bind parameters named b_* where a column of that name is set): building a statement costs more
+# CPU than running it.
+_CLAIM_MESSAGE = _claim_message_statement()
+_STORE_REPLY = _store_reply_statement()
+
+
+async def claim_message(runtime: Runtime, message_id: int) -> tuple[Turn, ThreadRef, Preferences | None] | None:
+    """Mark the message `processing` and load it with its thread and the author's preferences, in one
+    statement. None if it no longer exists or was answered already."""
     async with runtime.autocommit.connect() as conn:
-        row = (await conn.execute(query)).first()
+        row = (await conn.execute(_CLAIM_MESSAGE, {"message_id": message_id})).first()
     if row is None:
         return None
     thread = ThreadRef(platform=row[6], workspace_id=row[7], channel_id=row[8], thread_key=row[9])
@@ -186,33 +229,15 @@ async def claim_message(runtime: Runtime, message_id: int) -> tuple[Turn, Thread
 async def store_reply(runtime: Runtime, turn: dict[str, Any], text: str, platform_message_id: str) -> None:
     """Store the reply and complete the message in one statement. reply_to_id is unique, so a replayed step
     overwrites its stored reply instead of adding a second one."""
-    reply = (
-        insert(MESSAGES)
-        .values(
-            thread_id=turn["thread_id"],
-            role="assistant",
-            author_id="bot",
-            text=text,
-            token_count=count_tokens(text),
-            status="completed",
-            platform_message_id=platform_message_id,
-            reply_to_id=turn["message_id"],
-            attempts=0,
-        )
-        .on_conflict_do_update(
-            index_elements=["reply_to_id"],
-            set_={"text": text, "token_count": count_tokens(text), "updated_at": func.now()},
-        )
-        .returning(m.id)
-        .cte("reply")
-    )
-    complete = (
-        update(MESSAGES)
-        .where(m.id == turn["message_id"], select(reply.c.id).exists())
-        .values(status="completed", error=None, updated_at=func.now())
-    )
+    params = {
+        "b_thread_id": turn["thread_id"],
+        "b_message_id": turn["message_id"],
+        "b_text": text,
+        "b_tokens": count_tokens(text),
+        "b_platform_message_id": platform_message_id,
+    }
     async with runtime.autocommit.connect() as conn:
-        await conn.execute(complete)
+        await conn.execute(_STORE_REPLY, params)
 
 
 async def _set_status(runtime: Runtime, message_id: int, status: str, error: str | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Settings
@@ -92,6 +92,23 @@ async def load_turn(conn: AsyncConnection, message_id: int) -> Turn | None:
     return Turn(*row) if row is not None else None
 
 
+_m = MESSAGES.c
+# Built once; run with parameters (constructing a statement costs more CPU than running it).
+_HISTORY = (
+    select(_m.role, _m.text, _m.token_count)
+    .where(
+        _m.thread_id == bindparam("thread_id"),
+        _m.id < bindparam("before"),
+        or_(
+            and_(_m.role == "assistant", _m.status == "completed"),
+            and_(_m.role == "user", _m.status != "failed"),
+        ),
+    )
+    .order_by(_m.id.desc())
+    .limit(bindparam("limit"))
+)
+
+
 async def gather_context(conn: AsyncConnection, settings: Settings, turn: Turn, prefs: Preferences | None) -> Prompt:
     """The prompt for answering `turn`: newest history first until the budget is spent, then put back in order.
 
@@ -100,20 +117,10 @@ async def gather_context(conn: AsyncConnection, settings: Settings, turn: Turn, 
     """
     system = system_prompt(settings, prefs)
     spent = count_tokens(system) + turn.token_count
-    m = MESSAGES.c
     rows = (
         await conn.execute(
-            select(m.role, m.text, m.token_count)
-            .where(
-                m.thread_id == turn.thread_id,
-                m.id < turn.message_id,
-                or_(
-                    and_(m.role == "assistant", m.status == "completed"),
-                    and_(m.role == "user", m.status != "failed"),
-                ),
-            )
-            .order_by(m.id.desc())
-            .limit(settings.context_max_messages)
+            _HISTORY,
+            {"thread_id": turn.thread_id, "before": turn.message_id, "limit": settings.context_max_messages},
         )
     ).all()
     history: list[ChatMessage] = []

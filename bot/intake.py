@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
-from sqlalchemy import Select, func, literal, select, true
+from sqlalchemy import Integer, Select, String, Text, bindparam, func, literal, select, true
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.config import Settings
@@ -129,13 +129,16 @@ class _Stored:
     wake_seq: int
 
 
+_FIND = (
+    select(MESSAGES.c.id, MESSAGES.c.thread_id, RUNS.c.id, RUNS.c.status, RUNS.c.wake_seq)
+    .join(RUNS, RUNS.c.id == MESSAGES.c.run_id)
+    .where(MESSAGES.c.dedupe_key == bindparam("key"))
+)
+
+
 async def _find_by_dedupe_key(runtime: Runtime, key: str) -> _Stored | None:
-    m, r = MESSAGES.c, RUNS.c
-    query = (
-        select(m.id, m.thread_id, r.id, r.status, r.wake_seq).join(RUNS, r.id == m.run_id).where(m.dedupe_key == key)
-    )
     async with runtime.autocommit.connect() as conn:
-        row = (await conn.execute(query)).first()
+        row = (await conn.execute(_FIND, {"key": key})).first()
     return _Stored(*row) if row is not None else None
 
 
@@ -146,54 +149,50 @@ async def _requeue_if_pending(runtime: Runtime, message: _Stored) -> None:
         await enqueue_run(runtime, message.run_id, message.wake_seq)
 
 
-def _persist_statement(event: IncomingMessage, text: str, key: str) -> Select[Any]:
+def _persist_statement() -> Select[Any]:
     """Workspace, thread, message and the run answering it in one statement: atomic, and one round trip on the
-    intake path. The run's id is drawn first so the message can carry it."""
-    where = event.thread
+    intake path. The run's id is drawn first so the message can carry it. Built once, run with parameters
+    (named b_*: SQLAlchemy reserves the names of the columns a statement sets)."""
     w, t = WORKSPACES.c, THREADS.c
+    platform, workspace_id = bindparam("b_platform", type_=String), bindparam("b_workspace", type_=String)
     new_workspace = (
         insert(WORKSPACES)
-        .values(platform=where.platform, external_id=where.workspace_id, name="")
+        .values(platform=platform, external_id=workspace_id, name="")
         .on_conflict_do_nothing(constraint="uq_workspaces_platform_external")
         .returning(w.id)
         .cte("new_workspace")
     )
     workspace = (
         select(new_workspace.c.id)
-        .union_all(select(w.id).where(w.platform == where.platform, w.external_id == where.workspace_id))
+        .union_all(select(w.id).where(w.platform == platform, w.external_id == workspace_id))
         .cte("workspace")
     )
+    location = (platform, workspace.c.id, bindparam("b_channel", type_=String), bindparam("b_thread", type_=String))
     thread = (
         insert(THREADS)
-        .from_select(
-            ["platform", "workspace_id", "channel_id", "thread_key"],
-            select(literal(where.platform), workspace.c.id, literal(where.channel_id), literal(where.thread_key)).limit(
-                1
-            ),
-        )
+        .from_select(["platform", "workspace_id", "channel_id", "thread_key"], select(*location).limit(1))
         .on_conflict_do_update(constraint="uq_threads_location", set_={"updated_at": func.now()})
         .returning(t.id)
         .cte("thread")
     )
     run_id = select(func.nextval("workflow_runs_id_seq").label("id")).cte("run_id")
+    user = bindparam("b_user", type_=String)
     values = {
-        "role": "user",
-        "author_id": event.user_id,
-        "text": text,
-        "token_count": count_tokens(text),
-        "status": "pending",
-        "dedupe_key": key,
-        "platform_message_id": event.platform_message_id or None,
-        "attempts": 0,
+        "role": literal("user"),
+        "author_id": user,
+        "text": bindparam("b_text", type_=Text),
+        "token_count": bindparam("b_tokens", type_=Integer),
+        "status": literal("pending"),
+        "dedupe_key": bindparam("b_key", type_=String),
+        "platform_message_id": bindparam("b_platform_message_id", type_=String),
+        "attempts": literal(0),
     }
     message = (
         insert(MESSAGES)
         .from_select(
             ["thread_id", "run_id", *values],
             # Both sides are one row; the explicit join says the product is intended.
-            select(thread.c.id, run_id.c.id, *(literal(v) for v in values.values())).select_from(
-                thread.join(run_id, true())
-            ),
+            select(thread.c.id, run_id.c.id, *values.values()).select_from(thread.join(run_id, true())),
         )
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(MESSAGES.c.id, MESSAGES.c.thread_id, MESSAGES.c.run_id)
@@ -209,7 +208,7 @@ def _persist_statement(event: IncomingMessage, text: str, key: str) -> Select[An
                 func.jsonb_build_object("message_id", message.c.id),
                 literal("pending"),
                 message.c.thread_id,
-                literal(event.user_id),
+                user,
                 literal(0),
                 func.now(),
                 literal(0),
@@ -222,13 +221,27 @@ def _persist_statement(event: IncomingMessage, text: str, key: str) -> Select[An
     return select(message.c.id, message.c.thread_id, run.c.id).join(run, run.c.id == message.c.run_id)
 
 
+_PERSIST = _persist_statement()
+
+
 async def _persist(runtime: Runtime, event: IncomingMessage, text: str, key: str) -> Accepted:
-    statement = _persist_statement(event, text, key)
+    where = event.thread
+    params = {
+        "b_platform": where.platform,
+        "b_workspace": where.workspace_id,
+        "b_channel": where.channel_id,
+        "b_thread": where.thread_key,
+        "b_user": event.user_id,
+        "b_text": text,
+        "b_tokens": count_tokens(text),
+        "b_key": key,
+        "b_platform_message_id": event.platform_message_id or None,
+    }
     # Two tries: a workspace created by a concurrent first message is invisible to this statement's snapshot,
     # which then inserts nothing; the second try sees it.
     for _ in range(2):
         async with runtime.autocommit.connect() as conn:
-            row = (await conn.execute(statement)).first()
+            row = (await conn.execute(_PERSIST, params)).first()
         if row is not None:
             return Accepted(message_id=row[0], thread_id=row[1], run_id=row[2])
         existing = await _find_by_dedupe_key(runtime, key)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, literal, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from bot.runtime import Runtime
@@ -32,17 +32,46 @@ class Sent:
     duplicate: bool = False
 
 
+def _resolve_statement(name: str, data: dict[str, Any], created_at: datetime, event_id: int) -> Select[Any]:
+    """Settle the pending waits an event satisfies and wake their runs, in one statement. Built per event: the
+    prebuilt form with bind parameters failed under asyncpg ("a value is required for bind parameter")."""
+    matched = (
+        update(WAITS)
+        .where(
+            w.state == "pending",
+            w.event_name == name,
+            literal(data, JSONB).contains(w.match),
+            w.since <= created_at,
+        )
+        .values(state="matched", event_id=event_id)
+        .returning(w.run_id, w.consumes)
+        .cte("matched")
+    )
+    woken = (
+        update(RUNS)
+        .where(r.id.in_(select(matched.c.run_id)), r.status == "waiting")
+        .values(wake_at=func.now(), wake_seq=r.wake_seq + 1, updated_at=func.now())
+        .returning(r.id, r.wake_seq)
+        .cte("woken")
+    )
+    return select(matched.c.run_id, matched.c.consumes, woken.c.wake_seq).outerjoin(
+        woken, woken.c.id == matched.c.run_id
+    )
+
+
+# Built once; run with parameters (named b_*: SQLAlchemy reserves the names of the columns it sets).
+_INSERT = (
+    insert(EVENTS)
+    .values(event_name=bindparam("b_name"), data=bindparam("b_data", type_=JSONB), dedupe_key=bindparam("b_key"))
+    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    .returning(e.id, e.created_at)
+)
+
+
 async def send_event(runtime: Runtime, name: str, data: dict[str, Any], *, dedupe_key: str | None = None) -> Sent:
     """Store an event and wake the runs waiting for it. A repeated `dedupe_key` sends nothing new."""
     async with runtime.autocommit.connect() as conn:
-        row = (
-            await conn.execute(
-                insert(EVENTS)
-                .values(event_name=name, data=data, dedupe_key=dedupe_key)
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(e.id, e.created_at)
-            )
-        ).first()
+        row = (await conn.execute(_INSERT, {"b_name": name, "b_data": data, "b_key": dedupe_key})).first()
         if row is None:
             event_id = (await conn.execute(select(e.id).where(e.dedupe_key == dedupe_key))).scalar_one()
             consumed = (
@@ -50,32 +79,7 @@ async def send_event(runtime: Runtime, name: str, data: dict[str, Any], *, dedup
             ).scalar_one()
             return Sent(event_id, (), consumed=bool(consumed), duplicate=True)
         event_id, created_at = row
-        matched = (
-            update(WAITS)
-            .where(
-                w.state == "pending",
-                w.event_name == name,
-                literal(data, JSONB).contains(w.match),
-                w.since <= created_at,
-            )
-            .values(state="matched", event_id=event_id)
-            .returning(w.run_id, w.consumes)
-            .cte("matched")
-        )
-        woken = (
-            update(RUNS)
-            .where(r.id.in_(select(matched.c.run_id)), r.status == "waiting")
-            .values(wake_at=func.now(), wake_seq=r.wake_seq + 1, updated_at=func.now())
-            .returning(r.id, r.wake_seq)
-            .cte("woken")
-        )
-        rows = (
-            await conn.execute(
-                select(matched.c.run_id, matched.c.consumes, woken.c.wake_seq).outerjoin(
-                    woken, woken.c.id == matched.c.run_id
-                )
-            )
-        ).all()
+        rows = (await conn.execute(_resolve_statement(name, data, created_at, event_id))).all()
     for run_id, _, seq in rows:
         if seq is not None:  # a run still `running` picks the match up itself when it parks (see suspend)
             await enqueue_run(runtime, run_id, seq)

@@ -10,7 +10,7 @@ Edits need no record: editing a message to the same text twice shows the same th
 
 from __future__ import annotations
 
-from sqlalchemy import func, literal_column, update
+from sqlalchemy import bindparam, func, literal_column, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.events import PostedMessage, ThreadRef
@@ -19,6 +19,19 @@ from bot.runtime import Runtime
 from bot.workflows.models import OUTBOX
 
 o = OUTBOX.c
+# Built once; run with parameters (named b_* where a column of that name is set).
+_CLAIM = (
+    insert(OUTBOX)
+    .values(key=bindparam("b_key"), run_id=bindparam("b_run_id"), platform=bindparam("b_platform"), state="intent")
+    .on_conflict_do_update(index_elements=["key"], set_={"updated_at": func.now()})
+    # xmax = 0 only for a row this statement inserted: tells a first attempt from a replay in one trip.
+    .returning(o.state, o.message_id, literal_column("xmax = 0"))
+)
+_SENT = (
+    update(OUTBOX)
+    .where(o.key == bindparam("b_where_key"))
+    .values(state="sent", message_id=bindparam("b_message_id"), updated_at=func.now())
+)
 
 
 class OutboxPlatform:
@@ -35,26 +48,16 @@ class OutboxPlatform:
     async def post_message(
         self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
     ) -> PostedMessage:
-        claim = (
-            insert(OUTBOX)
-            .values(key=idempotency_key, run_id=self._run_id, platform=self.name, state="intent")
-            .on_conflict_do_update(index_elements=["key"], set_={"updated_at": func.now()})
-            # xmax = 0 only for a row this statement inserted: tells a first attempt from a replay in one trip.
-            .returning(o.state, o.message_id, literal_column("xmax = 0"))
-        )
+        params = {"b_key": idempotency_key, "b_run_id": self._run_id, "b_platform": self.name}
         async with self._runtime.autocommit.connect() as conn:
-            state, message_id, inserted = (await conn.execute(claim)).one()
+            state, message_id, inserted = (await conn.execute(_CLAIM, params)).one()
         if state == "sent" and message_id:
             return PostedMessage(message_id, existed=True)
         posted = await self._platform.post_message(
             thread, text, idempotency_key=idempotency_key, recovering=recovering or not inserted
         )
         async with self._runtime.autocommit.connect() as conn:
-            await conn.execute(
-                update(OUTBOX)
-                .where(o.key == idempotency_key)
-                .values(state="sent", message_id=posted.message_id, updated_at=func.now())
-            )
+            await conn.execute(_SENT, {"b_where_key": idempotency_key, "b_message_id": posted.message_id})
         return posted
 
     async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, exists, func, literal, select, update
+from sqlalchemy import Boolean, Interval, Select, bindparam, case, exists, func, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.runtime import Runtime
@@ -37,21 +37,20 @@ class ClaimedRun:
     steps: dict[str, StepRecord]
 
 
-async def claim(runtime: Runtime, run_id: int, seq: int, owner: str, lease_s: float) -> ClaimedRun | None:
-    """Take the run's lease if this job is its current wake-up, it is due and nobody holds it; load its steps."""
+def _claim_statement() -> Select[Any]:
     claimed = (
         update(RUNS)
         .where(
-            r.id == run_id,
-            r.wake_seq == seq,
+            r.id == bindparam("run_id"),
+            r.wake_seq == bindparam("seq"),
             r.status.in_(ACTIVE_STATUSES),
             (r.lease_until.is_(None)) | (r.lease_until < func.now()),
             (r.wake_at.is_(None)) | (r.wake_at <= func.now()),
         )
         .values(
             status="running",
-            lease_owner=owner,
-            lease_until=func.now() + timedelta(seconds=lease_s),
+            lease_owner=bindparam("b_owner"),
+            lease_until=func.now() + bindparam("lease", type_=Interval),
             attempts=r.attempts + 1,
             updated_at=func.now(),
         )
@@ -68,11 +67,22 @@ async def claim(runtime: Runtime, run_id: int, seq: int, owner: str, lease_s: fl
                 literal({}, type_=STEPS.c.output.type),
             )
         )
-        .where(s.run_id == run_id)
+        .where(s.run_id == bindparam("run_id"))
         .scalar_subquery()
     )
+    return select(claimed, steps)
+
+
+# Built once: constructing a statement costs more CPU than running it, and these run several times per turn.
+# Bind parameters are named b_* where a column of that name is set (SQLAlchemy reserves those names).
+_CLAIM = _claim_statement()
+
+
+async def claim(runtime: Runtime, run_id: int, seq: int, owner: str, lease_s: float) -> ClaimedRun | None:
+    """Take the run's lease if this job is its current wake-up, it is due and nobody holds it; load its steps."""
+    params = {"run_id": run_id, "seq": seq, "b_owner": owner, "lease": timedelta(seconds=lease_s)}
     async with runtime.autocommit.connect() as conn:
-        row = (await conn.execute(select(claimed, steps))).first()
+        row = (await conn.execute(_CLAIM, params)).first()
     if row is None:
         return None
     records = {
@@ -82,6 +92,38 @@ async def claim(runtime: Runtime, run_id: int, seq: int, owner: str, lease_s: fl
         for step_id, (status, output, error, attempts, due_at) in row[6].items()
     }
     return ClaimedRun(row[0], row[1], row[2], row[3], row[4], row[5], records)
+
+
+def _save_statement() -> Select[Any]:
+    finished = bindparam("finished", type_=Boolean)
+    lease = (
+        update(RUNS)
+        .where(r.id == bindparam("run_id"), r.lease_owner == bindparam("owner"), r.status == "running")
+        .values(
+            lease_until=func.now() + bindparam("lease", type_=Interval),
+            updated_at=func.now(),
+            progressed_at=case((finished, func.clock_timestamp()), else_=r.progressed_at),
+        )
+        .returning(r.id, r.progressed_at)
+        .cte("lease")
+    )
+    columns = ("kind", "status", "output", "error", "attempts", "due_at")
+    values = {name: bindparam(f"b_{name}", type_=STEPS.c[name].type) for name in columns}
+    finished_at = case((finished, func.now()), else_=None)
+    memo = (
+        insert(STEPS)
+        .from_select(
+            ["run_id", "step_id", *columns, "finished_at"],
+            select(lease.c.id, bindparam("step_id"), *values.values(), finished_at),
+        )
+        .on_conflict_do_update(index_elements=["run_id", "step_id"], set_={**values, "finished_at": finished_at})
+        .returning(STEPS.c.run_id)
+        .cte("memo")
+    )
+    return select(lease.c.progressed_at).where(exists(select(memo.c.run_id)))
+
+
+_SAVE = _save_statement()
 
 
 async def save_step(
@@ -100,46 +142,21 @@ async def save_step(
 ) -> datetime | None:
     """Memoize a step and renew the lease, in one statement. Returns the run's new `progressed_at`, or None if
     the lease is no longer ours (the caller must stop)."""
-    finished = status in ("completed", "failed")
-    lease = (
-        update(RUNS)
-        .where(r.id == run_id, r.lease_owner == owner, r.status == "running")
-        .values(
-            lease_until=func.now() + timedelta(seconds=lease_s),
-            updated_at=func.now(),
-            progressed_at=case((literal(finished), func.clock_timestamp()), else_=r.progressed_at),
-        )
-        .returning(r.id, r.progressed_at)
-        .cte("lease")
-    )
-    values = {
-        "kind": kind,
-        "status": status,
-        "output": output,
-        "error": error,
-        "attempts": attempts,
-        "due_at": due_at,
+    params = {
+        "run_id": run_id,
+        "owner": owner,
+        "lease": timedelta(seconds=lease_s),
+        "finished": status in ("completed", "failed"),
+        "step_id": step_id,
+        "b_kind": kind,
+        "b_status": status,
+        "b_output": output,
+        "b_error": error,
+        "b_attempts": attempts,
+        "b_due_at": due_at,
     }
-    memo = (
-        insert(STEPS)
-        .from_select(
-            ["run_id", "step_id", *values, "finished_at"],
-            select(
-                lease.c.id,
-                literal(step_id),
-                *(literal(value, STEPS.c[name].type) for name, value in values.items()),
-                case((literal(finished), func.now()), else_=None),
-            ),
-        )
-        .on_conflict_do_update(
-            index_elements=["run_id", "step_id"],
-            set_={**values, "finished_at": case((literal(finished), func.now()), else_=None)},
-        )
-        .returning(STEPS.c.run_id)
-        .cte("memo")
-    )
     async with runtime.autocommit.connect() as conn:
-        row = (await conn.execute(select(lease.c.progressed_at).where(exists(select(memo.c.run_id))))).first()
+        row = (await conn.execute(_SAVE, params)).first()
     return None if row is None else row[0]
 
 
@@ -183,28 +200,30 @@ async def park(
     return None if row is None else (row[0], row[1])
 
 
+_FINISH = (
+    update(RUNS)
+    .where(r.id == bindparam("run_id"), r.lease_owner == bindparam("owner"), r.status == "running")
+    .values(
+        status=bindparam("b_status"),
+        output=bindparam("b_output", type_=RUNS.c.output.type),
+        error=bindparam("b_error"),
+        lease_owner=None,
+        lease_until=None,
+        wake_at=None,
+        finished_at=func.now(),
+        updated_at=func.now(),
+    )
+    .returning(r.parent_run_id)
+)
+
+
 async def finish(
     runtime: Runtime, run_id: int, owner: str, status: str, output: Any = None, error: str | None = None
 ) -> tuple[bool, int | None]:
     """End the run if we still hold it. Returns (whether it was ours, its parent run if any)."""
+    params = {"run_id": run_id, "owner": owner, "b_status": status, "b_output": output, "b_error": error}
     async with runtime.autocommit.connect() as conn:
-        row = (
-            await conn.execute(
-                update(RUNS)
-                .where(r.id == run_id, r.lease_owner == owner, r.status == "running")
-                .values(
-                    status=status,
-                    output=output,
-                    error=error,
-                    lease_owner=None,
-                    lease_until=None,
-                    wake_at=None,
-                    finished_at=func.now(),
-                    updated_at=func.now(),
-                )
-                .returning(r.parent_run_id)
-            )
-        ).first()
+        row = (await conn.execute(_FINISH, params)).first()
     return (False, None) if row is None else (True, row[0])
 
 

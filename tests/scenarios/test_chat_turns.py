@@ -63,6 +63,9 @@ async def test_same_event_twice_gives_one_job_and_one_reply(
     await wait_for(lambda: _status(runtime, first.message_id, "completed"))
     third = await accept(runtime, event)  # a late retry after the answer
     assert third.duplicate
+    # The run's job leaves the queue just after the message completes; nothing else may be left behind it.
+    await wait_for(lambda: _queue_empty(runtime))
+    await asyncio.sleep(0.3)
     assert await runtime.redis.zcard(QUEUE_NAME) == 0, "the duplicates queued no second job"
     assert len(stand_in.chat_requests()) == 1
     assert len(await thread_view(runtime, console_thread("dup"))) == 1
@@ -143,6 +146,10 @@ async def test_many_conversations_at_once_each_get_their_own_reply(
     assert all(r.status == "completed" for r in results)
     for i, r in enumerate(results):
         assert f'"question {i}"' in r.reply
+
+
+async def _queue_empty(rt: Runtime) -> bool:
+    return bool(await rt.redis.zcard(QUEUE_NAME) == 0)
 
 
 async def step_attempts(rt: Runtime, run_id: int | None) -> dict[str, int]:
