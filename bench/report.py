@@ -123,4 +123,5 @@ def _read_sections(results_md: Path) -> dict[str, str]:
             sections[current] = ""
         if current is not None:
             sections[current] += line
-    return sections
+    # Sections are joined by one blank line when written; strip it here so rewrites do not pile them up.
+    return {name: text.rstrip() + "\n" for name, text in sections.items()}
