@@ -12,6 +12,9 @@ _BOLD_RE = re.compile(r"\*\*(?=\S)(.+?)(?<=\S)\*\*|__(?=\S)(.+?)(?<=\S)__")
 _ITALIC_RE = re.compile(r"(?<![*\w])\*(?=\S)([^*\n]+?)(?<=\S)\*(?![*\w])")
 _STRIKE_RE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 _LINK_RE = re.compile(r"\[([^\]\n]+)\]\((https?://[^\s)]+)\)")
+# A user mention (`<@U123>`) survives escaping: the bot writes them itself (a reminder names its owner). Broadcasts
+# (`<!channel>`, `<!here>`) do not: a model's text must never ping a whole channel.
+_MENTION_RE = re.compile(r"&lt;@([UW][A-Z0-9]{2,})&gt;")
 # A placeholder for Slack's bold marker while single-asterisk italics are being rewritten.
 _BOLD = "\x00"
 
@@ -38,7 +41,7 @@ def to_mrkdwn(markdown: str) -> str:
 def _prose(text: str) -> str:
     if not text:
         return text
-    text = escape(text)
+    text = _MENTION_RE.sub(r"<@\1>", escape(text))
     text = _HEADING_RE.sub(lambda m: f"{_BOLD}{m.group(1)}{_BOLD}", text)
     text = _BULLET_RE.sub(lambda m: f"{m.group(1)}• ", text)
     text = _BOLD_RE.sub(lambda m: f"{_BOLD}{m.group(1) or m.group(2)}{_BOLD}", text)

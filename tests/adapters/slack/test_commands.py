@@ -88,3 +88,18 @@ async def test_an_unknown_command_is_acked_with_the_known_ones(
     text = response.json()["text"]
     assert text.startswith("I don't know /dance. I know /ask, /chain, /transcribe, /remind")
     assert f"<@{BOT_USER_ID}>" not in text
+
+
+async def test_remind_in_two_seconds_posts_the_reminder_in_the_channel_once(
+    runtime: Runtime, worker: asyncio.Task[None], slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    response = await slack_http.command("/remind", "in 2 seconds stretch your legs", slack.response_url("remind"))
+    assert response.status_code == 200
+    receipt = response.json()["text"]
+    assert receipt.startswith("⏰ I'll remind you ")
+    assert ": stretch your legs (id r" in receipt
+    reminders = await wait_for(lambda: [m for m in slack.messages if "stretch your legs" in m.text])
+    await asyncio.sleep(1.0)
+    assert [m.text for m in slack.messages if "stretch your legs" in m.text] == [reminders[0].text]
+    assert reminders[0].channel == CHANNEL
+    assert reminders[0].text == f"⏰ Reminder for <@{USER}>: stretch your legs"

@@ -28,3 +28,9 @@ def test_prose(markdown: str, mrkdwn: str) -> None:
 def test_code_is_kept_verbatim_apart_from_escaping() -> None:
     markdown = "Run `make **all**` then:\n```python\nif a < b:\n    print('**x**')\n```\nDone **now**."
     assert to_mrkdwn(markdown) == ("Run `make **all**` then:\n```\nif a &lt; b:\n    print('**x**')\n```\nDone *now*.")
+
+
+def test_user_mentions_survive_but_broadcasts_do_not() -> None:
+    assert to_mrkdwn("⏰ Reminder for <@U0ADA0001>: **stretch**") == "⏰ Reminder for <@U0ADA0001>: *stretch*"
+    assert to_mrkdwn("hey <!channel> and <!here>") == "hey &lt;!channel&gt; and &lt;!here&gt;"
+    assert to_mrkdwn("`<@U0ADA0001>` in code") == "`&lt;@U0ADA0001&gt;` in code"
