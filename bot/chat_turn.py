@@ -16,7 +16,7 @@ from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
-from bot.errors import PermanentUpstreamError
+from bot.errors import ConfigurationError, PermanentUpstreamError
 from bot.events import ThreadRef
 from bot.followups.assistant import SCHEDULE_FOLLOWUP, schedule_from_tool
 from bot.intake import CHAT_TURN
@@ -127,7 +127,7 @@ async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed
         platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
         try:
             await platform.post_message(thread, f"⚠️ {failure_text(failed)}", idempotency_key=ctx.key("tell-failure"))
-        except PermanentUpstreamError as refused:
+        except (PermanentUpstreamError, ConfigurationError) as refused:
             # The platform will not take a post here at all (no permission, channel gone): nobody can be told,
             # so the log says it and the message is failed rather than retried for ever.
             log.warning("could not tell the user the turn failed", message_id=message_id, error=str(refused))

@@ -307,10 +307,13 @@ class FakeDiscord:
         mention_bot: bool = False,
         attachments: tuple[Json, ...] = (),
         roles: tuple[str, ...] = (),
+        message_type: int = 0,
     ) -> Json:
+        """`message_type` is Discord's: 0 a plain message, 6 a pin notice, 7 a member join, and so on."""
         channel = self.channels[channel_id]
         content = f"<@{self.bot_user['id']}> {text}" if mention_bot else text
         payload = self._message_payload(channel, content, author, list(attachments))
+        payload["type"] = message_type
         payload["mentions"] = [self.bot_user] if mention_bot else []
         if "guild_id" in channel:
             payload["guild_id"] = channel["guild_id"]

@@ -43,6 +43,8 @@ class Failure:
     error: str = "ratelimited"
     status: int = 200
     retry_after: int | None = None
+    # True: Slack did the work, then the answer was lost (a 5xx or a dropped connection after the fact).
+    after_acting: bool = False
 
 
 @dataclass
@@ -209,6 +211,10 @@ class SlackSandbox:
         for failure in list(self._failures):
             if failure.method == method:
                 self._failures.remove(failure)
+                handler = _METHODS.get(method)
+                if failure.after_acting and handler is not None:
+                    self._caller = token
+                    handler(self, args)
                 headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else None
                 status = 429 if failure.error == "ratelimited" and failure.status == 200 else failure.status
                 return web.json_response({"ok": False, "error": failure.error}, status=status, headers=headers)

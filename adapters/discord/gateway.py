@@ -67,6 +67,10 @@ class DiscordGateway(discord.Client):
         me = self.user
         if me is None or message.author.bot or message.webhook_id is not None:  # bots, webhooks, our own posts
             return
+        if message.type not in (discord.MessageType.default, discord.MessageType.reply):
+            return  # pins, joins, thread renames: Discord's system notices, not something said to the bot
+        if not message.content.strip() and not message.attachments:
+            return  # a sticker or an embed alone: nothing to answer, and "your message is empty" would be noise
         try:
             where = await self._conversation(message, me.id)
             if where is None:

@@ -6,6 +6,7 @@ time; listeners only call `bot.intake.accept` (milliseconds) or post a short ref
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -45,6 +46,9 @@ SUGGESTED_PROMPTS = (
 # ack with a useful text beats Bolt's 404, which Slack shows as "dispatch_failed".
 COMMAND_PATTERN = re.compile(r"^/.+$")
 _GREETED_TTL_S = 24 * 3600
+# Slack waits 3 s for a slash command's ack; the command layer gets most of it.
+COMMAND_BUDGET_S = 2.0
+NOT_TAKEN = "Sorry, I couldn't take that just now: a service I depend on is failing. Please send it again in a minute."
 
 
 def create_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
@@ -190,6 +194,9 @@ class Listeners:
             await accept(self.runtime, message)
         except UserFacingError as exc:
             await _tell(client, message.thread, message.user_id, exc.user_message)
+        except Exception:  # Slack was acked already and will not resend: the user must hear of it
+            log.exception("could not take a Slack message")
+            await _tell(client, message.thread, message.user_id, NOT_TAKEN)
 
     # -- assistant pane ----------------------------------------------------------------------------------------
 
@@ -226,7 +233,14 @@ class Listeners:
         team = str(body.get("team_id") or "")
         if name != "ask":
             # Answered in place (they are validated and queued in milliseconds); results, if any, go to the channel.
-            reply = await handle_command(self.runtime, inbound.to_command(body, ThreadRef(PLATFORM, team, channel, "")))
+            # Bounded, so Slack always gets its ack in time, and a failure is said instead of left unacked.
+            command = inbound.to_command(body, ThreadRef(PLATFORM, team, channel, ""))
+            try:
+                reply = await asyncio.wait_for(handle_command(self.runtime, command), COMMAND_BUDGET_S)
+            except Exception:  # any failure still gets an answer within Slack's 3 s
+                log.exception("slash command failed", command=name)
+                await ack(text=NOT_TAKEN, response_type="ephemeral")
+                return
             await ack(text=reply.text, response_type="ephemeral")
             return
         if not text:
@@ -243,8 +257,18 @@ class Listeners:
             hint = " Invite me to this channel first (/invite @threadbot)." if exc.error == "not_in_channel" else ""
             await respond(text=f"I couldn't open a thread here ({exc.error}).{hint}", response_type="ephemeral")
             return
+        except UpstreamError as exc:
+            log.warning("could not open a thread for /ask", error=str(exc))
+            await respond(text=NOT_TAKEN, response_type="ephemeral")
+            return
         thread = ThreadRef(PLATFORM, team, channel, str(anchor["ts"]))
-        reply = await handle_command(self.runtime, inbound.to_command(body, thread))
+        try:
+            reply = await handle_command(self.runtime, inbound.to_command(body, thread))
+        except Exception:  # the user saw "On it": they must learn it did not happen
+            log.exception("could not take /ask")
+            await respond(text=NOT_TAKEN, response_type="ephemeral")
+            await call("chat.delete", lambda: client.chat_delete(channel=channel, ts=thread.thread_key))
+            return
         if not reply.accepted:
             await respond(text=reply.text, response_type="ephemeral")
             await call("chat.delete", lambda: client.chat_delete(channel=channel, ts=thread.thread_key))

@@ -160,6 +160,11 @@ class PostgresInstallationStore(AsyncInstallationStore):
         )
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()
+        if row is None and enterprise_id is None and team_id:
+            # The worker knows only the workspace: a workspace of an Enterprise Grid org is stored with its org's id.
+            query = select(SLACK_INSTALLATIONS).where(i.team_id == team_id).order_by(i.id.desc()).limit(1)
+            async with self._engine.connect() as conn:
+                row = (await conn.execute(query)).first()
         if row is None and enterprise_id and team_id:
             # A workspace of an org that installed the app org-wide.
             query = select(SLACK_INSTALLATIONS).where(i.enterprise_id == enterprise_id, i.is_enterprise_install)

@@ -104,6 +104,7 @@ class SlackOutbound:
                 unfurl_links=False,
                 token=token,
             ),
+            idempotent=False,
         )
         return str(response["ts"])
 
@@ -303,6 +304,7 @@ class SlackStreamSink:
                         lambda: self._out.client.chat_startStream(
                             channel=thread.channel_id, thread_ts=thread.thread_key, markdown_text=part.text, token=token
                         ),
+                        idempotent=False,
                     )
                     part.ts = str(response["ts"])
                     part.sent = len(part.text)

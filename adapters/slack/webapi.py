@@ -65,9 +65,14 @@ async def call(
     send: Callable[[], Awaitable[AsyncSlackResponse]],
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    idempotent: bool = True,
 ) -> AsyncSlackResponse:
     """Run one Web API call. A 429 is waited out (Retry-After) and retried; 5xx and network errors are retried
-    with a short backoff; what persists becomes `TransientUpstreamError`, a refusal `SlackRefused`."""
+    with a short backoff; what persists becomes `TransientUpstreamError`, a refusal `SlackRefused`.
+
+    A call that creates something (`idempotent=False`: a post, a stream's start) is not retried here after a 5xx
+    or a network error, since Slack may have acted on it: the error goes up at once, and the workflow step's retry
+    asks the platform to look for the message first (`recovering`). A 429 is always safe to retry."""
     for attempt in range(1, ATTEMPTS + 1):
         last = attempt == ATTEMPTS
         try:
@@ -82,13 +87,13 @@ async def call(
                 log.info("slack rate limited; waiting", method=method, retry_after_s=wait, attempt=attempt)
                 await sleep(wait)
             elif status >= 500 or error in _TRANSIENT_ERRORS:
-                if last:
+                if last or not idempotent:
                     raise TransientUpstreamError(SERVICE, f"{method}: {error}") from None
                 await sleep(0.5 * 2**attempt)
             else:
                 raise SlackRefused(method, error) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            if last:
+            if last or not idempotent:
                 raise TransientUpstreamError(SERVICE, f"{method}: {type(exc).__name__}") from None
             await sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")

@@ -117,11 +117,14 @@ async def test_messages_without_a_mention_and_from_bots_are_ignored(
     other_bot = world.fake.user_payload("otherbot", bot=True)
     await world.fake.user_message(world.general, "just chatting", author=world.ada)
     await world.fake.user_message(world.general, "hey bot", author=other_bot, mention_bot=True)
+    await world.fake.user_message(world.general, "", author=world.ada, mention_bot=True, message_type=6)  # a pin
+    await world.fake.user_message(world.general, "", author=world.ada)  # a sticker alone: no text
     # The gateway delivers in order: once this one is taken, the two before it were seen and passed over.
     await world.fake.user_message(world.general, "now you", author=world.ada, mention_bot=True)
     await wait_for(lambda: answered(runtime, 1))
     assert [e.text for e in intake.events] == ["now you"]
     assert len(world.fake.threads_of(world.general)) == 1
+    assert world.fake.bot_texts(world.general) == [], "no 'your message is empty' for system notices"
 
 
 async def test_a_direct_message_is_answered_in_the_dm(

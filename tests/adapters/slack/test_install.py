@@ -82,3 +82,23 @@ async def _installed_teams(runtime: Runtime, wanted: list[str]) -> bool:
 def test_oauth_asks_for_exactly_the_manifest_scopes() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)
+
+
+async def test_a_workspace_of_an_enterprise_org_is_answered_with_its_token(runtime: Runtime) -> None:
+    """The worker knows only the workspace id; a Grid workspace's installation is stored under its org."""
+    from slack_sdk.oauth.installation_store import Bot
+
+    from adapters.slack.installations import InstallationTokens, PostgresInstallationStore
+
+    store = PostgresInstallationStore(runtime.engine)
+    await store.async_save_bot(
+        Bot(
+            enterprise_id="E0ORG",
+            team_id="T0GRID",
+            bot_token="xoxb-grid",
+            bot_id="B1",
+            bot_user_id="U0BOT",
+            installed_at=1700000000.0,
+        )
+    )
+    assert await InstallationTokens(store)("T0GRID") == "xoxb-grid"

@@ -183,3 +183,33 @@ async def test_where_chat_streaming_is_refused_the_reply_is_posted_and_later_rep
     assert [m.text for m in slack.thread(DM, dm.thread_key)] == ["Hello there."]
     assert ids == [slack.thread(DM, dm.thread_key)[0].ts]
     assert out.open_reply(dm, "reply:10") is None, "the next reply streams by post + edit"
+
+
+async def test_a_post_whose_answer_was_lost_is_not_repeated_blindly(runtime: Runtime, slack: SlackSandbox) -> None:
+    """Slack posted, then answered 500: a retry inside the call could post twice, so the error goes up instead
+    and the next attempt (recovering) finds the message by its metadata."""
+    slack.fail(Failure("chat.postMessage", error="internal_error", status=500, after_acting=True))
+    out = outbound(runtime, slack)
+    with pytest.raises(TransientUpstreamError):
+        await out.post_message(thread(), "only once", idempotency_key="k-lost")
+    assert len(slack.calls_to("chat.postMessage")) == 1, "not retried inside the call"
+    again = await out.post_message(thread(), "only once", idempotency_key="k-lost", recovering=True)
+    assert again.existed
+    assert [m.text for m in slack.messages] == ["only once"]
+
+
+async def test_a_message_intake_cannot_take_is_answered_not_dropped(
+    runtime: Runtime, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    from sqlalchemy import text
+
+    # The database refuses every new message (as a full disk or a broken migration would): intake fails.
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text("ALTER TABLE messages ADD CONSTRAINT reject_all CHECK (false) NOT VALID"))
+    try:
+        await slack_http.event(mention("Are you there?"))
+        said = await wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+    finally:
+        async with runtime.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE messages DROP CONSTRAINT reject_all"))
+    assert said[0].args["text"].startswith("Sorry, I couldn't take that just now")
