@@ -33,6 +33,9 @@ def split_text(text: str, limit: int) -> list[str]:
     return parts
 
 
+REPLACED = "⤴ (replaced by the answer above)"
+
+
 class ReplyStream:
     def __init__(
         self,
@@ -73,7 +76,17 @@ class ReplyStream:
         if final_text is not None:
             self._text = final_text
         await self.flush()
+        await self._retire_leftovers()
         return self.message_ids
+
+    async def _retire_leftovers(self) -> None:
+        """An earlier attempt of this reply may have posted more parts than this one has; they would show the old
+        answer's tail under the new one. A platform that knows (the outbox) names them, and they are replaced."""
+        leftovers = getattr(self._platform, "posted_beyond", None)
+        if leftovers is None:
+            return
+        for message_id in await leftovers(self._key_prefix, len(self._ids)):
+            await self._platform.edit_message(self._thread, message_id, REPLACED)
 
     async def flush(self) -> None:
         if not self._text.strip():

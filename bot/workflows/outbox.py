@@ -10,7 +10,7 @@ Edits need no record: editing a message to the same text twice shows the same th
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, func, literal_column, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.events import PostedMessage, ThreadRef
@@ -27,6 +27,7 @@ _CLAIM = (
     # xmax = 0 only for a row this statement inserted: tells a first attempt from a replay in one trip.
     .returning(o.state, o.message_id, literal_column("xmax = 0"))
 )
+_PARTS = select(o.key, o.message_id).where(o.key.like(bindparam("prefix"), escape="\\"), o.state == "sent")
 _SENT = (
     update(OUTBOX)
     .where(o.key == bindparam("b_where_key"))
@@ -44,6 +45,8 @@ class OutboxPlatform:
         self.min_edit_interval_s = platform.min_edit_interval_s
         # A platform's own way of cutting long text (see bot.streaming.open_reply), passed through.
         self.split_text = getattr(platform, "split_text", None)
+        # Whether this run posted under one of these keys before: only then can an earlier attempt have left parts.
+        self._replayed = False
 
     async def post_message(
         self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
@@ -51,6 +54,7 @@ class OutboxPlatform:
         params = {"b_key": idempotency_key, "b_run_id": self._run_id, "b_platform": self.name}
         async with self._runtime.autocommit.connect() as conn:
             state, message_id, inserted = (await conn.execute(_CLAIM, params)).one()
+        self._replayed = self._replayed or not inserted
         if state == "sent" and message_id:
             return PostedMessage(message_id, existed=True)
         posted = await self._platform.post_message(
@@ -59,6 +63,24 @@ class OutboxPlatform:
         async with self._runtime.autocommit.connect() as conn:
             await conn.execute(_SENT, {"b_where_key": idempotency_key, "b_message_id": posted.message_id})
         return posted
+
+    async def posted_beyond(self, key_prefix: str, count: int) -> list[str]:
+        """Messages posted under `{key_prefix}:{n}` for n >= count: parts an earlier attempt had and this one has
+        not."""
+        if not self._replayed:
+            return []  # a first attempt: nothing was posted before it (and the hot path skips the query)
+        async with self._runtime.autocommit.connect() as conn:
+            rows = (
+                await conn.execute(
+                    _PARTS, {"prefix": key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + ":%"}
+                )
+            ).all()
+        parts = []
+        for key, message_id in rows:
+            index = key.rsplit(":", 1)[1]
+            if index.isdigit() and int(index) >= count and message_id:
+                parts.append((int(index), message_id))
+        return [message_id for _, message_id in sorted(parts)]
 
     async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
         await self._platform.edit_message(thread, message_id, text)
