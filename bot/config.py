@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     workflow_sweep_interval_s: float = Field(
         default=10.0, description="Seconds between sweeps for overdue wake-ups and runs whose worker died."
     )
+    max_scheduled_per_user: int = Field(
+        default=50, description="Active reminders, follow-ups and schedules one user may have per workspace (0: any)."
+    )
     min_repeat_interval_s: float = Field(
         default=300.0, description="Shortest repeat a user may schedule with /remind every …, in seconds."
     )

@@ -23,6 +23,7 @@ from bot.followups.models import SCHEDULES
 from bot.followups.parse import OneOff, Recurring, describe_duration, parse_when
 from bot.followups.triggers import build_trigger
 from bot.followups.workflows import FOLLOWUP, REMINDER
+from bot.intake import validate_text
 from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
 from bot.threads import ensure_thread, thread_to_json
@@ -52,8 +53,10 @@ async def remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
         return CommandReply(await list_items(runtime, command, here=text.lower().endswith("here")))
     if word == "cancel":
         return await cancel_item(runtime, command, text.split(maxsplit=1)[1] if " " in text else "")
+    validate_text(text, runtime.settings)  # the same rules as a message: length, encoding, no NUL
     tz = await user_zone(runtime, command)
     parsed = parse_when(text, tz, datetime.now(UTC), min_repeat_s=runtime.settings.min_repeat_interval_s)
+    await check_quota(runtime, command)
     thread_id = await ensure_thread(runtime, command.thread)
     key = f"remind:{command.thread.platform}:{command.thread.workspace_id}:{command.event_id}"
     if isinstance(parsed, OneOff):
@@ -82,6 +85,35 @@ async def remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
         f"🔁 I'll remind you {parsed.description}: {parsed.text}.{first} "
         f"(id s{schedule_id}; /remind cancel s{schedule_id} to stop)"
     )
+
+
+async def check_quota(runtime: Runtime, command: SlashCommand) -> None:
+    """A user's active reminders, follow-ups and schedules in a workspace are bounded (MAX_SCHEDULED_PER_USER)."""
+    limit = runtime.settings.max_scheduled_per_user
+    if limit <= 0:
+        return
+    runs = (
+        select(func.count())
+        .select_from(RUNS)
+        .join(THREADS, t.id == r.thread_id)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .where(_mine(command), r.user_id == command.user_id, r.workflow.in_((REMINDER, FOLLOWUP)))
+        .where(r.status.in_(ACTIVE_STATUSES))
+    )
+    schedules = (
+        select(func.count())
+        .select_from(SCHEDULES)
+        .join(THREADS, t.id == s.thread_id)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .where(_mine(command), s.user_id == command.user_id, s.status == "active")
+    )
+    async with runtime.autocommit.connect() as conn:
+        active = int((await conn.execute(runs)).scalar_one()) + int((await conn.execute(schedules)).scalar_one())
+    if active >= limit:
+        raise InvalidInput(
+            f"You have {active} reminders and follow-ups scheduled here; the limit is {limit}. "
+            "Cancel some first (/remind list, then /remind cancel ID)."
+        )
 
 
 async def create_schedule(
@@ -192,6 +224,7 @@ async def followup(runtime: Runtime, command: SlashCommand) -> CommandReply:
     parsed = parse_when(text, ZoneInfo("UTC"), datetime.now(UTC), require_text=False)
     if not isinstance(parsed, OneOff):
         raise InvalidInput("A follow-up happens once; use /remind every … for repeats.")
+    await check_quota(runtime, command)
     after = parsed.due - datetime.now(UTC)
     return await start_followup(runtime, command, after, describe_duration(after), parsed.text)
 

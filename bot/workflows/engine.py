@@ -84,7 +84,8 @@ async def _finish(
     finished, parent = await store.finish(deps.runtime, run_id, owner, status, output, error)
     if not finished:
         return
-    log.info("run finished", status=status, error=error)
+    # Every chat turn is a run: a completed one is routine (debug), anything else the operator should see.
+    (log.debug if status == "completed" else log.info)("run finished", status=status, error=error)
     if parent is not None:  # an `invoke` waits for this
         await send_event(
             deps.runtime,

@@ -225,3 +225,16 @@ async def test_an_unreadable_followup_from_the_model_is_said_not_scheduled(
 async def _two_posts(rt: Runtime, thread: str) -> list[str] | None:
     posts = await thread_view(rt, console_thread(thread))
     return posts if len(posts) >= 2 else None
+
+
+async def test_scheduled_items_per_user_are_bounded_with_a_reason(runtime: Runtime) -> None:
+    runtime.settings = runtime.settings.model_copy(update={"max_scheduled_per_user": 2})
+    assert (await handle_command(runtime, remind("in 1 hour one"))).accepted
+    assert (await handle_command(runtime, remind("every day 9am two"))).accepted
+    refused = await handle_command(runtime, remind("in 2 hours three"))
+    assert not refused.accepted
+    assert refused.text == (
+        "You have 2 reminders and follow-ups scheduled here; the limit is 2. "
+        "Cancel some first (/remind list, then /remind cancel ID)."
+    )
+    assert (await handle_command(runtime, remind("in 2 hours for bob", user="bob"))).accepted, "per user"
