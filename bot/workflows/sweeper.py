@@ -12,15 +12,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from bot.runtime import Runtime
-from bot.workflows.models import RUNS
+from bot.workflows.models import EVENTS, FINISHED_STATUSES, RUNS, WAITS
 from bot.workflows.runs import enqueue_run
 
 log = structlog.get_logger(__name__)
 r = RUNS.c
 BATCH = 500
+EVENT_RETENTION = timedelta(days=30)
 
 
 async def sweep(runtime: Runtime) -> int:
@@ -106,4 +107,43 @@ async def sweep(runtime: Runtime) -> int:
             queued += 1
     if queued:
         log.warning("re-queued runs", count=queued)
+    await _resend_lost_finishes(runtime)
+    await _purge_old_events(runtime)
     return queued
+
+
+async def _resend_lost_finishes(runtime: Runtime) -> None:
+    """A child run that finished while its `run.finished` event could not be stored leaves its parent's `invoke`
+    waiting: send the event again (its dedupe key makes a second send harmless)."""
+    from bot.workflows.events import send_event
+
+    child = RUNS.alias("child")
+    query = (
+        select(child.c.id, child.c.status, child.c.output, child.c.error)
+        .join(WAITS, WAITS.c.match["run_id"].as_integer() == child.c.id)
+        .where(
+            WAITS.c.state == "pending",
+            WAITS.c.event_name == "run.finished",
+            child.c.status.in_(FINISHED_STATUSES),
+            child.c.finished_at < func.now() - timedelta(seconds=runtime.settings.stale_pending_after_s),
+        )
+        .limit(BATCH)
+    )
+    async with runtime.autocommit.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    for run_id, status, output, error in rows:
+        log.warning("re-sending a finished run's event its parent still waits for", run_id=run_id)
+        await send_event(
+            runtime,
+            "run.finished",
+            {"run_id": run_id, "status": status, "output": output, "error": error},
+            dedupe_key=f"finished:{run_id}",
+        )
+
+
+async def _purge_old_events(runtime: Runtime) -> None:
+    """Events older than EVENT_RETENTION: a new wait only looks back to its run's previous step, so these can no
+    longer match anything (an `invoke`'s wait, which looks back further, is registered right after its start)."""
+    old = select(EVENTS.c.id).where(EVENTS.c.created_at < func.now() - EVENT_RETENTION).limit(5000)
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(delete(EVENTS).where(EVENTS.c.id.in_(old.scalar_subquery())))

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.runtime import Runtime
@@ -366,3 +366,30 @@ async def test_sweeper_abandons_a_run_that_kills_every_worker(runtime: Runtime) 
     await sweep(runtime)
     row = await run_row(runtime, started.run_id)
     assert (row["status"], row["error"]) == ("failed", "abandoned: its workers kept dying")
+
+
+async def test_a_parent_whose_childs_finish_event_was_lost_is_woken_by_the_sweeper(
+    runtime: Runtime, worker: asyncio.Task[None]
+) -> None:
+    from datetime import UTC, datetime
+
+    from bot.workflows.runs import enqueue_run
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    parent_run = await start_run(runtime, "test.parent", {"x": 4}, wake_at=later)
+    # The child the parent will invoke, already finished without telling anyone (no parent on record): as if its
+    # `run.finished` event had been lost.
+    orphan = await start_run(runtime, "test.child", {"x": 4}, dedupe_key=f"invoke:{parent_run.run_id}:square")
+    await wait_for(lambda: finished(runtime, orphan.run_id))
+    async with runtime.autocommit.connect() as conn:
+        seq = (
+            await conn.execute(
+                RUNS.update()
+                .where(RUNS.c.id == parent_run.run_id)
+                .values(wake_at=func.now(), wake_seq=RUNS.c.wake_seq + 1)
+                .returning(RUNS.c.wake_seq)
+            )
+        ).scalar_one()
+    await enqueue_run(runtime, parent_run.run_id, seq)
+    row = await wait_for(lambda: finished(runtime, parent_run.run_id), timeout_s=20)
+    assert row["output"] == {"squared": 16}
