@@ -167,7 +167,9 @@ def worker_command(
     max_jobs: Annotated[int, typer.Option(help="Jobs at once (default: WORKER_MAX_JOBS).")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show DEBUG logs.")] = False,
 ) -> None:
-    """Run an arq worker: it answers queued turns and re-queues stale ones. Run as many as you like."""
+    """Run an arq worker: it runs the workflow runs (chat turns, reminders, follow-ups), sweeps for runs whose
+    worker died or whose wake-up was lost, and competes to run the recurring-schedule scheduler. Run as many as
+    you like."""
     settings = _settings(verbose)
     if max_jobs:
         settings = settings.model_copy(update={"worker_max_jobs": max_jobs})
