@@ -19,11 +19,12 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Handler
+
+from sandbox.serving import LocalServer
 
 __all__ = ["FakeDiscord", "Fault", "RecordedCall"]
 
@@ -79,12 +80,14 @@ def error_json(status: int, code: int, message: str) -> web.Response:
     return json_response({"code": code, "message": message}, status=status)
 
 
-class FakeDiscord:
+class FakeDiscord(LocalServer):
     """A Discord on localhost: one bot user, guilds with text channels, DMs, threads and a live gateway."""
 
+    # discord.py's client does not hang up on slow answers; no handler needs cancelling.
+    handler_cancellation = False
+
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, token: str = "sandbox-token") -> None:  # noqa: S107
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.token = token
         self._ids = itertools.count(1)
         self.application_id = self.snowflake()
@@ -104,12 +107,10 @@ class FakeDiscord:
         self._exhausted: list[tuple[str, float]] = []
         self._users: dict[str, Json] = {}
         self._sockets: list[tuple[web.WebSocketResponse, list[int]]] = []
-        self._runner: web.AppRunner | None = None
-        self._bound_port: int | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._record_and_fault])
         api = "/api/v10"
         routes = [
@@ -134,39 +135,16 @@ class FakeDiscord:
         app.router.add_get("/gateway", self._gateway)
         app.router.add_post("/_sandbox/message", self._control_message)
         app.router.add_get("/_sandbox/channels/{channel}", self._control_channel)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._bound_port = int(runner.addresses[0][1])
+        return app
 
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
+    async def before_stop(self) -> None:
         for ws, _ in list(self._sockets):
             with contextlib.suppress(Exception):
                 await ws.close()
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     @property
     def origin(self) -> str:
-        if self._bound_port is None:
-            raise RuntimeError("FakeDiscord is not started")
-        return f"http://{self.host}:{self._bound_port}"
+        return f"http://{self.host}:{self.bound_port}"
 
     @property
     def api_base(self) -> str:
@@ -174,7 +152,7 @@ class FakeDiscord:
 
     @property
     def gateway_url(self) -> str:
-        return f"ws://{self.host}:{self._bound_port}/gateway"
+        return f"ws://{self.host}:{self.bound_port}/gateway"
 
     # -- the world: ids, users, guilds, channels ------------------------------------------------------------------
 

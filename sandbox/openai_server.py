@@ -18,11 +18,12 @@ import struct
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+
+from sandbox.serving import LocalServer
 
 __all__ = ["RecordedRequest", "StandInLLM", "Step"]
 
@@ -256,7 +257,7 @@ class _Completion:
         }
 
 
-class StandInLLM:
+class StandInLLM(LocalServer):
     """An OpenAI-compatible server on localhost whose answers are scripted or derived from the request."""
 
     def __init__(
@@ -268,24 +269,19 @@ class StandInLLM:
         first_token_delay: float = 0.0,
         chunk_words: int = 1,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host=host, port=port)
         self.token_delay = token_delay
         self.first_token_delay = first_token_delay
         self.chunk_words = chunk_words
         self._initial_latency = (token_delay, first_token_delay)
         self.requests: list[RecordedRequest] = []
         self._steps: deque[Step] = deque()
-        self._runner: web.AppRunner | None = None
-        self._bound_port: int | None = None
         self._stopping = False
         self._counter = itertools.count(1)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        if self._runner is not None:
-            raise RuntimeError("StandInLLM is already running")
+    def build_app(self) -> web.Application:
         self._stopping = False
         app = web.Application(middlewares=[self._openai_errors], client_max_size=64 * 1024 * 1024)
         app.router.add_get("/v1/models", self._models)
@@ -296,42 +292,14 @@ class StandInLLM:
         app.router.add_get("/_sandbox/requests", self._control_requests)
         app.router.add_post("/_sandbox/reset", self._control_reset)
         app.router.add_post("/_sandbox/latency", self._control_latency)
-        # handler_cancellation: a client that gives up (timeout) cancels its handler, like a real server would.
-        # A short shutdown_timeout: stop() must not wait a minute for hanging or slow-streaming handlers.
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        address = runner.addresses[0]
-        self._bound_port = int(address[1])
+        return app
 
-    async def stop(self) -> None:
-        runner, self._runner = self._runner, None
-        if runner is None:
-            return
-        self._stopping = True
-        await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
+    async def before_stop(self) -> None:
+        self._stopping = True  # hanging handlers see it and let go
 
     @property
     def port_number(self) -> int:
-        """The port actually bound (useful with port=0)."""
-        if self._bound_port is None:
-            raise RuntimeError("StandInLLM is not started")
-        return self._bound_port
+        return self.bound_port
 
     @property
     def base_url(self) -> str:

@@ -13,10 +13,11 @@ import json
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import WSMsgType, web
+
+from sandbox.serving import LocalServer
 
 __all__ = ["Failure", "SandboxFile", "SlackCall", "SlackSandbox"]
 
@@ -82,10 +83,11 @@ class SandboxMessage:
         return body
 
 
-class SlackSandbox:
+class SlackSandbox(LocalServer):
     """Speaks the Web API methods the bot uses. Start with `async with SlackSandbox() as slack:`."""
 
     def __init__(self, *, bot_token: str = "xoxb-sandbox", app_token: str = "xapp-sandbox") -> None:  # noqa: S107
+        super().__init__()
         self.bot_token = bot_token
         self.app_token = app_token
         # Tokens handed out by oauth.v2.access are valid too, each for its own workspace.
@@ -100,14 +102,12 @@ class SlackSandbox:
         self._failures: deque[Failure] = deque()
         self._ts = itertools.count(1)
         self._file_ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_ready = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
@@ -115,35 +115,16 @@ class SlackSandbox:
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{key}", self._respond)
         app.router.add_get("/socket", self._socket)
-        runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        return app
 
-    async def stop(self) -> None:
+    async def before_stop(self) -> None:
         for ws in list(self._sockets):
             await ws.close()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            await runner.cleanup()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     @property
     def base_url(self) -> str:
         """Root of the server, e.g. http://127.0.0.1:PORT"""
-        if self._port is None:
-            raise RuntimeError("SlackSandbox is not started")
-        return f"http://127.0.0.1:{self._port}"
+        return f"http://{self.host}:{self.bound_port}"
 
     @property
     def api_url(self) -> str:
@@ -417,7 +398,7 @@ class SlackSandbox:
         }
 
     def connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"url": f"ws://127.0.0.1:{self._port}/socket"}
+        return {"url": f"ws://{self.host}:{self.bound_port}/socket"}
 
 
 class _SlackError(Exception):
