@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -170,3 +171,14 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         WORKER_POLL_DELAY_S="0.01",
     )
     return env
+
+
+async def run_bot(*args: str, env: dict[str, str], timeout_s: float = 90) -> tuple[int, str, str]:
+    """`python -m bot ARGS` as a user runs it; returns the exit code, stdout and stderr."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
+    assert proc.returncode is not None
+    return proc.returncode, stdout.decode(), stderr.decode()

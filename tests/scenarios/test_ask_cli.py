@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import sys
 from pathlib import Path
 
 from bot.config import Settings
 from sandbox.openai_server import StandInLLM, Step
-from tests.conftest import subprocess_env
-
-
-async def run_bot(*args: str, env: dict[str, str], timeout_s: float = 90) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
-    assert proc.returncode is not None
-    return proc.returncode, stdout.decode(), stderr.decode()
+from tests.conftest import run_bot, subprocess_env
 
 
 async def test_ask_prints_the_reply_and_the_thread_remembers(

@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
 from tests.adapters.discord.conftest import World, answered
-from tests.conftest import subprocess_env, wait_for
+from tests.conftest import run_bot, subprocess_env, wait_for
 
 
 def discord_env(settings: Settings) -> dict[str, str]:
@@ -25,16 +25,6 @@ def discord_env(settings: Settings) -> dict[str, str]:
         "DISCORD_API_BASE": settings.discord_api_base,
         "DISCORD_GATEWAY_URL": settings.discord_gateway_url,
     }
-
-
-async def run_bot(*args: str, env: dict[str, str], timeout_s: float = 60) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
-    assert proc.returncode is not None
-    return proc.returncode, stdout.decode(), stderr.decode()
 
 
 def test_serve_discord_without_a_token_says_what_to_do() -> None:
