@@ -99,20 +99,7 @@ class PostgresInstallationStore(AsyncInstallationStore):
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
         row = await self._find(enterprise_id, None if is_enterprise_install else team_id)
-        if row is None:
-            return None
-        return Bot(
-            app_id=row.app_id or None,
-            enterprise_id=row.enterprise_id or None,
-            team_id=row.team_id or None,
-            team_name=row.team_name or None,
-            bot_token=row.bot_token,
-            bot_id=row.bot_id,
-            bot_user_id=row.bot_user_id,
-            bot_scopes=row.bot_scopes,
-            is_enterprise_install=row.is_enterprise_install,
-            installed_at=row.installed_at.timestamp(),
-        )
+        return None if row is None else Bot(**_fields(row))
 
     async def async_find_installation(
         self,
@@ -123,21 +110,7 @@ class PostgresInstallationStore(AsyncInstallationStore):
         is_enterprise_install: bool | None = False,
     ) -> Installation | None:
         row = await self._find(enterprise_id, None if is_enterprise_install else team_id)
-        if row is None:
-            return None
-        return Installation(
-            app_id=row.app_id or None,
-            enterprise_id=row.enterprise_id or None,
-            team_id=row.team_id or None,
-            team_name=row.team_name or None,
-            bot_token=row.bot_token,
-            bot_id=row.bot_id,
-            bot_user_id=row.bot_user_id,
-            bot_scopes=row.bot_scopes,
-            user_id=row.installer_user_id,
-            is_enterprise_install=row.is_enterprise_install,
-            installed_at=row.installed_at.timestamp(),
-        )
+        return None if row is None else Installation(**_fields(row), user_id=row.installer_user_id)
 
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
         async with self._engine.begin() as conn:
@@ -171,6 +144,22 @@ class PostgresInstallationStore(AsyncInstallationStore):
             async with self._engine.connect() as conn:
                 row = (await conn.execute(query)).first()
         return row
+
+
+def _fields(row: Any) -> dict[str, Any]:
+    """What slack_sdk's `Bot` and `Installation` both take from an installation row ("" stored, None given)."""
+    return {
+        "app_id": row.app_id or None,
+        "enterprise_id": row.enterprise_id or None,
+        "team_id": row.team_id or None,
+        "team_name": row.team_name or None,
+        "bot_token": row.bot_token,
+        "bot_id": row.bot_id,
+        "bot_user_id": row.bot_user_id,
+        "bot_scopes": row.bot_scopes,
+        "is_enterprise_install": row.is_enterprise_install,
+        "installed_at": row.installed_at.timestamp(),
+    }
 
 
 class RedisOAuthStateStore(AsyncOAuthStateStore):
