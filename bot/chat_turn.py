@@ -137,10 +137,10 @@ async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed
 def failure_text(failed: StepFailed) -> str:
     if failed.user_message:
         return f"I couldn't answer: {failed.user_message}"
-    if failed.error.startswith("gave up after"):
+    if failed.reason == "gave_up":
         what = {"llm": "the language model"}.get(failed.service, failed.service or "a service I depend on")
         return f"I couldn't answer: {what} kept failing ({failed.attempts} attempts). Please try again later."
-    if "interrupted too many times" in failed.error:
+    if failed.reason == "interrupted":
         return "I couldn't answer: I tried several times and could not answer this."
     return "Something went wrong on my side while answering. The operators have the details in the logs."
 

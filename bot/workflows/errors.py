@@ -22,9 +22,21 @@ class NonRetriableError(BotError):
 
 
 class StepFailed(BotError):
-    def __init__(self, step_id: str, error: str, user_message: str = "", service: str = "", attempts: int = 0) -> None:
+    """`reason` says why, for whoever tells the user: "refused" (not retriable), "gave_up" (retries ran out),
+    "interrupted" (the run's workers kept dying), "child" (an invoked workflow failed or timed out)."""
+
+    def __init__(
+        self,
+        step_id: str,
+        error: str,
+        user_message: str = "",
+        service: str = "",
+        attempts: int = 0,
+        reason: str = "refused",
+    ) -> None:
         super().__init__(f"step {step_id!r} failed: {error}")
         self.step_id = step_id
+        self.reason = reason
         self.attempts = attempts
         self.error = error
         self.user_message = user_message

@@ -124,6 +124,7 @@ class Steps:
                 memo.get("user_message", ""),
                 memo.get("service", ""),
                 record.attempts,
+                memo.get("reason", "refused"),
             )
         if record is not None and record.due_at is not None and record.due_at > utcnow():
             raise Suspend("pending", record.due_at)  # woken before its retry was due
@@ -131,19 +132,25 @@ class Steps:
         attempt = (record.attempts if record is not None else 0) + 1
         limit = max_attempts or ctx.workflow.max_step_attempts
         if ctx.exhausted and not final:
-            await self._fail(step_id, attempt, "the run was interrupted too many times (its workers kept dying)", "")
+            await self._fail(
+                step_id,
+                attempt,
+                "the run was interrupted too many times (its workers kept dying)",
+                reason="interrupted",
+            )
         try:
             result = await fn()
             output = json.loads(json.dumps(result))  # what a replay will get back, exactly
         except (Suspend, RunAborted, StepFailed):
             raise
         except (NonRetriableError, PermanentUpstreamError, UserFacingError, ConfigurationError) as exc:
-            await self._fail(step_id, attempt, f"{type(exc).__name__}: {exc}", _user_message(exc))
+            await self._fail(step_id, attempt, f"{type(exc).__name__}: {exc}", user_message=_user_message(exc))
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
             if attempt >= limit:
                 what = exc.service if isinstance(exc, TransientUpstreamError) else ""
-                await self._fail(step_id, attempt, f"gave up after {attempt} attempts: {detail}", "", service=what)
+                error = f"gave up after {attempt} attempts: {detail}"
+                await self._fail(step_id, attempt, error, service=what, reason="gave_up")
             retry_after = exc.retry_after_s if isinstance(exc, TransientUpstreamError) else None
             due = utcnow() + timedelta(seconds=backoff_s(attempt, ctx.runtime.settings, retry_after))
             if not isinstance(exc, TransientUpstreamError):
@@ -155,10 +162,19 @@ class Steps:
         await self._save(step_id, kind="run", status="completed", output=output, attempts=attempt)
         return output  # type: ignore[no-any-return]
 
-    async def _fail(self, step_id: str, attempt: int, error: str, user_message: str, service: str = "") -> None:
-        output = {"user_message": user_message, "service": service}
+    async def _fail(
+        self,
+        step_id: str,
+        attempt: int,
+        error: str,
+        *,
+        user_message: str = "",
+        service: str = "",
+        reason: str = "refused",
+    ) -> None:
+        output = {"user_message": user_message, "service": service, "reason": reason}
         await self._save(step_id, kind="run", status="failed", output=output, error=error[:4000], attempts=attempt)
-        raise StepFailed(step_id, error, user_message, service, attempt)
+        raise StepFailed(step_id, error, user_message, service, attempt, reason)
 
     async def sleep(self, step_id: str, duration: timedelta | float) -> None:
         record = self._memo.get(step_id)
@@ -263,8 +279,9 @@ class Steps:
             f"{step_id}.result", "run.finished", match={"run_id": child}, timeout=timeout, since=EPOCH
         )
         if event is None:
-            raise StepFailed(step_id, f"workflow {workflow} (run {child}) did not finish in time")
+            raise StepFailed(step_id, f"workflow {workflow} (run {child}) did not finish in time", reason="child")
         data = event["data"]
         if data["status"] != "completed":
-            raise StepFailed(step_id, f"workflow {workflow} (run {child}) {data['status']}: {data.get('error')}")
+            error = f"workflow {workflow} (run {child}) {data['status']}: {data.get('error')}"
+            raise StepFailed(step_id, error, reason="child")
         return data.get("output")
