@@ -108,10 +108,9 @@ class SchedulerLeader:
             timezone="UTC",
         )
         scheduler.add_listener(self._submitted, EVENT_JOB_SUBMITTED)
-        # Started paused: only a started scheduler lists the jobs already in the store, which reconciling needs.
-        scheduler.start(paused=True)
-        self._reconcile_into(scheduler)
-        scheduler.resume()
+        # Started before reconciling (the caller does it next): only a started scheduler lists the jobs already in
+        # the store, and a job missing from that list would be added again with a new phase.
+        scheduler.start()
         self._scheduler = scheduler
         self.is_leader = True
         log.info("this process now runs the recurring-schedule scheduler")
@@ -134,11 +133,10 @@ class SchedulerLeader:
         self.is_leader = False
 
     def _reconcile(self) -> None:
-        assert self._scheduler is not None
-        self._reconcile_into(self._scheduler)
-
-    def _reconcile_into(self, scheduler: BackgroundScheduler) -> None:
+        """Mirror the active `schedules` rows into the job store: add what is new, remove what was cancelled."""
         assert self._engine is not None
+        assert self._scheduler is not None
+        scheduler = self._scheduler
         s = SCHEDULES.c
         with self._engine.connect() as conn:
             active = {
