@@ -7,7 +7,6 @@ holds (in progress, or its result kept), and a stale job finds its number outdat
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.runtime import WAKE_KEY, Runtime
-from bot.workflows.models import ACTIVE_STATUSES, RUNS, WAITS
+from bot.workflows.models import ACTIVE_STATUSES, RUNS, STEPS, WAITS
 
 log = structlog.get_logger(__name__)
 
@@ -118,7 +117,6 @@ async def cancel_run(runtime: Runtime, run_id: int, reason: str = "cancelled") -
 async def retry_run(runtime: Runtime, run_id: int) -> bool:
     """Operator's retry of a failed or cancelled run: it resumes from its last finished step. Failed steps are
     forgotten, so they run again."""
-    from bot.workflows.models import STEPS
 
     async with runtime.engine.begin() as conn:
         row = (
@@ -143,8 +141,3 @@ async def retry_run(runtime: Runtime, run_id: int) -> bool:
         await conn.execute(STEPS.delete().where(STEPS.c.run_id == run_id, STEPS.c.status.in_(("failed", "retrying"))))
     await enqueue_run(runtime, run_id, row)
     return True
-
-
-def dumps(value: Any) -> str:
-    """JSON for step outputs: what a replay gets back must equal what the first execution returned."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
