@@ -117,8 +117,39 @@ class Settings(BaseSettings):
     )
     deepgram_api_key: SecretStr = Field(default=SecretStr(""), description="Deepgram key for transcription.")
     deepgram_base_url: str = Field(default="https://api.deepgram.com", description="Deepgram (or self-hosted) URL.")
-    s3_endpoint_url: str = Field(default="", description="S3-compatible endpoint. Empty with no bucket: local folder.")
+    s3_endpoint_url: str = Field(default="", description="S3-compatible endpoint (MinIO, R2). Empty: AWS's own.")
     s3_bucket: str = Field(default="", description="Bucket for media. Empty: media go under DATA_DIR/media.")
+    s3_region: str = Field(default="us-east-1", description="Region of the media bucket.")
+    s3_access_key_id: str = Field(default="", description="S3 access key id. Empty: boto3's usual credential chain.")
+    s3_secret_access_key: SecretStr = Field(default=SecretStr(""), description="S3 secret key (with the id above).")
+    transcribe_via_url: bool | None = Field(
+        default=None,
+        description="Let Deepgram fetch media from a presigned S3 URL (true) or stream the bytes to it (false). "
+        "Empty: URL when the bucket is on AWS itself (no S3_ENDPOINT_URL), else stream.",
+    )
+    media_url_expires_s: int = Field(default=3600, description="Lifetime of a presigned media URL, in seconds.")
+    max_media_seconds: float = Field(
+        default=4 * 3600, description="Longest audio or video transcribed, in seconds; longer ones are refused."
+    )
+    media_progress_interval_s: float = Field(
+        default=5.0, description="Least seconds between edits of a media job's progress message."
+    )
+
+    # Chains and retrieval
+    chains_dir: Path | None = Field(
+        default=None,
+        description="Folder of your own chain YAML files, loaded beside the shipped ones (same name: yours wins).",
+    )
+    chain_input_max_chars: int = Field(
+        default=48_000, description="Longest transcript or thread text put into one chain prompt (cut, with a note)."
+    )
+    chain_json_attempts: int = Field(
+        default=3, description="Attempts at a JSON chain step whose output does not match its schema."
+    )
+    embedding_model: str = Field(default="text-embedding-3-small", description="Embeddings model for retrieval.")
+    retrieval_chunks: int = Field(
+        default=4, description="Transcript chunks retrieved into a chat turn's prompt (0: retrieval off)."
+    )
 
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(default=False, description="JSON log lines (for production) instead of console lines.")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from bot.errors import ConfigurationError
 from bot.events import ThreadRef
-from bot.ports import LLM, ChatPlatform, FileSource
+from bot.ports import LLM, BlobStore, ChatPlatform, FileSource, Transcriber
 from bot.runtime import Runtime
 
 
@@ -17,6 +17,9 @@ class WorkerDeps:
     llm: LLM
     platforms: Mapping[str, ChatPlatform]
     files: Mapping[str, FileSource] = field(default_factory=dict)
+    # Media: where files are kept and who transcribes them (None in a worker built without media, e.g. a bench).
+    blobs: BlobStore | None = None
+    transcriber: Transcriber | None = None
     # Identifies this worker process in run leases (host:pid:random), for operators reading `bot runs show`.
     worker_id: str = "worker"
 

@@ -20,12 +20,23 @@ from bot.ports import ChatMessage, Tool, ToolCall
 
 log = structlog.get_logger(__name__)
 SERVICE = "llm"
+# The pgvector column's width (migration 0004). text-embedding-3-* models shorten to it on request.
+EMBEDDING_DIMENSIONS = 1536
 
 
 class OpenAILLM:
-    def __init__(self, *, api_key: str, base_url: str | None, model: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        model: str,
+        timeout_s: float,
+        embedding_model: str = "text-embedding-3-small",
+    ) -> None:
         self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
         self.model = model
+        self.embedding_model = embedding_model
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -37,6 +48,8 @@ class OpenAILLM:
         max_tokens: int,
         tools: Sequence[Tool] = (),
         tool_calls: list[ToolCall] | None = None,
+        model: str | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> AsyncGenerator[str, None]:
         params: list[ChatCompletionMessageParam] = [
             {"role": m.role, "content": m.content}  # type: ignore[misc]
@@ -51,12 +64,18 @@ class OpenAILLM:
                 }
                 for t in tools
             ]
+        if json_schema is not None:
+            # Not `strict`: strict mode refuses many ordinary schemas; the chain validates and retries instead.
+            extra["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": json_schema, "strict": False},
+            }
         calls = _ToolCallParts()
         try:
             # The raw server-sent events, parsed with json.loads: the SDK's typed chunk objects cost about
             # 0.2 ms each, which at hundreds of chunks per reply was the worker's largest CPU cost.
             async with self._client.chat.completions.with_streaming_response.create(
-                model=self.model, messages=params, max_tokens=max_tokens, stream=True, **extra
+                model=model or self.model, messages=params, max_tokens=max_tokens, stream=True, **extra
             ) as response:
                 async for line in response.iter_lines():
                     if not line.startswith("data:"):
@@ -74,6 +93,20 @@ class OpenAILLM:
         except httpx2.HTTPError as exc:  # the connection dropped mid-stream (openai 3 runs on httpx2)
             raise TransientUpstreamError(SERVICE, f"stream failed: {type(exc).__name__}: {exc}") from exc
         raise TransientUpstreamError(SERVICE, "stream ended without [DONE]")
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        try:
+            response = await self._client.embeddings.create(
+                model=self.embedding_model, input=list(texts), dimensions=EMBEDDING_DIMENSIONS
+            )
+        except openai.APIError as exc:
+            raise translate_error(exc) from exc
+        except httpx2.HTTPError as exc:
+            raise TransientUpstreamError(SERVICE, f"embeddings failed: {type(exc).__name__}: {exc}") from exc
+        ordered = sorted(response.data, key=lambda item: item.index)
+        return [list(item.embedding) for item in ordered]
 
 
 class _ToolCallParts:
