@@ -14,12 +14,14 @@ from typing import Any
 import structlog
 from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
-from bot.errors import ConfigurationError, PermanentUpstreamError
+from bot.errors import ConfigurationError, PermanentUpstreamError, UpstreamError
 from bot.events import ThreadRef
 from bot.followups.assistant import SCHEDULE_FOLLOWUP, schedule_from_tool
 from bot.intake import CHAT_TURN
+from bot.media.retrieval import excerpts_prompt, has_chunks, search
 from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
 from bot.ports import ChatMessage, ToolCall
 from bot.runtime import Runtime
@@ -78,15 +80,36 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
         return {"consumed": True}
     async with ctx.runtime.autocommit.connect() as conn:
         prompt = await gather_context(conn, ctx.runtime.settings, turn, prefs)
+        messages = await with_excerpts(ctx, conn, prompt.messages, turn, thread)
     return {
         "consumed": False,
         "message_id": message_id,
         "thread_id": turn.thread_id,
         "thread": thread_to_json(thread),
         "user_id": turn.author_id,
-        "messages": [{"role": msg.role, "content": msg.content} for msg in prompt.messages],
+        "messages": [{"role": msg.role, "content": msg.content} for msg in messages],
         "history": prompt.history_included,
     }
+
+
+async def with_excerpts(
+    ctx: WorkflowContext, conn: AsyncConnection, messages: list[ChatMessage], turn: Turn, thread: ThreadRef
+) -> list[ChatMessage]:
+    """Add the transcript excerpts closest to the question when files were shared in this thread or channel.
+    Retrieval is a help, not a requirement: if embedding fails the turn goes on without excerpts."""
+    limit = ctx.runtime.settings.retrieval_chunks
+    if limit <= 0 or not await has_chunks(conn, turn.thread_id, thread):
+        return messages
+    try:
+        [vector] = await ctx.deps.llm.embed([turn.text])
+    except UpstreamError as exc:
+        log.warning("retrieval skipped: embedding the question failed", error=str(exc))
+        return messages
+    excerpts = await search(conn, vector, thread_id=turn.thread_id, thread=thread, limit=limit)
+    if not excerpts:
+        return messages
+    # After the system prompt, before the history: the model reads it as background, not as the question.
+    return [messages[0], ChatMessage("system", excerpts_prompt(excerpts)), *messages[1:]]
 
 
 async def answer(ctx: WorkflowContext, turn: dict[str, Any]) -> dict[str, Any]:

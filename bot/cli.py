@@ -81,7 +81,13 @@ async def _ready_services(settings: Settings) -> AsyncIterator[Services]:
 
 @app.command()
 def ask(
-    text: Annotated[str, typer.Argument(help="The message to send.")],
+    text: Annotated[str, typer.Argument(help="The message to send (may be empty with --file).")] = "",
+    file: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file", "-f", help="Share a file with the message (audio, video, .txt/.md/.vtt/.srt); repeatable."
+        ),
+    ] = None,
     thread: Annotated[str, typer.Option("--thread", "-t", help="Thread to continue; a new one if omitted.")] = "",
     user: Annotated[str, typer.Option(help="User id to send as (default: your login name).")] = "",
     event_id: Annotated[str, typer.Option(help="Delivery id; repeat one to see deduplication.")] = "",
@@ -90,6 +96,9 @@ def ask(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show INFO logs on stderr.")] = False,
 ) -> None:
     """Send one message through the full pipeline (intake -> queue -> worker -> LLM) and print the reply.
+
+    With --file, the file is stored, transcribed and digested by a chain (media-digest unless a chain claims
+    the file's type), and the digest is printed; ask follow-up questions with --thread.
 
     Exit status: 0 answered, 1 the turn failed (the error is printed), 2 the message was refused, 3 a
     service problem or timeout. The thread id is printed on stderr so you can continue with --thread.
@@ -100,14 +109,22 @@ def ask(
     if not verbose:
         configure_logging("WARNING", json=settings.log_json)
     thread_name = thread or new_thread_name()
-    code = _run(_ask(settings, text, thread_name, user or None, event_id or None, worker, timeout))
+    code = _run(_ask(settings, text, thread_name, user or None, event_id or None, worker, timeout, tuple(file or ())))
     raise typer.Exit(code)
 
 
 async def _ask(
-    settings: Settings, text: str, thread: str, user: str | None, event_id: str | None, worker: bool, wait_s: float
+    settings: Settings,
+    text: str,
+    thread: str,
+    user: str | None,
+    event_id: str | None,
+    worker: bool,
+    wait_s: float,
+    paths: tuple[Path, ...] = (),
 ) -> int:
     from adapters.console.app import ConsoleSession, in_process_worker
+    from adapters.console.files import file_ref
     from bot.runtime import open_runtime
 
     async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
@@ -124,8 +141,9 @@ async def _ask(
 
         async def send(task: asyncio.Task[None] | None) -> int:
             try:
+                files = tuple(file_ref(path) for path in paths)
                 result = await session.send(
-                    text, thread, event_id=event_id, on_text=show, timeout_s=wait_s, worker=task
+                    text, thread, event_id=event_id, on_text=show, timeout_s=wait_s, worker=task, files=files
                 )
             except UserFacingError as exc:
                 err.print(f"[yellow]Not sent:[/yellow] {exc.user_message}")
@@ -436,7 +454,10 @@ def main() -> None:
     app()
 
 
-# Registered last: the `runs` commands use the helpers above.
+# Registered last: these command groups use the helpers above.
 from bot.runs_cli import runs_app  # noqa: E402
 
 app.add_typer(runs_app, name="runs")
+from bot.media_cli import media_app  # noqa: E402
+
+app.add_typer(media_app, name="media")

@@ -22,7 +22,7 @@ log = structlog.get_logger(__name__)
 COMMANDS: dict[str, str] = {
     "ask": "Ask me anything; I answer in a thread. Usage: /ask QUESTION",
     "chain": "Run a prompt chain. Usage: /chain list | /chain run NAME [text]",
-    "transcribe": "Transcribe the file you shared most recently here. Usage: /transcribe",
+    "transcribe": "Post the transcript of the file shared most recently here. Usage: /transcribe",
     "remind": "Schedule a reminder. Usage: /remind in 2 hours check the deploy | every Monday 09:00 … | list | cancel",
     "followup": "Nudge this thread with a summary if it goes quiet. Usage: /followup in 1 day [note]",
 }
@@ -63,9 +63,16 @@ async def _ask(runtime: Runtime, command: SlashCommand) -> CommandReply:
     return CommandReply("On it; the answer will appear in the thread.")
 
 
-async def _not_in_this_build(runtime: Runtime, command: SlashCommand) -> CommandReply:
-    name = normalise_name(command.command)
-    return CommandReply(f"/{name} is not available in this build yet. Try /ask meanwhile.", accepted=False)
+async def _chain(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    from bot.chain_run import chain_command  # imported late: it builds on this module's CommandReply
+
+    return await chain_command(runtime, command)
+
+
+async def _transcribe(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    from bot.chain_run import transcribe_command
+
+    return await transcribe_command(runtime, command)
 
 
 async def _remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
@@ -82,8 +89,8 @@ async def _followup(runtime: Runtime, command: SlashCommand) -> CommandReply:
 
 _HANDLERS = {
     "ask": _ask,
-    "chain": _not_in_this_build,
-    "transcribe": _not_in_this_build,
+    "chain": _chain,
+    "transcribe": _transcribe,
     "remind": _remind,
     "followup": _followup,
 }

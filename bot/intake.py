@@ -9,17 +9,18 @@ written in one transaction.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
 from sqlalchemy import Integer, Select, String, Text, bindparam, func, literal, select, true
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from bot.config import Settings
 from bot.errors import InvalidInput, NotAllowed, RateLimited
 from bot.events import IncomingMessage, ThreadRef
+from bot.media.accept import check_files
 from bot.models import MESSAGES, THREADS, WORKSPACES
 from bot.ratelimit import RateLimiter
 from bot.runtime import Runtime
@@ -27,7 +28,10 @@ from bot.tokens import count_tokens
 from bot.workflows.models import RUNS
 from bot.workflows.runs import enqueue_run
 
-CHAT_TURN = "chat_turn"  # bot.chat_turn's workflow; named here so intake does not import the worker's code
+# The workflows a message starts, named here so intake does not import the worker's code: bot.chat_turn answers
+# text, bot.media.workflow digests the files a message shares.
+CHAT_TURN = "chat_turn"
+MEDIA_TURN = "media_turn"
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +91,7 @@ async def accept(runtime: Runtime, event: IncomingMessage) -> Accepted:
     bound = log.bind(event_id=event.event_id, platform=event.thread.platform, user=event.user_id)
     text = validate_text(event.text, settings)
     authorize(event.thread, event.user_id, settings)
+    check_files(event.files, settings)
 
     key = dedupe_key(event)
     # A platform's retry of an event we already hold must not cost the user a rate-limit token.
@@ -186,6 +191,7 @@ def _persist_statement() -> Select[Any]:
         "dedupe_key": bindparam("b_key", type_=String),
         "platform_message_id": bindparam("b_platform_message_id", type_=String),
         "attempts": literal(0),
+        "files": bindparam("b_files", type_=JSONB(none_as_null=True)),
     }
     message = (
         insert(MESSAGES)
@@ -204,7 +210,7 @@ def _persist_statement() -> Select[Any]:
             ["id", "workflow", "input", "status", "thread_id", "user_id", "wake_seq", "wake_at", "attempts", "rescues"],
             select(
                 message.c.run_id,
-                literal(CHAT_TURN),
+                bindparam("b_workflow", type_=String),
                 func.jsonb_build_object("message_id", message.c.id),
                 literal("pending"),
                 message.c.thread_id,
@@ -236,6 +242,8 @@ async def _persist(runtime: Runtime, event: IncomingMessage, text: str, key: str
         "b_tokens": count_tokens(text),
         "b_key": key,
         "b_platform_message_id": event.platform_message_id or None,
+        "b_files": [asdict(file) for file in event.files] or None,
+        "b_workflow": MEDIA_TURN if event.files else CHAT_TURN,
     }
     # Two tries: a workspace created by a concurrent first message is invisible to this statement's snapshot,
     # which then inserts nothing; the second try sees it.

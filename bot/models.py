@@ -17,6 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 MESSAGE_STATUSES = ("pending", "processing", "completed", "failed")
@@ -90,6 +91,9 @@ class Message(SQLModel, table=True):
     )
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     attempts: int = 0
+    # Files shared with the message (bot.events.FileRef as JSON), kept at intake so none is lost before the
+    # media run has stored them.
+    files: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from redis.asyncio import Redis
 
+from adapters.console.files import ConsoleFileSource
 from adapters.console.outbound import ConsoleOutbound
 from bot.config import Settings
 from bot.ports import ChatPlatform, FileSource
@@ -27,6 +28,7 @@ class PlatformClients:
 async def open_platform_clients(settings: Settings, redis: Redis, stack: AsyncExitStack) -> PlatformClients:
     clients = PlatformClients()
     clients.chat[ConsoleOutbound.name] = ConsoleOutbound(redis)
+    clients.files[ConsoleFileSource.platform] = ConsoleFileSource()
     slack_token = settings.slack_bot_token.get_secret_value()
     if slack_token or settings.slack_oauth_enabled:
         from adapters.slack.files import SlackFileSource

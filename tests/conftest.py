@@ -37,6 +37,10 @@ TABLES = (
     "schedules",
     "apscheduler_jobs",
     "slack_installations",
+    "media",
+    "media_utterances",
+    "media_tags",
+    "media_chunks",
 )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from adapters.console.inbound import console_thread, to_event
 from adapters.console.outbound import as_text, stream_key
 from bot.config import Settings
+from bot.events import FileRef
 from bot.intake import accept
 from bot.models import MESSAGES
 from bot.runtime import Runtime
@@ -71,6 +72,7 @@ class ConsoleSession:
         on_text: Callable[[str], None] = lambda _: None,
         timeout_s: float = 300.0,
         worker: asyncio.Task[None] | None = None,
+        files: tuple[FileRef, ...] = (),
     ) -> TurnResult:
         """Send one message and follow the thread until the turn is answered or failed.
 
@@ -81,7 +83,8 @@ class ConsoleSession:
         # Remember where the thread's stream is now, before sending, so no part of the reply can be missed.
         last = await redis.xrevrange(key, count=1)
         cursor: bytes | str = last[0][0] if last else "0-0"
-        accepted = await accept(self.runtime, to_event(text, thread, user=self.user, event_id=event_id))
+        event = to_event(text, thread, user=self.user, event_id=event_id, files=files)
+        accepted = await accept(self.runtime, event)
         transcript = Transcript()
         deadline = time.monotonic() + timeout_s
         while True:

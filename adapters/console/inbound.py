@@ -6,7 +6,7 @@ import getpass
 import uuid
 
 from adapters.console.outbound import PLATFORM
-from bot.events import IncomingMessage, ThreadRef
+from bot.events import FileRef, IncomingMessage, ThreadRef
 
 WORKSPACE = "local"
 CHANNEL = "console"
@@ -17,13 +17,21 @@ def console_thread(name: str) -> ThreadRef:
 
 
 def to_event(
-    text: str | bytes, thread: str, *, user: str | None = None, event_id: str | None = None
+    text: str | bytes,
+    thread: str,
+    *,
+    user: str | None = None,
+    event_id: str | None = None,
+    files: tuple[FileRef, ...] = (),
 ) -> IncomingMessage:
+    if files and not text:
+        text = "Shared " + ", ".join(f"“{f.name}”" for f in files)
     return IncomingMessage(
         event_id=event_id or uuid.uuid4().hex,
         thread=console_thread(thread),
         user_id=user or getpass.getuser(),
         text=text,
+        files=files,
     )
 
 

@@ -5,20 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import shlex
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from pathlib import Path
 
 from redis.exceptions import RedisError
 
 from adapters.console.app import ConsoleSession, in_process_worker
+from adapters.console.files import file_ref
 from adapters.console.inbound import WORKSPACE, console_thread, new_thread_name
 from adapters.console.outbound import PLATFORM, as_text, stream_key
 from bot.commands import COMMANDS, handle_command
 from bot.config import Settings
 from bot.errors import UserFacingError
-from bot.events import SlashCommand
+from bot.events import FileRef, SlashCommand
 from bot.preferences import USAGE, describe_preferences, parse_assignments, set_preferences
 from bot.runtime import Runtime, open_runtime
 from bot.services import Services
@@ -29,6 +32,9 @@ HELP = """Commands:
   /prefs         show your preferences; /prefs set name=Ada tz=Europe/Paris lang=French note='be brief'
   /remind ...    in 2 hours check the deploy | tomorrow 9am standup | every Monday 09:00 report | list | cancel ID
   /followup ...  in 1 day [note]: nudge this thread with a summary if nobody writes in it by then
+  /file PATH [TEXT]  share a file (audio, video, .txt/.md/.vtt/.srt): it is transcribed and digested here
+  /chain ...     list | run NAME [text]: run a prompt chain in this thread (media-digest, thread-summary, …)
+  /transcribe    post the transcript of the file shared most recently here
   /ask TEXT      the same as typing TEXT
   /help          this list
   /quit          leave (Ctrl-D works too)
@@ -72,16 +78,17 @@ async def run_console(
             )
         async for typed in _lines():
             line: str | None = typed
+            files: tuple[FileRef, ...] = ()
             if typed.startswith("/"):
                 if typed.split(" ", 1)[0] in ("/quit", "/exit"):
                     break
-                current, line = await _slash(runtime, session.user or getpass.getuser(), current, typed)
+                current, line, files = await _slash(runtime, session.user or getpass.getuser(), current, typed)
                 watcher.follow(current)
             if line is None:
                 continue
             watcher.busy = True
             try:
-                result = await session.send(line, current, on_text=_write, worker=task)
+                result = await session.send(line, current, on_text=_write, worker=task, files=files)
             except UserFacingError as exc:
                 _write(f"(not sent) {exc.user_message}\n")
                 continue
@@ -94,9 +101,16 @@ async def run_console(
     return 0
 
 
-async def _slash(runtime: Runtime, user: str, current: str, typed: str) -> tuple[str, str | None]:
-    """A line starting with / : returns the thread now current and a message to send, if any."""
+async def _slash(runtime: Runtime, user: str, current: str, typed: str) -> tuple[str, str | None, tuple[FileRef, ...]]:
+    """A line starting with / : returns the thread now current, a message to send (if any) and its files."""
     command, _, arg = typed.partition(" ")
+    if command == "/file":
+        try:
+            path, text = _file_argument(arg)
+            return current, text, (file_ref(path),)
+        except (ValueError, UserFacingError) as exc:
+            _write(f"(not sent) {getattr(exc, 'user_message', exc)} Usage: /file PATH [message]\n")
+            return current, None, ()
     if command == "/new":
         current = new_thread_name()
         _write(f"New thread {current}.\n")
@@ -106,12 +120,20 @@ async def _slash(runtime: Runtime, user: str, current: str, typed: str) -> tuple
     elif command == "/prefs":
         _write(await _prefs(runtime, user, arg) + "\n")
     elif command == "/ask" and arg.strip():
-        return current, arg.strip()
+        return current, arg.strip(), ()
     elif command.lower().lstrip("/") in COMMANDS:
         _write(await _command(runtime, user, current, command, arg) + "\n")
     else:
         _write(HELP + "\n")
-    return current, None
+    return current, None, ()
+
+
+def _file_argument(arg: str) -> tuple[Path, str]:
+    """`PATH [message]`, where PATH may be quoted if it has spaces."""
+    words = shlex.split(arg)
+    if not words:
+        raise ValueError("Which file?")
+    return Path(words[0]), " ".join(words[1:])
 
 
 async def _command(runtime: Runtime, user: str, thread: str, command: str, arg: str) -> str:

@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 import bot.followups.models
+import bot.media.models
 import bot.models
 import bot.workflows.models  # noqa: F401  (these register the tables on SQLModel.metadata)
 

@@ -36,5 +36,7 @@ def workflow(name: str, *, max_step_attempts: int = 4, description: str = "") ->
 
 def load_builtin_workflows() -> None:
     """Import the modules that define the bot's workflows, so their decorators have registered them."""
+    import bot.chain_run
     import bot.chat_turn
-    import bot.followups.workflows  # noqa: F401
+    import bot.followups.workflows
+    import bot.media.workflow  # noqa: F401

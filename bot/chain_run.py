@@ -1,0 +1,215 @@
+"""`/chain` and `/transcribe`: run a prompt chain on demand in a thread, or post the transcript of the file shared
+there most recently. Both start durable runs; the command itself only validates and answers at once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+
+from bot.chains.library import ChainLibrary, format_chain_list, load_library
+from bot.chains.runner import run_chain
+from bot.chains.spec import Chain
+from bot.commands import COMMANDS, CommandReply
+from bot.config import Settings
+from bot.errors import ConfigurationError, InvalidInput
+from bot.events import SlashCommand, ThreadRef
+from bot.media.attach import upload_transcript
+from bot.media.models import MEDIA
+from bot.media.scope import media_scope, thread_scope
+from bot.media.transcripts import load_transcript
+from bot.runtime import Runtime
+from bot.streaming import open_reply
+from bot.threads import ensure_thread, thread_from_json, thread_to_json
+from bot.workflows.errors import NonRetriableError, StepFailed
+from bot.workflows.outbox import with_outbox
+from bot.workflows.registry import workflow
+from bot.workflows.runs import start_run
+from bot.workflows.steps import WorkflowContext
+
+log = structlog.get_logger(__name__)
+CHAIN_RUN = "chain_run"
+SEND_TRANSCRIPT = "send_transcript"
+TRANSCRIBED = ("transcribed", "done")
+
+
+@lru_cache(maxsize=4)
+def _library(chains_dir: Path | None) -> ChainLibrary:
+    return load_library(Settings(chains_dir=chains_dir))
+
+
+def library_for(settings: Settings) -> ChainLibrary:
+    """The chains, loaded once per process (the worker checks them at start-up; commands reuse that)."""
+    return _library(settings.chains_dir)
+
+
+async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    words = command.text.strip().split(maxsplit=1)
+    verb = words[0].lower() if words else ""
+    try:
+        library = library_for(runtime.settings)
+    except ConfigurationError as exc:
+        log.error("chains failed to load", error=str(exc))
+        return CommandReply("The chains could not be loaded; an operator has been told.", accepted=False)
+    if verb in ("", "help"):
+        return CommandReply(f"{COMMANDS['chain']}\n\n{format_chain_list(library)}", accepted=bool(verb))
+    if verb == "list":
+        return CommandReply(format_chain_list(library))
+    rest = words[1] if len(words) > 1 else ""
+    if verb == "run":
+        name, _, text = rest.partition(" ")
+    else:  # `/chain NAME text` works too
+        name, text = verb, rest
+    chain = library.get(name.strip())
+    if chain is None:
+        names = ", ".join(c.name for c in library.all())
+        raise InvalidInput(f"There is no chain named “{name}”. Available: {names}. /chain list describes them.")
+    thread_id = await ensure_thread(runtime, command.thread)
+    started = await start_run(
+        runtime,
+        CHAIN_RUN,
+        {
+            "chain": chain.name,
+            "thread": thread_to_json(command.thread),
+            "thread_id": thread_id,
+            "user_id": command.user_id,
+            "text": text.strip(),
+        },
+        dedupe_key=f"chain:{command.thread.platform}:{command.thread.workspace_id}:{command.event_id}",
+        thread_id=thread_id,
+        user_id=command.user_id,
+        description=f"/chain run {chain.name}",
+    )
+    log.info("chain run started", chain=chain.name, run_id=started.run_id, created=started.created)
+    return CommandReply(f"Running “{chain.name}” (v{chain.version}); the result will appear in the thread.")
+
+
+async def latest_media(runtime: Runtime, thread_id: int, thread: ThreadRef) -> dict[str, Any] | None:
+    """The file shared most recently in this thread, else in its channel."""
+    x = MEDIA.c
+    in_channel = (
+        (x.platform == thread.platform) & (x.workspace_id == thread.workspace_id) & (x.channel_id == thread.channel_id)
+    )
+    async with runtime.autocommit.connect() as conn:
+        for where in (x.thread_id == thread_id, in_channel):
+            row = (await conn.execute(select(MEDIA).where(where).order_by(x.id.desc()).limit(1))).mappings().first()
+            if row is not None:
+                return dict(row)
+    return None
+
+
+def needs_transcript(chain: Chain) -> bool:
+    return "transcript" in chain.needs
+
+
+@workflow(CHAIN_RUN, description="Run a prompt chain in a thread (/chain run NAME) and post its result there.")
+async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    thread = thread_from_json(input["thread"])
+    platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
+    try:
+        chain = Chain.model_validate(await ctx.step.run("chain", lambda: resolve_chain(ctx, input)))
+        media_id = await ctx.step.run("media", lambda: media_for(ctx, input, chain))
+        async with ctx.runtime.autocommit.connect() as conn:
+            transcript = await load_transcript(conn, media_id) if media_id else None
+            thread_messages = await thread_scope(conn, input["thread_id"])
+        media = await _media(ctx.runtime, media_id) if media_id else None
+        scope = media_scope(media, transcript, input["text"], thread_messages)
+        await platform.show_working(thread, f"is running {chain.name}…")
+        result = await run_chain(
+            ctx, chain, scope, thread=thread, thread_id=input["thread_id"], user_id=input["user_id"]
+        )
+
+        async def reply() -> list[str]:
+            stream = open_reply(platform, thread, ctx.key("reply"))
+            await stream.feed(result.reply)
+            return await stream.finish()
+
+        posted = await ctx.step.run("reply", reply)
+    except StepFailed as exc:
+        failure = exc
+        text = f"⚠️ The chain “{input['chain']}” failed: {failure.user_message or failure.error}"
+
+        async def tell() -> str:
+            log.warning("chain run failed", run_id=ctx.run_id, error=failure.error)
+            sent = await platform.post_message(thread, text, idempotency_key=ctx.key("tell-failure"))
+            return sent.message_id
+
+        await ctx.step.run("tell-failure", tell, final=True)
+        raise
+    return {"chain": result.name, "version": result.version, "message_ids": posted}
+
+
+async def resolve_chain(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    """Kept whole in the step, so a replay runs the version this run started with even if the file changed."""
+    chain = library_for(ctx.runtime.settings).get(input["chain"])
+    if chain is None:
+        raise NonRetriableError(f"chain {input['chain']!r} is gone", f"the chain “{input['chain']}” no longer exists.")
+    return chain.model_dump(mode="json")
+
+
+async def media_for(ctx: WorkflowContext, input: dict[str, Any], chain: Chain) -> int | None:
+    if not needs_transcript(chain):
+        return None
+    media = await latest_media(ctx.runtime, input["thread_id"], thread_from_json(input["thread"]))
+    if media is None:
+        raise NonRetriableError(
+            "no media in the thread",
+            f"“{chain.name}” works on a recording or transcript: share an audio, video or text file here first.",
+        )
+    if media["status"] not in TRANSCRIBED:
+        raise NonRetriableError(
+            f"media {media['id']} is {media['status']}",
+            f"“{media['name']}” is not transcribed ({media['status']}"
+            + (f": {media['error']}" if media["error"] else "")
+            + "). Share it again or wait until its digest is posted.",
+        )
+    return int(media["id"])
+
+
+async def _media(runtime: Runtime, media_id: int) -> dict[str, Any]:
+    async with runtime.autocommit.connect() as conn:
+        return dict((await conn.execute(select(MEDIA).where(MEDIA.c.id == media_id))).mappings().one())
+
+
+async def transcribe_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    thread_id = await ensure_thread(runtime, command.thread)
+    media = await latest_media(runtime, thread_id, command.thread)
+    if media is None:
+        return CommandReply(
+            "There is no file here to transcribe. Share an audio or video file with me (mention me in the message) "
+            "and I'll transcribe and digest it.",
+            accepted=False,
+        )
+    if media["status"] == "failed":
+        return CommandReply(f"“{media['name']}” could not be processed: {media['error']}", accepted=False)
+    if media["status"] not in TRANSCRIBED:
+        return CommandReply(f"“{media['name']}” is still being processed; its transcript will follow the digest.")
+    await start_run(
+        runtime,
+        SEND_TRANSCRIPT,
+        {"thread": thread_to_json(command.thread), "media_id": media["id"]},
+        dedupe_key=f"transcribe:{command.thread.platform}:{command.thread.workspace_id}:{command.event_id}",
+        thread_id=thread_id,
+        user_id=command.user_id,
+        description=f"/transcribe {media['name']}",
+    )
+    return CommandReply(f"Posting the transcript of “{media['name']}” in the thread.")
+
+
+@workflow(SEND_TRANSCRIPT, description="Attach a stored transcript to a thread (/transcribe).")
+async def send_transcript(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    thread = thread_from_json(input["thread"])
+    platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
+
+    async def attach() -> str:
+        media = await _media(ctx.runtime, input["media_id"])
+        async with ctx.runtime.autocommit.connect() as conn:
+            transcript = await load_transcript(conn, input["media_id"])
+        if transcript is None:
+            raise NonRetriableError("no transcript", f"“{media['name']}” has no transcript.")
+        return await upload_transcript(platform, thread, media["name"], transcript, ctx.key("attach"))
+
+    return {"message_id": await ctx.step.run("attach", attach)}

@@ -1,0 +1,47 @@
+"""What intake checks about a shared file before accepting the message: count, size and a plausible type by name
+and declared type. The bytes' own magic numbers are checked again when the file is stored (bot.media.blobs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+from bot.config import Settings
+from bot.errors import InvalidInput
+from bot.events import FileRef
+
+MAX_FILES_PER_MESSAGE = 5
+TEXT_EXTENSIONS = frozenset({".txt", ".md", ".vtt", ".srt"})
+MEDIA_EXTENSIONS = frozenset(
+    {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".webm", ".mp4", ".mov", ".mkv", ".m4v"}
+)
+ACCEPTED = "audio or video files, or text transcripts (.txt, .md, .vtt, .srt)"
+
+
+def extension(name: str) -> str:
+    return PurePosixPath(name).suffix.lower()
+
+
+def looks_acceptable(file: FileRef) -> bool:
+    ext = extension(file.name)
+    if ext in TEXT_EXTENSIONS or ext in MEDIA_EXTENSIONS:
+        return True
+    # A platform may name a recording without an extension ("audio_message"); its declared type decides then.
+    return not ext and file.mime_type.split("/")[0] in ("audio", "video")
+
+
+def check_files(files: Sequence[FileRef], settings: Settings) -> None:
+    """Raise `InvalidInput` naming the file and the rule it breaks; nothing is stored before this passes."""
+    if len(files) > MAX_FILES_PER_MESSAGE:
+        raise InvalidInput(
+            f"You shared {len(files)} files; I take at most {MAX_FILES_PER_MESSAGE} per message. "
+            "Send the others in another message."
+        )
+    for file in files:
+        if not looks_acceptable(file):
+            declared = file.mime_type or "an unknown type"
+            raise InvalidInput(f"I can't digest “{file.name}” ({declared}): I take {ACCEPTED}.")
+        if file.size > settings.max_file_bytes:
+            raise InvalidInput(
+                f"“{file.name}” is {file.size / 1e6:,.1f} MB; the limit is {settings.max_file_bytes / 1e6:,.0f} MB."
+            )

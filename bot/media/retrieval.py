@@ -1,0 +1,100 @@
+"""Retrieval: transcript chunks embedded into pgvector when a file is digested, and the closest ones found again
+when someone asks a question in the same thread (or channel), so the answer can draw on the recording."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.events import ThreadRef
+from bot.media.models import MEDIA, MEDIA_CHUNKS
+from bot.media.transcripts import Chunk, clock
+from bot.ports import LLM
+from bot.runtime import Runtime
+
+EMBED_BATCH = 64
+c = MEDIA_CHUNKS.c
+
+
+def channel_key(thread: ThreadRef) -> str:
+    return f"{thread.platform}:{thread.workspace_id}:{thread.channel_id}"
+
+
+async def embed_chunks(
+    runtime: Runtime, llm: LLM, *, media_id: int, thread_id: int, thread: ThreadRef, chunks: list[Chunk]
+) -> int:
+    """Embed and store the chunks; chunks stored by an earlier attempt are skipped (unique per media and seq)."""
+    async with runtime.autocommit.connect() as conn:
+        done = set((await conn.execute(select(c.seq).where(c.media_id == media_id))).scalars())
+    todo = [chunk for chunk in chunks if chunk.seq not in done]
+    for start in range(0, len(todo), EMBED_BATCH):
+        batch = todo[start : start + EMBED_BATCH]
+        vectors = await llm.embed([chunk.text for chunk in batch])
+        rows = [
+            {
+                "media_id": media_id,
+                "thread_id": thread_id,
+                "channel_key": channel_key(thread),
+                "seq": chunk.seq,
+                "start_s": chunk.start_s,
+                "end_s": chunk.end_s,
+                "text": chunk.text,
+                "embedding": vector,
+            }
+            for chunk, vector in zip(batch, vectors, strict=True)
+        ]
+        async with runtime.autocommit.connect() as conn:
+            await conn.execute(insert(MEDIA_CHUNKS).on_conflict_do_nothing(constraint="uq_media_chunks_seq"), rows)
+    return len(chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class Excerpt:
+    media_name: str
+    start_s: float
+    end_s: float
+    text: str
+    distance: float
+
+
+# Cheap enough for every turn: an index probe that tells whether the thread or its channel has any media at all,
+# so turns in threads without files never pay for an embedding call.
+_HAS_CHUNKS = select(
+    select(c.id)
+    .where((c.thread_id == bindparam("thread_id")) | (c.channel_key == bindparam("channel_key")))
+    .limit(1)
+    .exists()
+)
+
+
+async def has_chunks(conn: AsyncConnection, thread_id: int, thread: ThreadRef) -> bool:
+    result = await conn.execute(_HAS_CHUNKS, {"thread_id": thread_id, "channel_key": channel_key(thread)})
+    return bool(result.scalar())
+
+
+async def search(
+    conn: AsyncConnection, vector: list[float], *, thread_id: int, thread: ThreadRef, limit: int
+) -> list[Excerpt]:
+    """The `limit` closest chunks: those from this thread's own files first, then the rest of the channel."""
+    distance = c.embedding.cosine_distance(vector).label("distance")
+    same_thread = (c.thread_id == thread_id).label("same_thread")
+    rows = (
+        await conn.execute(
+            select(MEDIA.c.name, c.start_s, c.end_s, c.text, distance, same_thread)
+            .join(MEDIA, MEDIA.c.id == c.media_id)
+            .where((c.thread_id == thread_id) | (c.channel_key == channel_key(thread)))
+            .order_by(same_thread.desc(), distance)
+            .limit(limit)
+        )
+    ).all()
+    return [Excerpt(row[0], row[1], row[2], row[3], float(row[4])) for row in rows]
+
+
+def excerpts_prompt(excerpts: list[Excerpt]) -> str:
+    parts = ["Excerpts from recordings and transcripts shared in this conversation (cite the time when you use them):"]
+    for excerpt in excerpts:
+        parts.append(f"--- {excerpt.media_name} at {clock(excerpt.start_s)}\n{excerpt.text}")
+    return "\n".join(parts)

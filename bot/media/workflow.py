@@ -1,0 +1,481 @@
+"""A message that shares files, as a durable workflow: for each file, store -> transcribe -> digest (a chain) ->
+reply in the thread with the transcript attached -> embed for retrieval.
+
+Every stage is a step, so a crash or a retry resumes at the stage it stopped in: a stored file is not downloaded
+again, a transcript is not paid for twice, a chain step's answer is kept. One progress message per file is posted
+first and edited as the stages pass (and every few seconds during long ones); a failure ends in that message,
+saying what went wrong, and in a `failed` media row with the error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from bot.chains.library import load_library
+from bot.chains.runner import ChainResult, run_chain
+from bot.chains.spec import Chain
+from bot.chat_turn import claim_message, failure_text
+from bot.errors import ConfigurationError, InvalidInput, PermanentUpstreamError, UserFacingError
+from bot.events import FileRef, ThreadRef
+from bot.intake import MEDIA_TURN
+from bot.media.accept import extension
+from bot.media.attach import upload_transcript
+from bot.media.models import MEDIA, MEDIA_TAGS
+from bot.media.retrieval import embed_chunks
+from bot.media.scope import media_scope, thread_scope
+from bot.media.transcripts import chunk_transcript, load_transcript, save_transcript
+from bot.models import MESSAGES
+from bot.ports import ChatPlatform, Transcript
+from bot.streaming import open_reply
+from bot.threads import THREAD_MESSAGE, thread_from_json, thread_to_json
+from bot.tokens import count_tokens
+from bot.workflows.errors import StepFailed
+from bot.workflows.events import send_event
+from bot.workflows.outbox import with_outbox
+from bot.workflows.registry import workflow
+from bot.workflows.steps import WorkflowContext
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+DEFAULT_CHAIN = "media-digest"
+MAX_TEXT_FILE_BYTES = 20_000_000  # a transcript file is read whole; larger text is not a transcript
+MAX_TAGS = 20
+
+
+@workflow(MEDIA_TURN, description="Store, transcribe and digest the files a message shared; answer in its thread.")
+async def media_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+    message_id: int = input["message_id"]
+    turn = await ctx.step.run("context", lambda: prepare(ctx, message_id))
+    if turn is None:
+        return {"skipped": "the message is gone or was handled already"}
+    outcomes = [await digest_file(ctx, turn, index, file) for index, file in enumerate(turn["files"])]
+    ok = [outcome for outcome in outcomes if outcome.get("media_id") and not outcome.get("error")]
+    status = "completed" if ok else "failed"
+    errors = "; ".join(outcome["error"] for outcome in outcomes if outcome.get("error")) or None
+    await ctx.step.run("finish", lambda: set_message_status(ctx, message_id, status, errors), final=True)
+    return {"files": outcomes}
+
+
+async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | None:
+    claimed = await claim_message(ctx.runtime, message_id)
+    if claimed is None:
+        return None
+    turn, thread, _prefs = claimed
+    async with ctx.runtime.autocommit.connect() as conn:
+        files = (await conn.execute(select(MESSAGES.c.files).where(MESSAGES.c.id == message_id))).scalar_one()
+    # A shared file is activity in the thread: follow-ups waiting for an answer there hear about it.
+    await send_event(
+        ctx.runtime,
+        THREAD_MESSAGE,
+        {"thread_id": turn.thread_id, "message_id": message_id, "user_id": turn.author_id, "text": turn.text},
+        dedupe_key=f"message:{message_id}",
+    )
+    return {
+        "message_id": message_id,
+        "thread_id": turn.thread_id,
+        "thread": thread_to_json(thread),
+        "user_id": turn.author_id,
+        "text": turn.text,
+        "files": files or [],
+    }
+
+
+@dataclass
+class FileJob:
+    """One file's progress through the stages, with the message that shows it."""
+
+    ctx: WorkflowContext
+    turn: dict[str, Any]
+    index: int
+    file: FileRef
+    progress_id: str = ""
+
+    @property
+    def thread(self) -> ThreadRef:
+        return thread_from_json(self.turn["thread"])
+
+    @property
+    def platform(self) -> ChatPlatform:
+        return with_outbox(self.ctx.deps.platform_for(self.thread), self.ctx.runtime, self.ctx.run_id)
+
+    def step(self, name: str) -> str:
+        return f"f{self.index}.{name}"
+
+    async def show(self, text: str) -> None:
+        """Edit the progress message; best effort, since a lost edit is repaired by the next one."""
+        if not self.progress_id:
+            return
+        try:
+            await self.platform.edit_message(self.thread, self.progress_id, text)
+        except Exception as exc:  # noqa: BLE001 (progress must never fail the stage it describes)
+            log.info("progress edit failed", error=str(exc))
+
+    async def while_showing(self, label: str, work: Awaitable[T], detail: Callable[[], str] = lambda: "") -> T:
+        """Run `work`, editing the progress message with the time spent every MEDIA_PROGRESS_INTERVAL_S."""
+        interval = self.ctx.runtime.settings.media_progress_interval_s
+        started = time.monotonic()
+
+        async def tick() -> None:
+            while True:
+                await self.show(f"⏳ {self.file.name}: {label}… {detail()}{round(time.monotonic() - started)} s")
+                await asyncio.sleep(interval)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            return await work
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+
+async def digest_file(ctx: WorkflowContext, turn: dict[str, Any], index: int, raw: dict[str, Any]) -> dict[str, Any]:
+    job = FileJob(ctx, turn, index, FileRef(**raw))
+    settings = ctx.runtime.settings
+    media_id = 0
+    try:
+        job.progress_id = await ctx.step.run(job.step("progress"), lambda: post_progress(job))
+        media_id = await ctx.step.run(job.step("store"), lambda: store_file(job))
+        await ctx.step.run(job.step("transcribe"), lambda: transcribe(job, media_id), max_attempts=6)
+        chain = Chain.model_validate(await ctx.step.run(job.step("chain"), lambda: pick_chain(job, media_id)))
+        scope = await chain_scope(job, media_id)
+        await job.show(f"⏳ {job.file.name}: writing the digest ({chain.name})…")
+        result = await run_chain(
+            ctx,
+            chain,
+            scope,
+            thread=job.thread,
+            thread_id=turn["thread_id"],
+            user_id=turn["user_id"],
+            prefix=job.step("chain"),
+        )
+        await ctx.step.run(job.step("save"), lambda: save_digest(ctx, media_id, result))
+        await ctx.step.run(job.step("reply"), lambda: post_digest(job, result))
+        if chain.attach_transcript:
+            await ctx.step.run(job.step("attach"), lambda: attach_transcript(job, media_id))
+    except StepFailed as exc:
+        failure = exc
+        await ctx.step.run(job.step("fail"), lambda: fail_file(job, media_id, failure), final=True)
+        return {"media_id": media_id, "error": failure.error}
+    if settings.retrieval_chunks > 0:
+        try:
+            chunks = await ctx.step.run(job.step("embed"), lambda: embed(job, media_id), max_attempts=3)
+        except StepFailed as exc:
+            # The digest is posted; only later questions lose the excerpts. The operator sees why.
+            log.warning("transcript not embedded; retrieval will miss it", media_id=media_id, error=exc.error)
+            chunks = 0
+    else:
+        chunks = 0
+    return {"media_id": media_id, "chunks": chunks}
+
+
+async def post_progress(job: FileJob) -> str:
+    text = f"⏳ {job.file.name}: fetching the file…"
+    posted = await job.platform.post_message(job.thread, text, idempotency_key=job.ctx.key(job.step("progress")))
+    return posted.message_id
+
+
+async def store_file(job: FileJob) -> int:
+    """Stream the file from the platform into the blob store, recording it in a `media` row first."""
+    ctx, file = job.ctx, job.file
+    blobs = ctx.deps.blobs
+    source = ctx.deps.files.get(job.thread.platform)
+    if blobs is None or source is None:
+        raise ConfigurationError(f"this worker cannot fetch or keep files from {job.thread.platform!r}")
+    media_id = await _media_row(job)
+    thread = job.thread
+    key = f"{thread.platform}/{thread.workspace_id}/{media_id}/{safe_name(file.name)}"
+    received = 0
+
+    async def counted(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        nonlocal received
+        async for chunk in chunks:
+            received += len(chunk)
+            yield chunk
+
+    settings = ctx.runtime.settings
+    download = source.download(file, max_bytes=settings.max_file_bytes)
+    stored = await job.while_showing(
+        "fetching and storing",
+        blobs.put_stream(key, counted(download), filename=file.name, max_bytes=settings.max_file_bytes),
+        detail=lambda: f"{received / 1e6:,.1f} MB, ",
+    )
+    async with ctx.runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(MEDIA)
+            .where(MEDIA.c.id == media_id)
+            .values(
+                blob_key=stored.key,
+                content_type=stored.content_type,
+                kind=stored.kind,
+                size=stored.size,
+                sha256=stored.sha256,
+                status="stored",
+                updated_at=func.now(),
+            )
+        )
+    log.info("media stored", media_id=media_id, size=stored.size, kind=stored.kind, run_id=ctx.run_id)
+    return media_id
+
+
+async def _media_row(job: FileJob) -> int:
+    thread, turn = job.thread, job.turn
+    statement = (
+        insert(MEDIA)
+        .values(
+            message_id=turn["message_id"],
+            file_index=job.index,
+            thread_id=turn["thread_id"],
+            platform=thread.platform,
+            workspace_id=thread.workspace_id,
+            channel_id=thread.channel_id,
+            owner_id=turn["user_id"],
+            run_id=job.ctx.run_id,
+            name=job.file.name[:512],
+            platform_file_id=job.file.file_id[:256],
+            blob_key="",
+            content_type="",
+            kind="",
+            sha256="",
+            language="",
+            chain="",
+            chain_version="",
+            status="pending",
+        )
+        # A retried step finds the row it wrote before instead of adding a second.
+        .on_conflict_do_update(constraint="uq_media_message_file", set_={"updated_at": func.now()})
+        .returning(MEDIA.c.id)
+    )
+    async with job.ctx.runtime.autocommit.connect() as conn:
+        return int((await conn.execute(statement)).scalar_one())
+
+
+def safe_name(name: str) -> str:
+    """A file name fit for a storage key: no folders, no odd characters, not too long."""
+    base = PurePosixPath(name.replace("\\", "/")).name or "file"
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._") or "file"
+    return cleaned[-120:]
+
+
+async def transcribe(job: FileJob, media_id: int) -> dict[str, Any]:
+    ctx = job.ctx
+    media = await _media(ctx, media_id)
+    if media["kind"] == "text":
+        transcript = await read_text_transcript(job, media)
+    else:
+        transcript = await job.while_showing("transcribing", speech_to_text(job, media))
+    async with ctx.runtime.engine.connect() as conn:
+        await save_transcript(conn, media_id, transcript)
+    log.info("media transcribed", media_id=media_id, seconds=round(transcript.duration_s, 1))
+    return {"duration_s": transcript.duration_s, "utterances": len(transcript.utterances)}
+
+
+async def read_text_transcript(job: FileJob, media: dict[str, Any]) -> Transcript:
+    from bot.media.captions import transcript_from_text
+
+    blobs = job.ctx.deps.blobs
+    assert blobs is not None  # the store step needed it
+    if media["size"] > MAX_TEXT_FILE_BYTES:
+        raise InvalidInput(
+            f"“{media['name']}” is {media['size'] / 1e6:,.1f} MB of text; transcripts up to "
+            f"{MAX_TEXT_FILE_BYTES / 1e6:,.0f} MB are read."
+        )
+    data = b"".join([chunk async for chunk in blobs.read(media["blob_key"])])
+    return transcript_from_text(data, media["name"], media["content_type"])
+
+
+async def speech_to_text(job: FileJob, media: dict[str, Any]) -> Transcript:
+    ctx = job.ctx
+    blobs, transcriber = ctx.deps.blobs, ctx.deps.transcriber
+    if blobs is None or transcriber is None:
+        raise ConfigurationError("this worker has no transcriber configured")
+    settings = ctx.runtime.settings
+    via_url = settings.transcribe_via_url
+    if via_url is None:
+        via_url = bool(settings.s3_bucket) and not settings.s3_endpoint_url
+    url = await blobs.presigned_url(media["blob_key"], expires_s=settings.media_url_expires_s) if via_url else None
+    if url is not None:
+        return await transcriber.transcribe_url(url, content_type=media["content_type"])
+    return await transcriber.transcribe_stream(blobs.read(media["blob_key"]), content_type=media["content_type"])
+
+
+async def _media(ctx: WorkflowContext, media_id: int) -> dict[str, Any]:
+    async with ctx.runtime.autocommit.connect() as conn:
+        row = (await conn.execute(select(MEDIA).where(MEDIA.c.id == media_id))).mappings().one()
+    return dict(row)
+
+
+async def pick_chain(job: FileJob, media_id: int) -> dict[str, Any]:
+    """Choose the chain for this file and keep its whole definition in the step: a replay after someone edits
+    the YAML file still runs the version this run started with."""
+    library = load_library(job.ctx.runtime.settings)
+    media = await _media(job.ctx, media_id)
+    chain = library.for_file(media["kind"], extension(media["name"])) or library.get(DEFAULT_CHAIN)
+    if chain is None:
+        raise ConfigurationError(f"no chain handles {media['kind']} files and {DEFAULT_CHAIN!r} is not loaded")
+    async with job.ctx.runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(MEDIA).where(MEDIA.c.id == media_id).values(chain=chain.name, chain_version=str(chain.version))
+        )
+    return chain.model_dump(mode="json")
+
+
+async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
+    """What the chain's templates see. Read on every resumption (cheap, and stored data does not change)."""
+    async with job.ctx.runtime.autocommit.connect() as conn:
+        transcript = await load_transcript(conn, media_id)
+        media = await _media(job.ctx, media_id)
+        thread = await thread_scope(conn, job.turn["thread_id"])
+    if transcript is None:
+        raise RuntimeError(f"media {media_id} has no transcript after its transcribe step")
+    return media_scope(media, transcript, job.turn["text"], thread)
+
+
+async def save_digest(ctx: WorkflowContext, media_id: int, result: ChainResult) -> list[str]:
+    tags = digest_tags(result.outputs)
+    async with ctx.runtime.engine.begin() as conn:
+        await conn.execute(
+            update(MEDIA)
+            .where(MEDIA.c.id == media_id)
+            .values(digest=result.outputs, status="done", error=None, updated_at=func.now())
+        )
+        if tags:
+            await conn.execute(
+                insert(MEDIA_TAGS).on_conflict_do_nothing(),
+                [{"media_id": media_id, "tag": tag} for tag in tags],
+            )
+    return tags
+
+
+def digest_tags(outputs: dict[str, Any]) -> list[str]:
+    """Tags from a chain's outputs: a step named `tags` returning a list, or any JSON output with a `tags` list."""
+    found: list[Any] = []
+    for step_id, output in outputs.items():
+        if step_id == "tags" and isinstance(output, list):
+            found.extend(output)
+        elif isinstance(output, dict) and isinstance(output.get("tags"), list):
+            found.extend(output["tags"])
+    tags: list[str] = []
+    for tag in found:
+        if not isinstance(tag, str):
+            continue
+        clean = re.sub(r"\s+", " ", tag.strip().lstrip("#").lower())[:64]
+        if clean and clean not in tags:
+            tags.append(clean)
+    return tags[:MAX_TAGS]
+
+
+async def post_digest(job: FileJob, result: ChainResult) -> list[str]:
+    stream = open_reply(job.platform, job.thread, job.ctx.key(job.step("reply")))
+    await stream.feed(result.reply)
+    posted = await stream.finish()
+    await store_digest_message(job, result.reply, posted[0])
+    await job.show(f"✅ {job.file.name}: digest below ({result.name} v{result.version}).")
+    return posted
+
+
+async def store_digest_message(job: FileJob, text: str, platform_message_id: str) -> None:
+    """The digest joins the thread's history, so follow-up questions see it. The first file's digest answers
+    the message (`reply_to_id`); a per-run key keeps a replayed step from storing it twice."""
+    statement = (
+        insert(MESSAGES)
+        .values(
+            thread_id=job.turn["thread_id"],
+            role="assistant",
+            author_id="bot",
+            text=text,
+            token_count=count_tokens(text),
+            status="completed",
+            dedupe_key=f"digest:{job.ctx.run_id}:{job.index}",
+            platform_message_id=platform_message_id,
+            reply_to_id=job.turn["message_id"] if job.index == 0 else None,
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    async with job.ctx.runtime.autocommit.connect() as conn:
+        await conn.execute(statement)
+
+
+async def attach_transcript(job: FileJob, media_id: int) -> str:
+    async with job.ctx.runtime.autocommit.connect() as conn:
+        transcript = await load_transcript(conn, media_id)
+    if transcript is None:
+        return ""
+    return await upload_transcript(job.platform, job.thread, job.file.name, transcript, job.ctx.key(job.step("attach")))
+
+
+async def embed(job: FileJob, media_id: int) -> int:
+    async with job.ctx.runtime.autocommit.connect() as conn:
+        transcript = await load_transcript(conn, media_id)
+    if transcript is None:
+        return 0
+    return await embed_chunks(
+        job.ctx.runtime,
+        job.ctx.deps.llm,
+        media_id=media_id,
+        thread_id=job.turn["thread_id"],
+        thread=job.thread,
+        chunks=chunk_transcript(transcript),
+    )
+
+
+async def fail_file(job: FileJob, media_id: int, failed: StepFailed) -> None:
+    """Tell the thread why this file failed (in its progress message, or a new one) and fail its media row."""
+    text = f"❌ {job.file.name}: {media_failure_text(failed)}"
+    log.warning("media failed", media_id=media_id, step=failed.step_id, detail=failed.error)
+    try:
+        if job.progress_id:
+            await job.platform.edit_message(job.thread, job.progress_id, text)
+        else:
+            await job.platform.post_message(job.thread, text, idempotency_key=job.ctx.key(job.step("fail")))
+    except (PermanentUpstreamError, ConfigurationError, UserFacingError) as refused:
+        log.warning("could not tell the user the file failed", media_id=media_id, error=str(refused))
+    if media_id:
+        async with job.ctx.runtime.autocommit.connect() as conn:
+            await conn.execute(
+                update(MEDIA)
+                .where(MEDIA.c.id == media_id)
+                .values(status="failed", error=failed.error[:2000], updated_at=func.now())
+            )
+
+
+def media_failure_text(failed: StepFailed) -> str:
+    if failed.user_message:
+        return failed.user_message
+    stage = failed.step_id.split(".", 1)[-1]
+    if failed.reason == "gave_up" and failed.service:
+        what = {"deepgram": "transcription (Deepgram)", "llm": "the language model", "s3": "file storage"}.get(
+            failed.service, failed.service
+        )
+        return f"{what} kept failing ({failed.attempts} attempts) while {stage_label(stage)}. Try again later."
+    return failure_text(failed).removeprefix("I couldn't answer: ")
+
+
+def stage_label(stage: str) -> str:
+    return {
+        "store": "fetching and storing the file",
+        "transcribe": "transcribing",
+        "chain": "writing the digest",
+        "reply": "posting the digest",
+    }.get(stage.split(".")[0], stage)
+
+
+async def set_message_status(ctx: WorkflowContext, message_id: int, status: str, error: str | None) -> None:
+    async with ctx.runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id == message_id)
+            .values(status=status, error=error[:2000] if error else None, updated_at=func.now())
+        )
