@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -423,7 +424,7 @@ class StandInDeepgram(LocalServer):
             async with aiohttp.ClientSession(timeout=timeout) as session, session.get(target) as remote:
                 if remote.status >= 400:
                     kind = "client" if remote.status < 500 else "server"
-                    said = f"{kind} error: {remote.status} {remote.reason}"
+                    said = f"{kind} error: {remote.status} {_phrase(remote.status, remote.reason)}"
                     raise ListenError(400, f"The remote server hosting the media returned a {said}.", err_code=_REMOTE)
                 async for chunk in remote.content.iter_chunked(CHUNK_BYTES):
                     probe.feed(chunk)
@@ -497,6 +498,14 @@ class StandInDeepgram(LocalServer):
 
     async def _control_requests(self, request: web.Request) -> web.StreamResponse:
         return web.json_response({"requests": [asdict(r) for r in self.requests]})
+
+
+def _phrase(status: int, reason: str | None) -> str:
+    """The standard reason phrase (servers differ: moto says NOT FOUND)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return reason or ""
 
 
 def _is_int(value: Any) -> bool:
