@@ -1,0 +1,1 @@
+"""Media: transcription, caption files, blobs and their content types."""
