@@ -1,1 +1,1 @@
-"""Media: transcription, caption files, blobs and their content types."""
+"""Media: files users share, kept in a blob store, transcribed, digested by a chain and retrievable later."""
