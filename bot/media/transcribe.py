@@ -164,6 +164,9 @@ def upstream_error(status: int | None, headers: Mapping[str, str] | None, body: 
         detail += f" (request {request_id})"
     if status is None or status in (408, 429) or status >= 500:
         return TransientUpstreamError(SERVICE, detail, retry_after_s=retry_after_s(headers or {}))
+    if status < 400:
+        # A success status whose body is not Deepgram's JSON (a proxy's page): nothing about the user's file.
+        return PermanentUpstreamError(SERVICE, detail, UNREADABLE_ANSWER)
     if status in _OPERATOR_MESSAGES:
         return PermanentUpstreamError(SERVICE, detail, _OPERATOR_MESSAGES[status])
     if status == 413:

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from aiohttp import web
 from deepgram import ListenV1Response
 from moto.server import ThreadedMotoServer
 
@@ -22,6 +23,7 @@ from bot.config import Settings
 from bot.errors import PermanentUpstreamError, TransientUpstreamError
 from bot.media.transcribe import (
     NOT_CONFIGURED,
+    UNREADABLE_ANSWER,
     DeepgramTranscriber,
     deepgram_environment,
     retry_after_s,
@@ -31,6 +33,7 @@ from bot.media.transcribe import (
 )
 from bot.ports import Transcriber, Utterance
 from sandbox.deepgram_server import ListenOptions, Said, StandInDeepgram, listen_response
+from sandbox.serving import LocalServer
 from tests.conftest import wait_for
 
 KEY = "dg-secret-key-0123456789abcdef"
@@ -257,6 +260,27 @@ async def test_other_refusals_say_what_went_wrong(
         await transcriber.transcribe_stream(chunks_of(wav_bytes(0.5)), content_type="audio/wav")
     assert says in refused.value.user_message
     assert f"HTTP {status}" in refused.value.detail
+
+
+class NotDeepgram(LocalServer):
+    """Something else answering at the Deepgram URL (a captive proxy): 200 with an HTML page."""
+
+    def build_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/listen", self._page)
+        return app
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        return web.Response(text="<html>Please sign in to the Wi-Fi</html>", content_type="text/html")
+
+
+async def test_an_answer_that_is_not_deepgrams_is_permanent() -> None:
+    async with NotDeepgram() as proxy, DeepgramTranscriber(KEY, f"http://127.0.0.1:{proxy.bound_port}") as lost:
+        with pytest.raises(PermanentUpstreamError) as unreadable:
+            await lost.transcribe_stream(chunks_of(wav_bytes(0.5)), content_type="audio/wav")
+    assert unreadable.value.user_message == UNREADABLE_ANSWER
+    assert "HTTP 200: <html>Please sign in" in unreadable.value.detail
 
 
 async def test_errors_of_the_media_source_pass_through(transcriber: DeepgramTranscriber) -> None:
