@@ -64,8 +64,11 @@ async def run_chain(
     prefix: str = "chain",
 ) -> ChainResult:
     """Run `chain` with `scope` (input, transcript, thread, media), asking `user_id` in `thread` for `ask` steps.
-    `scope` must be the same on every replay of the run (build it in an earlier step). A step that fails for
-    good raises `StepFailed` whose `user_message` says which chain and step, for the caller to post."""
+
+    Durable steps: `<prefix>:start` (the chain's definition and `now`, kept for replays), `<prefix>.<step id>`
+    per step (an ask step: `.question`, `.ask`, `.answer`, `.nudge` under it) and `<prefix>:reply`. `scope`
+    must be the same on every replay of the run (build it in an earlier step). A step that fails for good
+    raises `StepFailed` whose `user_message` says which chain and step, for the caller to post."""
     settings = ctx.runtime.settings
 
     async def start() -> dict[str, Any]:
@@ -77,9 +80,10 @@ async def run_chain(
             )
         return {"chain": chain.model_dump(mode="json"), "now": datetime.now(UTC).isoformat(timespec="seconds")}
 
-    started = await ctx.step.run(f"{prefix}.start", start)
+    # ":" cannot occur in a step id, so these never collide with a chain step called "start" or "reply".
+    started = await ctx.step.run(f"{prefix}:start", start)
     began_with = Chain.model_validate(started["chain"])  # the definition this run began with, even after an edit
-    view = {**fit_scope(scope, settings.chain_input_max_chars), "now": started["now"]}
+    view = _view(scope, started["now"], settings.chain_input_max_chars)
     return await _run_steps(ctx, began_with, view, prefix, thread, thread_id, user_id)
 
 
@@ -107,8 +111,19 @@ async def _run_steps(
     async def reply() -> str:
         return render_reply(chain, {**view, "steps": outputs})
 
-    text = await ctx.step.run(f"{prefix}.reply", reply)
+    text = await ctx.step.run(f"{prefix}:reply", reply)
     return ChainResult(chain.name, chain.version, outputs, text, chain.attach_transcript)
+
+
+def _view(scope: Mapping[str, Any], now: str, max_chars: int) -> dict[str, Any]:
+    """What templates see: the scope cut to size, `now` fixed when the run began (a replay renders the same
+    prompts), `input` always there, and `media` for a transcript given without one (a pasted text)."""
+    view = {**fit_scope(scope, max_chars), "now": now}
+    view["input"] = str(view.get("input") or "")
+    transcript = view.get("transcript")
+    if isinstance(transcript, Mapping) and not view.get("media"):
+        view["media"] = {"name": "the transcript", "kind": "text", "duration": transcript.get("duration")}
+    return view
 
 
 def render_reply(chain: Chain, scope: Mapping[str, Any]) -> str:

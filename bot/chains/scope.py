@@ -44,7 +44,8 @@ def media_scope(name: str, kind: str, duration_s: float | None) -> dict[str, Any
 
 
 async def load_thread(runtime: Runtime, thread_id: int, *, limit: int = 200) -> list[dict[str, str]]:
-    """The thread's answered messages, oldest first, as `thread` entries {role, user, text}."""
+    """The thread's answered messages, oldest first, as `thread` entries {role, user, text}; the bot's own
+    messages have the user "assistant"."""
     from bot.models import MESSAGES
 
     m = MESSAGES.c
@@ -57,7 +58,10 @@ async def load_thread(runtime: Runtime, thread_id: int, *, limit: int = 200) -> 
                 .limit(limit)
             )
         ).all()
-    return [{"role": role, "user": author or role, "text": text} for role, author, text in reversed(rows)]
+    return [
+        {"role": role, "user": "assistant" if role == "assistant" else author or "someone", "text": text}
+        for role, author, text in reversed(rows)
+    ]
 
 
 def fit_scope(scope: Mapping[str, Any], max_chars: int) -> dict[str, Any]:

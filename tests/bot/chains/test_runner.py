@@ -14,7 +14,7 @@ from adapters.console.app import ConsoleSession
 from adapters.console.inbound import console_thread
 from bot.chains.library import load_sources
 from bot.chains.runner import run_chain
-from bot.chains.scope import media_scope, transcript_scope
+from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain, parse_chain
 from bot.followups.workflows import post
 from bot.ports import Transcript, Utterance
@@ -208,7 +208,7 @@ async def test_a_replay_does_not_call_the_model_again_for_finished_steps(
     steps = await step_attempts(runtime, run_id)
     assert steps["chain.summary"] == ("completed", 1)
     assert steps["chain.tags"] == ("completed", 2)
-    assert steps["chain.start"] == ("completed", 1)
+    assert steps["chain:start"] == ("completed", 1)
 
 
 async def test_an_ask_step_waits_for_the_users_answer_and_goes_on_with_it(
@@ -283,13 +283,34 @@ async def test_the_media_digest_runs_offline_on_the_stand_in(
     assert "[01:05] Speaker 2: We ship on Friday." in transcript_prompt
 
 
+async def test_the_thread_summary_reads_the_thread_it_runs_in(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    session = ConsoleSession(runtime, user="ada")
+    stand_in.script(Step(reply="Friday works for me."))
+    await session.send("Can we ship on Friday?", "release")
+    thread_id = await ensure_thread(runtime, console_thread("release"))
+    thread = await load_thread(runtime, thread_id)
+    assert thread == [
+        {"role": "user", "user": "ada", "text": "Can we ship on Friday?"},
+        {"role": "assistant", "user": "assistant", "text": "Friday works for me."},
+    ]
+    library, _ = load_sources([])
+    stand_in.script(Step(reply="**In short:** shipping Friday, agreed."))
+    run_id = await start(runtime, library.require("tldr"), {"thread": thread, "input": ""}, thread="release")
+    run = await wait_for(lambda: finished(runtime, run_id))
+    assert run["output"]["reply"] == "🧵 **Thread summary**\n\n**In short:** shipping Friday, agreed."
+    prompt = user_prompts(stand_in)[-1]
+    assert "<thread>\nada: Can we ship on Friday?\nassistant: Friday works for me.\n</thread>" in prompt
+
+
 async def test_missing_inputs_and_bad_data_fail_with_what_is_wrong(
     runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
 ) -> None:
     library, _ = load_sources([])
     run_id = await start(runtime, library.require("summary"), {"input": ""})
     run = await wait_for(lambda: finished(runtime, run_id))
-    assert run["output"] == {"failed": 'The chain "thread-summary" needs a thread to read.', "step": "chain.start"}
+    assert run["output"] == {"failed": 'The chain "thread-summary" needs a thread to read.', "step": "chain:start"}
 
     # The reply reads a field the JSON step's schema does not promise; only running it can show that.
     reads_a_field = TAGS_CHAIN.replace("steps.tags.tags", "steps.tags.labels").replace("tagger", "bad-field")
