@@ -239,7 +239,8 @@ def _read_json(text: str, validator: Any, *, wrapped: bool) -> tuple[Any, str]:
     if failure is None:
         return value, ""
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in failure.absolute_path).lstrip(".")
-    return None, f"{where}: {failure.message}" if where else failure.message
+    # jsonschema's messages quote the offending value, which can be the model's whole answer: keep them short.
+    return None, _clip(f"{where}: {failure.message}" if where else failure.message)
 
 
 def _strip_fences(text: str) -> str:
