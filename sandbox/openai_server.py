@@ -1,6 +1,7 @@
 """Local OpenAI-compatible HTTP server: the offline stand-in LLM for the demo, tests and benchmarks.
 
 Speaks enough of /v1/chat/completions, /v1/embeddings and /v1/models for the official SDK, and is scriptable.
+Asked for JSON (`response_format`) with nothing scripted, it answers with JSON that matches the schema.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from sandbox.schema_answers import answer_for
 from sandbox.serving import LocalServer
 
 __all__ = ["RecordedRequest", "StandInLLM", "Step"]
@@ -142,8 +144,9 @@ def long_text(n: int) -> str:
     return out
 
 
-def default_reply(messages: list[Any]) -> str:
-    """The honest, request-derived reply used when nothing is scripted."""
+def default_reply(messages: list[Any], response_format: Any = None) -> str:
+    """The honest, request-derived reply used when nothing is scripted: for a request that asks for JSON
+    (`response_format`), JSON matching its schema, with strings taken from the user's text."""
     last_user = -1
     for i, msg in enumerate(messages):
         if isinstance(msg, dict) and msg.get("role") == "user":
@@ -151,6 +154,10 @@ def default_reply(messages: list[Any]) -> str:
     before = messages if last_user < 0 else messages[:last_user]
     earlier = sum(1 for m in before if isinstance(m, dict) and m.get("role") in ("user", "assistant"))
     user_text = content_text(messages[last_user].get("content")) if last_user >= 0 else ""
+    if isinstance(response_format, dict):
+        json_answer = answer_for(response_format, user_text)
+        if json_answer is not None:
+            return json_answer
     long_match = _LONG_RE.search(user_text)
     if long_match:
         return long_text(min(int(long_match.group(1)), MAX_LONG_REPLY))
@@ -427,7 +434,7 @@ class StandInLLM(LocalServer):
         reply = step.reply
         tool_calls = [self._tool_call(i, call) for i, call in enumerate(step.tool_calls or [])]
         if reply is None and not tool_calls:
-            reply = default_reply(messages)
+            reply = default_reply(messages, body.get("response_format"))
         finish_reason = "tool_calls" if tool_calls else "stop"
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
         if isinstance(limit, int) and not isinstance(limit, bool) and limit >= 0 and reply is not None:

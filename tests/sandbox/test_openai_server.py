@@ -15,6 +15,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from jsonschema import Draft202012Validator
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from sandbox.openai_server import StandInLLM, Step
@@ -116,6 +117,56 @@ async def test_scripted_errors_then_reply(llm: StandInLLM, client: openai.AsyncO
     # The queue is empty again, so the default reply is back.
     again = await client.chat.completions.create(model="m", messages=user("d"))
     assert (again.choices[0].message.content or "").startswith("[stand-in model]")
+
+
+TAGS_FORMAT: dict[str, Any] = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "output",
+        "strict": False,
+        "schema": {
+            "type": "object",
+            "required": ["tags", "chapters"],
+            "properties": {
+                "tags": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 3},
+                "chapters": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["start", "title"],
+                        "properties": {"start": {"type": "number", "minimum": 0}, "title": {"type": "string"}},
+                    },
+                },
+            },
+        },
+    },
+}
+
+
+async def test_json_schema_requests_get_json_that_matches_the_schema(client: openai.AsyncOpenAI) -> None:
+    messages = user("Tag the standup where Dana promised the release notes by Friday")
+    plain = await client.chat.completions.create(model="m", messages=messages, response_format=TAGS_FORMAT)
+    value = json.loads(plain.choices[0].message.content or "")
+    Draft202012Validator(TAGS_FORMAT["json_schema"]["schema"]).validate(value)
+    assert 1 <= len(value["tags"]) <= 3
+    assert value["tags"][0] == "[stand-in] Tag the standup where", "strings come from the user's text, marked"
+    assert all(chapter["start"] >= 0 for chapter in value["chapters"])
+
+    chunks = await stream_chunks(client, messages=messages, response_format=TAGS_FORMAT)
+    assert json.loads(joined_content(chunks)) == value, "streamed, the same JSON"
+
+    loose = await client.chat.completions.create(
+        model="m", messages=user("anything"), response_format={"type": "json_object"}
+    )
+    assert json.loads(loose.choices[0].message.content or "") == {"answer": "[stand-in] anything"}
+
+
+async def test_a_scripted_reply_is_returned_verbatim_even_when_json_is_asked_for(
+    llm: StandInLLM, client: openai.AsyncOpenAI
+) -> None:
+    llm.script(Step(reply="not json {"))
+    result = await client.chat.completions.create(model="m", messages=user("x"), response_format=TAGS_FORMAT)
+    assert result.choices[0].message.content == "not json {"
 
 
 async def test_scripted_reply_streams_and_delay_applies(llm: StandInLLM, client: openai.AsyncOpenAI) -> None:
