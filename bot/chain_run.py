@@ -12,14 +12,14 @@ from sqlalchemy import select
 
 from bot.chains.library import ChainLibrary, format_chain_list, load_library
 from bot.chains.runner import run_chain
+from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
 from bot.commands import COMMANDS, CommandReply
 from bot.config import Settings
-from bot.errors import ConfigurationError, InvalidInput
+from bot.errors import ConfigurationError
 from bot.events import SlashCommand, ThreadRef
 from bot.media.attach import upload_transcript
 from bot.media.models import MEDIA
-from bot.media.scope import media_scope, thread_scope
 from bot.media.transcripts import load_transcript
 from bot.runtime import Runtime
 from bot.streaming import open_reply
@@ -63,10 +63,7 @@ async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply
         name, _, text = rest.partition(" ")
     else:  # `/chain NAME text` works too
         name, text = verb, rest
-    chain = library.get(name.strip())
-    if chain is None:
-        names = ", ".join(c.name for c in library.all())
-        raise InvalidInput(f"There is no chain named “{name}”. Available: {names}. /chain list describes them.")
+    chain = library.require(name)
     thread_id = await ensure_thread(runtime, command.thread)
     started = await start_run(
         runtime,
@@ -112,11 +109,7 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
     try:
         chain = Chain.model_validate(await ctx.step.run("chain", lambda: resolve_chain(ctx, input)))
         media_id = await ctx.step.run("media", lambda: media_for(ctx, input, chain))
-        async with ctx.runtime.autocommit.connect() as conn:
-            transcript = await load_transcript(conn, media_id) if media_id else None
-            thread_messages = await thread_scope(conn, input["thread_id"])
-        media = await _media(ctx.runtime, media_id) if media_id else None
-        scope = media_scope(media, transcript, input["text"], thread_messages)
+        scope = await chain_scope(ctx.runtime, input, media_id)
         await platform.show_working(thread, f"is running {chain.name}…")
         result = await run_chain(
             ctx, chain, scope, thread=thread, thread_id=input["thread_id"], user_id=input["user_id"]
@@ -139,7 +132,19 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
 
         await ctx.step.run("tell-failure", tell, final=True)
         raise
-    return {"chain": result.name, "version": result.version, "message_ids": posted}
+    return {"chain": result.chain, "version": result.version, "message_ids": posted}
+
+
+async def chain_scope(runtime: Runtime, input: dict[str, Any], media_id: int | None) -> dict[str, Any]:
+    scope: dict[str, Any] = {"input": input["text"], "thread": await load_thread(runtime, input["thread_id"])}
+    if media_id is not None:
+        media = await _media(runtime, media_id)
+        async with runtime.autocommit.connect() as conn:
+            transcript = await load_transcript(conn, media_id)
+        if transcript is not None:
+            scope["transcript"] = transcript_scope(transcript)
+        scope["media"] = media_scope(media["name"], media["kind"], media["duration_s"])
+    return scope
 
 
 async def resolve_chain(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:

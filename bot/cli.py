@@ -461,3 +461,6 @@ app.add_typer(runs_app, name="runs")
 from bot.media_cli import media_app  # noqa: E402
 
 app.add_typer(media_app, name="media")
+from bot.chains_cli import chains_app  # noqa: E402
+
+app.add_typer(chains_app, name="chains")

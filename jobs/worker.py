@@ -15,11 +15,15 @@ from arq import Worker
 from arq.connections import ArqRedis, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.chains.library import load_library
 from bot.config import Settings
 from bot.db import create_engine, require_current_schema, session_factory
 from bot.deps import WorkerDeps
 from bot.followups.scheduler import SchedulerLeader
 from bot.llm import OpenAILLM
+from bot.media.blobs import blob_store_for
+from bot.media.transcribe import stand_in_transcriber, transcriber_for
+from bot.ports import Transcriber
 from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime, redis_settings
 from bot.workflows.registry import load_builtin_workflows
 from jobs.platforms import open_platform_clients
@@ -52,18 +56,50 @@ async def startup(ctx: dict[str, Any]) -> None:
         # Said once: the console already told its user, a standalone worker tells its operator.
         (log.info if ctx.get("stand_in_announced") else log.warning)(STAND_IN_NOTICE)
     llm = OpenAILLM(
-        api_key=api_key, base_url=base_url, model=settings.openai_model, timeout_s=settings.openai_timeout_s
+        api_key=api_key,
+        base_url=base_url,
+        model=settings.openai_model,
+        timeout_s=settings.openai_timeout_s,
+        embedding_model=settings.embedding_model,
     )
     stack = AsyncExitStack()
     ctx["clients"] = stack
     clients = await open_platform_clients(settings, redis, stack)
     ctx["llm"] = llm
+    # A broken chain file stops the worker here, with every problem listed, instead of failing users later.
+    load_library(settings)
+    blobs = blob_store_for(settings)
+    await blobs.ensure_ready()
+    transcriber = await open_transcriber(settings, stack)
     load_builtin_workflows()
-    deps = WorkerDeps(runtime=runtime, llm=llm, platforms=clients.chat, files=clients.files, worker_id=worker_id())
+    deps = WorkerDeps(
+        runtime=runtime,
+        llm=llm,
+        platforms=clients.chat,
+        files=clients.files,
+        blobs=blobs,
+        transcriber=transcriber,
+        worker_id=worker_id(),
+    )
     ctx["deps"] = deps
     ctx["sweeper"] = asyncio.create_task(sweep_forever(deps))
     ctx["scheduler"] = asyncio.create_task(SchedulerLeader(runtime).run_forever())
     log.info("worker ready", max_jobs=settings.worker_max_jobs, platforms=sorted(clients.chat))
+
+
+STAND_IN_TRANSCRIBER_NOTICE = (
+    "No DEEPGRAM_API_KEY is set, so media are transcribed by the local stand-in, which only describes the audio. "
+    "Set DEEPGRAM_API_KEY (and DEEPGRAM_BASE_URL for self-hosted Deepgram) for real transcripts."
+)
+
+
+async def open_transcriber(settings: Settings, stack: AsyncExitStack) -> Transcriber:
+    """Deepgram when a key is set; otherwise the local stand-in, said once to the operator."""
+    transcriber = transcriber_for(settings)
+    if transcriber is not None:
+        return await stack.enter_async_context(transcriber)
+    log.info(STAND_IN_TRANSCRIBER_NOTICE)
+    return await stack.enter_async_context(stand_in_transcriber())
 
 
 def worker_id() -> str:

@@ -57,11 +57,13 @@ class ChainLibrary:
         return chain
 
     def for_file(self, kind: str, extension: str = "") -> list[Chain]:
-        """Chains triggered by a file of this kind ("audio", "video", "text") or extension (".vtt" or "vtt")."""
+        """Chains triggered by a file of this kind ("audio", "video", "text") or extension (".vtt" or "vtt"), the
+        operator's own (CHAINS_DIR) before the shipped ones, so adding a chain file is enough to take over a type."""
         wanted = {kind.lower()}
         if extension:
             wanted.add("." + extension.lower().lstrip("."))
-        return [e.chain for e in self._entries.values() if wanted & set(e.chain.triggers.file_types)]
+        matching = [e for e in self._entries.values() if wanted & set(e.chain.triggers.file_types)]
+        return [e.chain for e in sorted(matching, key=lambda e: e.origin == "shipped")]
 
     def all(self) -> list[Chain]:
         return [entry.chain for entry in self._entries.values()]

@@ -4,7 +4,6 @@ utterance), formatted with timestamps for prompts and the attached file, and cut
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -26,20 +25,6 @@ def clock(seconds: float) -> str:
 def timestamped(utterances: tuple[Utterance, ...] | list[Utterance]) -> str:
     """One line per utterance: `[00:12] Speaker 1: text`. Speakers count from 1 for people."""
     return "\n".join(f"[{clock(u.start_s)}] Speaker {u.speaker + 1}: {u.text}" for u in utterances)
-
-
-def transcript_scope(transcript: Transcript) -> dict[str, Any]:
-    """What chain templates see as `transcript`."""
-    return {
-        "text": transcript.text,
-        "duration": transcript.duration_s,
-        "language": transcript.language,
-        "utterances": [
-            {"speaker": u.speaker + 1, "start": u.start_s, "end": u.end_s, "text": u.text}
-            for u in transcript.utterances
-        ],
-        "timestamped": timestamped(transcript.utterances) or transcript.text,
-    }
 
 
 async def save_transcript(conn: AsyncConnection, media_id: int, transcript: Transcript) -> None:

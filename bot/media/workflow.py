@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from bot.chains.library import load_library
 from bot.chains.runner import ChainResult, run_chain
+from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
 from bot.chat_turn import claim_message, failure_text
 from bot.errors import ConfigurationError, InvalidInput, PermanentUpstreamError, UserFacingError
@@ -33,7 +34,6 @@ from bot.media.accept import extension
 from bot.media.attach import upload_transcript
 from bot.media.models import MEDIA, MEDIA_TAGS
 from bot.media.retrieval import embed_chunks
-from bot.media.scope import media_scope, thread_scope
 from bot.media.transcripts import chunk_transcript, load_transcript, save_transcript
 from bot.models import MESSAGES
 from bot.ports import ChatPlatform, Transcript
@@ -321,7 +321,8 @@ async def pick_chain(job: FileJob, media_id: int) -> dict[str, Any]:
     the YAML file still runs the version this run started with."""
     library = load_library(job.ctx.runtime.settings)
     media = await _media(job.ctx, media_id)
-    chain = library.for_file(media["kind"], extension(media["name"])) or library.get(DEFAULT_CHAIN)
+    claimed = library.for_file(media["kind"], extension(media["name"]))
+    chain = claimed[0] if claimed else library.get(DEFAULT_CHAIN)
     if chain is None:
         raise ConfigurationError(f"no chain handles {media['kind']} files and {DEFAULT_CHAIN!r} is not loaded")
     async with job.ctx.runtime.autocommit.connect() as conn:
@@ -335,11 +336,15 @@ async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
     """What the chain's templates see. Read on every resumption (cheap, and stored data does not change)."""
     async with job.ctx.runtime.autocommit.connect() as conn:
         transcript = await load_transcript(conn, media_id)
-        media = await _media(job.ctx, media_id)
-        thread = await thread_scope(conn, job.turn["thread_id"])
     if transcript is None:
         raise RuntimeError(f"media {media_id} has no transcript after its transcribe step")
-    return media_scope(media, transcript, job.turn["text"], thread)
+    media = await _media(job.ctx, media_id)
+    return {
+        "input": job.turn["text"],
+        "transcript": transcript_scope(transcript),
+        "media": media_scope(media["name"], media["kind"], media["duration_s"]),
+        "thread": await load_thread(job.ctx.runtime, job.turn["thread_id"]),
+    }
 
 
 async def save_digest(ctx: WorkflowContext, media_id: int, result: ChainResult) -> list[str]:
@@ -381,7 +386,7 @@ async def post_digest(job: FileJob, result: ChainResult) -> list[str]:
     await stream.feed(result.reply)
     posted = await stream.finish()
     await store_digest_message(job, result.reply, posted[0])
-    await job.show(f"✅ {job.file.name}: digest below ({result.name} v{result.version}).")
+    await job.show(f"✅ {job.file.name}: digest below ({result.chain} v{result.version}).")
     return posted
 
 

@@ -1,0 +1,263 @@
+"""A file shared in a thread, end to end: console intake -> the production worker -> moto's S3 over HTTP -> the
+Deepgram stand-in over HTTP (fetching the presigned URL itself) -> the media-digest chain on the stand-in LLM ->
+the digest and the attached transcript in the thread; then questions in that thread see the transcript."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from adapters.console.app import ConsoleSession, in_process_worker
+from adapters.console.files import file_ref
+from adapters.console.inbound import console_thread
+from bot.commands import handle_command
+from bot.config import Settings
+from bot.events import SlashCommand
+from bot.media.models import MEDIA, MEDIA_CHUNKS, MEDIA_TAGS
+from bot.media.search import search_media
+from bot.runtime import Runtime, open_runtime
+from sandbox.deepgram_server import Said, StandInDeepgram
+from sandbox.openai_server import StandInLLM
+from tests.conftest import S3Endpoint, make_settings, reset_state, thread_view, wait_for
+
+DG_KEY = "dg-test-key"
+SAID = [
+    Said(0, "Thanks for joining the planning call. We agreed to ship the beta on Friday."),
+    Said(1, "I will write the release notes and send them to the design team by Thursday."),
+    Said(0, "Great. Budget review moves to next week; Lin owns the spreadsheet."),
+]
+TRANSCRIPT_WORDS = "ship the beta on Friday"
+
+
+@pytest.fixture
+async def deepgram() -> AsyncIterator[StandInDeepgram]:
+    async with StandInDeepgram(api_key=DG_KEY) as server:
+        yield server
+
+
+def media_settings(
+    database_url: str, redis_url: str, llm: StandInLLM, deepgram: StandInDeepgram, data_dir: Path, **extra: Any
+) -> Settings:
+    return make_settings(
+        database_url,
+        redis_url,
+        llm.base_url,
+        data_dir,
+        deepgram_api_key=DG_KEY,
+        deepgram_base_url=deepgram.base_url,
+        media_progress_interval_s=0.2,
+        **extra,
+    )
+
+
+@pytest.fixture
+async def s3_runtime(
+    database_url: str,
+    redis_url: str,
+    stand_in: StandInLLM,
+    deepgram: StandInDeepgram,
+    s3: S3Endpoint,
+    tmp_path: Path,
+) -> AsyncIterator[Runtime]:
+    settings = media_settings(
+        database_url,
+        redis_url,
+        stand_in,
+        deepgram,
+        tmp_path,
+        s3_bucket=s3.bucket,
+        s3_endpoint_url=s3.endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
+        transcribe_via_url=True,
+    )
+    async with open_runtime(settings) as rt:
+        await reset_state(rt)
+        yield rt
+
+
+async def media_rows(rt: Runtime) -> list[dict[str, Any]]:
+    async with rt.autocommit.connect() as conn:
+        return [dict(row) for row in (await conn.execute(select(MEDIA).order_by(MEDIA.c.id))).mappings()]
+
+
+def copy_as(source: Path, target: Path) -> Path:
+    target.write_bytes(source.read_bytes())
+    return target
+
+
+async def test_speech_shared_from_the_console_is_stored_transcribed_digested_and_answered(
+    s3_runtime: Runtime, stand_in: StandInLLM, deepgram: StandInDeepgram, s3: S3Endpoint, speech_wav: Path
+) -> None:
+    rt = s3_runtime
+    deepgram.script(SAID)
+    session = ConsoleSession(rt, user="ada")
+    async with in_process_worker(rt.settings) as worker:
+        result = await session.send("", "standup", files=(file_ref(speech_wav),), worker=worker, timeout_s=60)
+        assert result.status == "completed"
+
+        # The file went to S3 whole, and Deepgram fetched exactly those bytes from the presigned URL.
+        [media] = await media_rows(rt)
+        assert media["status"] == "done", media["error"]
+        assert media["kind"] == "audio"
+        assert media["content_type"] == "audio/wav"
+        stored = await asyncio.to_thread(s3.client.get_object, Bucket=s3.bucket, Key=media["blob_key"])
+        assert stored["ContentLength"] == speech_wav.stat().st_size == media["size"]
+        [request] = deepgram.requests
+        assert request.url is not None
+        assert s3.endpoint.split("//")[1] in request.url
+        assert request.sha256 == media["sha256"]
+        assert media["duration_s"] == pytest.approx(request.duration_s, abs=0.01)
+
+        # The chain saw the transcript, and its digest is in the thread with the transcript attached.
+        prompts = [json.dumps(r["messages"]) for r in stand_in.chat_requests()]
+        assert any(TRANSCRIPT_WORDS in p for p in prompts), "the model never saw the transcript"
+        assert media["chain"] == "media-digest"
+        assert media["chain_version"]
+        view = await thread_view(rt, console_thread("standup"))
+        assert view[0].startswith("✅ speech.wav: digest below")
+        digest = "\n".join(view[1:])
+        assert "Summary" in digest or "summary" in digest
+        assert result.reply
+        assert result.reply in digest
+        uploads = [entry for entry in view if "speech-transcript.txt" in entry]
+        assert uploads, f"no transcript attached: {view}"
+
+        # Tags are stored and searchable; the transcript is embedded for retrieval.
+        async with rt.autocommit.connect() as conn:
+            tags = list((await conn.execute(select(MEDIA_TAGS.c.tag))).scalars())
+            chunks = (await conn.execute(select(MEDIA_CHUNKS.c.text))).scalars().all()
+            assert tags
+            found = await search_media(conn, tags=[tags[0]])
+            assert [f.id for f in found] == [media["id"]]
+            assert [f.id for f in await search_media(conn, "release notes")] == [media["id"]]
+        assert chunks
+        assert TRANSCRIPT_WORDS in "\n".join(chunks)
+
+        # A question in the thread is answered with the transcript in context.
+        before = len(stand_in.chat_requests())
+        answer = await session.send("When does the beta ship?", "standup", worker=worker, timeout_s=30)
+        assert answer.status == "completed"
+        question_prompt = json.dumps(stand_in.chat_requests()[before:][-1]["messages"])
+        assert TRANSCRIPT_WORDS in question_prompt
+
+
+async def test_a_text_transcript_skips_transcription(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, tmp_path: Path
+) -> None:
+    vtt = tmp_path / "call.vtt"
+    vtt.write_text(
+        "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Ada>We ship the beta on Friday.\n\n"
+        "00:01:05.000 --> 00:01:09.500\n<v Lin>Budget review moves to next week.\n"
+    )
+    result = await ConsoleSession(runtime, user="ada").send("", "vtt", files=(file_ref(vtt),), worker=worker)
+    assert result.status == "completed"
+    [media] = await media_rows(runtime)
+    assert media["status"] == "done"
+    assert media["kind"] == "text"
+    assert media["duration_s"] == pytest.approx(69.5)
+    assert any("We ship the beta on Friday" in json.dumps(r["messages"]) for r in stand_in.chat_requests())
+
+
+async def test_a_transient_deepgram_failure_is_retried(
+    database_url: str, redis_url: str, stand_in: StandInLLM, deepgram: StandInDeepgram, speech_wav: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = media_settings(database_url, redis_url, stand_in, deepgram, tmp_path)
+    deepgram.fail_next(2, status=503)
+    deepgram.script(SAID)
+    async with open_runtime(settings) as rt:
+        await reset_state(rt)
+        async with in_process_worker(settings) as worker:
+            result = await ConsoleSession(rt, user="ada").send("", "t", files=(file_ref(speech_wav),), worker=worker)
+        assert result.status == "completed"
+        [media] = await media_rows(rt)
+        assert media["status"] == "done"
+        assert [r.status for r in deepgram.requests] == [503, 503, 200]
+        # Streamed (no S3 here): every attempt sent the whole file again, from the local store.
+        assert {r.media_bytes for r in deepgram.requests} == {speech_wav.stat().st_size}
+
+
+async def test_deepgram_refusing_the_file_gives_a_clear_reply_and_a_failed_media_row(
+    database_url: str, redis_url: str, stand_in: StandInLLM, deepgram: StandInDeepgram, speech_wav: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = media_settings(database_url, redis_url, stand_in, deepgram, tmp_path)
+    deepgram.fail_next(1, status=400, err_msg="Bad Request: failed to process audio: corrupt or unsupported data")
+    async with open_runtime(settings) as rt:
+        await reset_state(rt)
+        async with in_process_worker(settings) as worker:
+            result = await ConsoleSession(rt, user="ada").send("", "t", files=(file_ref(speech_wav),), worker=worker)
+        assert result.status == "failed"
+        [media] = await media_rows(rt)
+        assert media["status"] == "failed"
+        view = await thread_view(rt, console_thread("t"))
+        assert view == [
+            "❌ speech.wav: Deepgram could not read this file: "
+            "Bad Request: failed to process audio: corrupt or unsupported data"
+        ]
+        assert len(deepgram.requests) == 1, "a refusal is not retried"
+        assert stand_in.chat_requests() == [], "no digest is written for a file that was not transcribed"
+
+
+async def test_a_renamed_image_is_refused_by_its_bytes_and_nothing_is_stored(
+    runtime: Runtime, worker: asyncio.Task[None], tmp_path: Path
+) -> None:
+    fake = tmp_path / "song.mp3"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(4096))
+    result = await ConsoleSession(runtime, user="ada").send("", "png", files=(file_ref(fake),), worker=worker)
+    assert result.status == "failed"
+    [media] = await media_rows(runtime)
+    assert media["status"] == "failed"
+    assert media["blob_key"] == ""
+    [notice] = await thread_view(runtime, console_thread("png"))
+    assert notice.startswith("❌ song.mp3: ")
+    assert "PNG" in notice
+    assert "audio" in notice
+    stored = [p for p in (runtime.settings.data_dir / "media").rglob("*") if p.is_file()]
+    assert stored == []
+
+
+async def test_an_oversize_file_and_a_wrong_extension_are_refused_at_intake(runtime: Runtime, tmp_path: Path) -> None:
+    from bot.errors import InvalidInput
+
+    big = tmp_path / "long.wav"
+    with big.open("wb") as f:
+        f.truncate(runtime.settings.max_file_bytes + 1)
+    with pytest.raises(InvalidInput, match=r"“long.wav” is 500.0 MB; the limit is 500 MB"):
+        await ConsoleSession(runtime, user="ada").send("", "big", files=(file_ref(big),))
+    sheet = tmp_path / "numbers.xlsx"
+    sheet.write_bytes(b"PK\x03\x04")
+    with pytest.raises(InvalidInput, match=r"I can.t digest “numbers\.xlsx”"):
+        await ConsoleSession(runtime, user="ada").send("", "x", files=(file_ref(sheet),))
+    assert await media_rows(runtime) == []
+
+
+async def test_chain_run_media_digest_digests_the_threads_file_again(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Ada: the beta ships on Friday.\nLin: budget review next week.\n")
+    thread = console_thread("again")
+    first = await ConsoleSession(runtime, user="ada").send("", "again", files=(file_ref(notes),), worker=worker)
+    assert first.status == "completed"
+    posts = len(await thread_view(runtime, thread))
+
+    reply = await handle_command(
+        runtime, SlashCommand(event_id="c1", thread=thread, user_id="ada", command="/chain", text="run media-digest")
+    )
+    assert reply.accepted, reply.text
+    view = await wait_for(lambda: _longer(runtime, thread, posts), timeout_s=20)
+    assert "beta ships on Friday" in json.dumps(stand_in.chat_requests()[-1]["messages"])
+    assert view[-1]
+
+
+async def _longer(rt: Runtime, thread: Any, count: int) -> list[str] | None:
+    view = await thread_view(rt, thread)
+    return view if len(view) > count else None
