@@ -2,7 +2,8 @@
 
 Speaks enough of Discord's API v10 for discord.py's own client (login, gateway HELLO/IDENTIFY/READY/GUILD_CREATE,
 heartbeats, MESSAGE_CREATE, THREAD_CREATE, INTERACTION_CREATE) and for the bot's REST outbound (messages with
-`nonce` + `enforce_nonce`, edits, threads from messages, typing, interaction callbacks and follow-ups, command
+`nonce` + `enforce_nonce`, as JSON or as a multipart form with `payload_json` and `files[n]` attachments served
+back from `/attachments/`, edits, threads from messages, typing, interaction callbacks and follow-ups, command
 overwrites). Faults are scriptable: 429 with `retry_after` (per route or global) and 403 missing permissions.
 """
 
@@ -17,6 +18,7 @@ import re
 import signal
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -33,9 +35,12 @@ HEARTBEAT_INTERVAL_MS = 41_250
 # How long Discord remembers a nonce for `enforce_nonce` ("a few minutes").
 NONCE_WINDOW_S = 300.0
 EPHEMERAL = 1 << 6
+# Per attachment, for a bot in a server without boosts; the whole request may not exceed Discord's own cap.
+UPLOAD_LIMIT_BYTES = 10 * 1024 * 1024
+MAX_REQUEST_BYTES = 25 * 1024 * 1024
 
 Json = dict[str, Any]
-Action = Literal["send", "thread"]
+Action = Literal["send", "thread", "attach"]
 
 
 @dataclass
@@ -47,6 +52,8 @@ class Fault:
     retry_after: float = 0.2
     global_: bool = False
     times: int = 1
+    # True: Discord did the work, then the answer was lost (a 5xx after the fact).
+    after_acting: bool = False
 
 
 @dataclass
@@ -56,6 +63,8 @@ class RecordedCall:
     body: Any
     at: float
     status: int = 0
+    # A multipart send's files, by form field: (filename, size). Its `payload_json` is the `body`.
+    files: dict[str, tuple[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +87,19 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
 
 def error_json(status: int, code: int, message: str) -> web.Response:
     return json_response({"code": code, "message": message}, status=status)
+
+
+def fault_response(fault: Fault) -> web.Response:
+    if fault.status != 429:
+        return error_json(fault.status, 0, f"scripted {fault.status}")
+    headers = {
+        "Retry-After": str(max(1, round(fault.retry_after))),
+        "X-RateLimit-Scope": "global" if fault.global_ else "user",
+    }
+    if fault.global_:
+        headers["X-RateLimit-Global"] = "true"
+    body = {"message": "You are being rate limited.", "retry_after": fault.retry_after, "global": fault.global_}
+    return json_response(body, status=429, headers=headers)
 
 
 class FakeDiscord(LocalServer):
@@ -111,7 +133,7 @@ class FakeDiscord(LocalServer):
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
     def build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._record_and_fault])
+        app = web.Application(middlewares=[self._record_and_fault], client_max_size=MAX_REQUEST_BYTES)
         api = "/api/v10"
         routes = [
             ("GET", "/users/@me", self._me),
@@ -251,7 +273,7 @@ class FakeDiscord(LocalServer):
         self._exhausted.append((pattern, reset_after))
 
     def forbid(self, channel_id: str, action: Action) -> None:
-        """Take a permission away from the bot in a channel: 'send' messages or start a 'thread'."""
+        """Take a permission away from the bot in a channel: 'send' messages, start a 'thread' or 'attach' files."""
         self.forbidden.add((channel_id, action))
 
     def texts(self, channel_id: str) -> list[str]:
@@ -449,14 +471,27 @@ class FakeDiscord(LocalServer):
         if request.path == "/gateway" or request.path.startswith("/_sandbox/"):
             return await handler(request)
         body: Any = None
-        if request.can_read_body:
+        files: dict[str, tuple[str, int]] = {}
+        if request.content_type == "multipart/form-data":
+            # aiohttp keeps the parsed form, so the handler reads it again from the request.
+            form = await request.post()
+            with contextlib.suppress(ValueError):
+                body = _payload_json(form)
+            files = {k: (v.filename, _size(v)) for k, v in form.items() if isinstance(v, web.FileField)}
+        elif request.can_read_body:
             raw = await request.read()
             with contextlib.suppress(ValueError):
                 body = json.loads(raw) if raw else None
         path = request.path.removeprefix("/api/v10")
-        call = RecordedCall(request.method, path, body, time.monotonic())
+        call = RecordedCall(request.method, path, body, time.monotonic(), files=files)
         self.calls.append(call)
-        refused = self._scripted_fault(request.method, path) or self._unauthorised(request)
+        fault = self._scripted_fault(request.method, path)
+        if fault is None:
+            refused = self._unauthorised(request)
+        else:
+            refused = fault_response(fault)
+            if fault.after_acting:
+                await handler(request)  # Discord acted; only its answer is lost
         response = refused if refused is not None else await handler(request)
         call.status = response.status
         for pattern, reset_after in self._exhausted:
@@ -474,29 +509,13 @@ class FakeDiscord(LocalServer):
             return error_json(401, 0, "401: Unauthorized")
         return None
 
-    def _scripted_fault(self, method: str, path: str) -> web.Response | None:
+    def _scripted_fault(self, method: str, path: str) -> Fault | None:
         for fault in self._faults:
             if re.fullmatch(fault.pattern, f"{method} {path}"):
                 fault.times -= 1
                 if fault.times <= 0:
                     self._faults.remove(fault)
-                if fault.status == 429:
-                    headers = {
-                        "Retry-After": str(max(1, round(fault.retry_after))),
-                        "X-RateLimit-Scope": "global" if fault.global_ else "user",
-                    }
-                    if fault.global_:
-                        headers["X-RateLimit-Global"] = "true"
-                    return json_response(
-                        {
-                            "message": "You are being rate limited.",
-                            "retry_after": fault.retry_after,
-                            "global": fault.global_,
-                        },
-                        status=429,
-                        headers=headers,
-                    )
-                return error_json(fault.status, 0, f"scripted {fault.status}")
+                return fault
         return None
 
     async def _me(self, request: web.Request) -> web.Response:
@@ -525,13 +544,16 @@ class FakeDiscord(LocalServer):
     def _channel(self, request: web.Request) -> Json | None:
         return self.channels.get(request.match_info["channel"])
 
+    def _denied(self, channel: Json, action: Action) -> bool:
+        return (channel["id"], action) in self.forbidden or (channel.get("parent_id"), action) in self.forbidden
+
     async def _create_message(self, request: web.Request) -> web.Response:
         channel = self._channel(request)
         if channel is None:
             return error_json(404, 10003, "Unknown Channel")
-        if (channel["id"], "send") in self.forbidden or (channel.get("parent_id"), "send") in self.forbidden:
+        if self._denied(channel, "send"):
             return error_json(403, 50013, "Missing Permissions")
-        body = await request.json()
+        body, uploads = await _message_form(request)
         content = str(body.get("content", ""))
         if len(content) > 2000:
             return error_json(400, 50035, "Invalid Form Body: content must be 2000 or fewer in length.")
@@ -541,11 +563,36 @@ class FakeDiscord(LocalServer):
                 same = existing.payload.get("nonce") == str(nonce)
                 if same and time.monotonic() - existing.created_at < NONCE_WINDOW_S:
                     return json_response(existing.payload)
-        payload = self._message_payload(channel, content, self.bot_user, [])
+        if uploads and self._denied(channel, "attach"):
+            return error_json(403, 50013, "Missing Permissions")
+        attachments = self._attachments(body, uploads)
+        if isinstance(attachments, web.Response):
+            return attachments
+        payload = self._message_payload(channel, content, self.bot_user, attachments)
         if nonce is not None:
             payload["nonce"] = str(nonce)
         self.messages[channel["id"]].append(_Message(payload))
         return json_response(payload)
+
+    def _attachments(self, body: Json, uploads: dict[str, web.FileField]) -> list[Json] | web.Response:
+        """The files `attachments[].id` = n names as `files[n]`, checked first, then served from /attachments/ as
+        Discord's CDN serves them."""
+        checked = []
+        for entry in body.get("attachments") or []:
+            upload = uploads.get(f"files[{entry.get('id')}]")
+            if upload is None:
+                return error_json(400, 50035, "Invalid Form Body: attachments: no file for this id.")
+            data = upload.file.read()
+            if len(data) > UPLOAD_LIMIT_BYTES:
+                return error_json(413, 40005, "Request entity too large")
+            checked.append((entry, upload, data))
+        attachments = []
+        for entry, upload, data in checked:
+            attachment = self.add_file(str(entry.get("filename") or upload.filename), data, upload.content_type)
+            if entry.get("title"):
+                attachment["title"] = str(entry["title"])
+            attachments.append(attachment)
+        return attachments
 
     def _find(self, channel_id: str, message_id: str) -> _Message | None:
         return next((m for m in self.messages.get(channel_id, []) if m.payload["id"] == message_id), None)
@@ -684,6 +731,27 @@ class FakeDiscord(LocalServer):
             return error_json(404, 10003, "Unknown Channel")
         threads = {t["id"]: self.texts(t["id"]) for t in self.threads_of(channel)}
         return json_response({"messages": self.texts(channel), "threads": threads})
+
+
+async def _message_form(request: web.Request) -> tuple[Json, dict[str, web.FileField]]:
+    """A send's JSON and its files: a plain JSON body, or a multipart form with `payload_json` and `files[n]`."""
+    if request.content_type != "multipart/form-data":
+        return await request.json(), {}
+    form = await request.post()
+    return _payload_json(form) or {}, {k: v for k, v in form.items() if isinstance(v, web.FileField)}
+
+
+def _payload_json(form: Mapping[str, object]) -> Any:
+    # aiohttp hands a part sent as application/json over as bytes (a bytearray), a text/plain one as str.
+    value = form.get("payload_json")
+    return json.loads(value) if isinstance(value, str | bytes | bytearray) and value else None
+
+
+def _size(upload: web.FileField) -> int:
+    upload.file.seek(0, 2)
+    size = upload.file.tell()
+    upload.file.seek(0)
+    return size
 
 
 async def _serve(args: argparse.Namespace) -> None:

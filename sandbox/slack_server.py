@@ -2,7 +2,10 @@
 
 It keeps channels and threads in memory, records every call, serves private files only to the bot token, can be
 scripted to answer 429 (with Retry-After) or an error such as msg_too_long, and offers `apps.connections.open`
-with a local websocket so Socket Mode can be driven end to end.
+with a local websocket so Socket Mode can be driven end to end. Uploads follow files_upload_v2: an upload URL on
+this server, the bytes POSTed to it, then files.completeUploadExternal shares the file into a channel or thread as a
+message with `files`; as on Slack the share is made asynchronously (`share_delay_s`) and its response lists no
+shares yet, while files.info does once it is made.
 """
 
 from __future__ import annotations
@@ -57,6 +60,20 @@ class SandboxFile:
     channel: str = ""
     thread_ts: str = ""
     title: str = ""
+    # False between files.getUploadURLExternal and files.completeUploadExternal: Slack does not know it yet.
+    completed: bool = True
+    # files.info's `shares`: {"public" | "private": {channel: [{"ts", "thread_ts"?}]}}
+    shares: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.file_id,
+            "name": self.name,
+            "title": self.title or self.name,
+            "size": len(self.content),
+            "mimetype": self.mime_type,
+            "shares": self.shares,
+        }
 
 
 @dataclass
@@ -71,6 +88,7 @@ class SandboxMessage:
     streaming: bool = False
     edits: int = 0
     files: list[str] = field(default_factory=list)
+    blocks: list[dict[str, Any]] = field(default_factory=list)
 
     def as_json(self, *, with_metadata: bool) -> dict[str, Any]:
         body: dict[str, Any] = {"type": "message", "ts": self.ts, "text": self.text, "user": self.user}
@@ -80,6 +98,11 @@ class SandboxMessage:
             body["thread_ts"] = self.thread_ts
         if with_metadata and self.metadata:
             body["metadata"] = self.metadata
+        if self.blocks:
+            body["blocks"] = self.blocks
+        if self.files:
+            body["files"] = [{"id": file_id} for file_id in self.files]
+            body["upload"] = True
         return body
 
 
@@ -104,6 +127,8 @@ class SlackSandbox(LocalServer):
         self._file_ids = itertools.count(1)
         self._sockets: list[web.WebSocketResponse] = []
         self._socket_ready = asyncio.Event()
+        # How long after files.completeUploadExternal the share message appears (Slack scans the file first).
+        self.share_delay_s = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -231,8 +256,8 @@ class SlackSandbox(LocalServer):
 
     async def _upload(self, request: web.Request) -> web.Response:
         file = self.files.get(request.match_info["file_id"])
-        if file is None:
-            return web.Response(status=404)
+        if file is None or file.completed:
+            return web.Response(status=404)  # an upload URL serves one upload, until it is completed
         # files_upload_v2 POSTs the raw bytes to the URL files.getUploadURLExternal handed out.
         file.content = await request.read()
         return web.Response(text=f"OK - {len(file.content)}")
@@ -353,29 +378,58 @@ class SlackSandbox(LocalServer):
         return {}
 
     def get_upload_url(self, args: dict[str, Any]) -> dict[str, Any]:
+        if not args.get("filename") or not str(args.get("length", "")).isdigit():
+            raise _SlackError("invalid_arguments")
         file = self.add_file(str(args["filename"]), b"")
+        file.completed = False
         return {"upload_url": f"{self.base_url}/upload/{file.file_id}", "file_id": file.file_id}
 
     def complete_upload(self, args: dict[str, Any]) -> dict[str, Any]:
         entries = args["files"]
         entries = json.loads(entries) if isinstance(entries, str) else entries
+        blocks = args.get("blocks") or []
+        blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
         done = []
         for entry in entries:
-            file = self.files[entry["id"]]
-            file.title = entry.get("title", file.name)
+            file = self.files.get(entry["id"])
+            if file is None or file.completed:
+                raise _SlackError("file_not_found")
+            file.completed = True
+            file.title = entry.get("title") or file.name
             file.channel = str(args.get("channel_id", ""))
             file.thread_ts = str(args.get("thread_ts", ""))
-            done.append({"id": file.file_id, "name": file.name, "title": file.title, "size": len(file.content)})
+            # Slack answers before the share is made: the files it returns list no shares yet.
+            done.append({**file.as_json(), "shares": {}})
             if file.channel:
+                comment = str(args.get("initial_comment") or "")
                 message = SandboxMessage(
                     ts=self._next_ts(),
                     channel=file.channel,
-                    text=str(args.get("initial_comment", "")),
+                    # Slack ignores blocks when there is an initial comment.
+                    text=comment or _blocks_text(blocks),
                     thread_ts=file.thread_ts or None,
                     files=[file.file_id],
+                    blocks=[] if comment else blocks,
                 )
-                self.messages.append(message)
+                if self.share_delay_s > 0:
+                    asyncio.get_running_loop().call_later(self.share_delay_s, self._share, file, message)
+                else:
+                    self._share(file, message)
         return {"files": done}
+
+    def _share(self, file: SandboxFile, message: SandboxMessage) -> None:
+        self.messages.append(message)
+        scope = "public" if message.channel.startswith("C") else "private"
+        share: dict[str, Any] = {"ts": message.ts}
+        if message.thread_ts:
+            share["thread_ts"] = message.thread_ts
+        file.shares.setdefault(scope, {}).setdefault(message.channel, []).append(share)
+
+    def file_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        file = self.files.get(str(args.get("file", "")))
+        if file is None or not file.completed:
+            raise _SlackError("file_not_found")
+        return {"file": file.as_json()}
 
     def oauth_access(self, args: dict[str, Any]) -> dict[str, Any]:
         """The code names the workspace: `code-T0OTHER` installs the app in T0OTHER with a fresh bot token."""
@@ -405,6 +459,11 @@ class _SlackError(Exception):
     pass
 
 
+def _blocks_text(blocks: list[dict[str, Any]]) -> str:
+    """What a person reads in section blocks: their texts, one per line."""
+    return "\n".join(str((b.get("text") or {}).get("text", "")) for b in blocks if b.get("type") == "section")
+
+
 def _chunk_text(args: dict[str, Any]) -> str:
     text = str(args.get("markdown_text") or "")
     chunks = args.get("chunks") or []
@@ -427,6 +486,7 @@ _METHODS = {
     "assistant.threads.setSuggestedPrompts": SlackSandbox.recorded,
     "files.getUploadURLExternal": SlackSandbox.get_upload_url,
     "files.completeUploadExternal": SlackSandbox.complete_upload,
+    "files.info": SlackSandbox.file_info,
     "apps.connections.open": SlackSandbox.connections_open,
     "oauth.v2.access": SlackSandbox.oauth_access,
 }

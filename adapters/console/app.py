@@ -9,11 +9,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 
 from adapters.console.inbound import console_thread, to_event
-from adapters.console.outbound import as_text, stream_key
+from adapters.console.outbound import as_text, file_key, safe_filename, stream_key
 from bot.config import Settings
 from bot.events import FileRef
 from bot.intake import accept
@@ -47,6 +51,51 @@ class Transcript:
     @property
     def shown(self) -> str:
         return "\n\n".join(self.texts[i] for i in self.order)
+
+
+def human_size(size: int) -> str:
+    for unit, factor in (("MB", 10**6), ("kB", 10**3)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}"
+    return f"{size} B"
+
+
+def uploads_dir(settings: Settings) -> Path:
+    return settings.data_dir / "uploads"
+
+
+async def entry_text(redis: Redis, fields: dict[Any, Any], folder: Path) -> str:
+    """What a stream entry shows: its text and, for an uploaded file, a line saying where it was saved."""
+    text = as_text(fields[b"text"])
+    if b"file" not in fields:
+        return text
+    line = await _save_upload(redis, fields, folder)
+    return f"{text}\n{line}" if text else line
+
+
+async def _save_upload(redis: Redis, fields: dict[Any, Any], folder: Path) -> str:
+    """Saved here, on the reader's disk, since the worker that uploaded it may run on another machine; each time
+    it is shown (the same bytes), so a reader elsewhere gets its own copy."""
+    message_id = as_text(fields[b"id"])
+    name = safe_filename(as_text(fields[b"file"]))
+    size = human_size(int(as_text(fields[b"size"])))
+    try:
+        content = await redis.get(file_key(message_id))
+    except (OSError, RedisError) as exc:
+        return f"📎 {name} ({size}), not read from Redis: {exc}"
+    if content is None:
+        return f"📎 {name} ({size}), no longer available"  # kept as long as the post's record, then dropped
+    path = (folder / message_id / name).resolve()
+    try:
+        await asyncio.to_thread(_save, path, content)
+    except OSError as exc:
+        return f"📎 {name} ({size}), not saved to {path}: {exc.strerror or exc}"
+    return f"📎 {name} ({size}) saved to {path}"
+
+
+def _save(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
 
 
 @dataclass
@@ -93,7 +142,8 @@ class ConsoleSession:
             for _, entries in batches or []:
                 for entry_id, fields in entries:
                     cursor = entry_id
-                    on_text(transcript.apply(as_text(fields[b"op"]), as_text(fields[b"id"]), as_text(fields[b"text"])))
+                    text = await entry_text(redis, fields, uploads_dir(self.runtime.settings))
+                    on_text(transcript.apply(as_text(fields[b"op"]), as_text(fields[b"id"]), text))
             if status in TERMINAL_STATUSES and not batches:
                 break
             if worker is not None and worker.done():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from adapters.console.app import ConsoleSession, in_process_worker
+from adapters.console.app import ConsoleSession, entry_text, in_process_worker, uploads_dir
 from adapters.console.files import file_ref
 from adapters.console.inbound import WORKSPACE, console_thread, new_thread_name
 from adapters.console.outbound import PLATFORM, as_text, stream_key
@@ -189,7 +189,8 @@ class ThreadWatcher:
                     if key == self._key:
                         self._cursor = entry_id
                     if not self.busy and as_text(fields[b"op"]) == "post":
-                        _write(f"\n{as_text(fields[b'text'])}\n> ")
+                        text = await entry_text(self._runtime.redis, fields, uploads_dir(self._runtime.settings))
+                        _write(f"\n{text}\n> ")
 
 
 async def _prefs(runtime: Runtime, user: str, arg: str) -> str:

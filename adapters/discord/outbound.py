@@ -2,7 +2,8 @@
 
 A reply goes to the thread's channel (`ThreadRef.thread_key`: a thread's id, or the channel for inline answers
 and DMs). Sends carry a `nonce` derived from the idempotency key with `enforce_nonce`, so Discord returns the
-first message instead of posting a second one when a retried step sends again.
+first message instead of posting a second one when a retried step sends again; file uploads are sends too (a
+multipart form) and carry the nonce the same way.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import structlog
 
 from adapters.discord.rest import DiscordRest
 from adapters.discord.splitting import split_message
-from bot.errors import UpstreamError
+from bot.errors import InvalidInput, UpstreamError
 from bot.events import PostedMessage, ThreadRef
 from bot.ports import ReplySink
 
@@ -29,6 +30,9 @@ NONCE_CHARS = 25
 # A replayed send returns a message older than the request; allow for clocks a little apart.
 _CLOCK_SLACK_S = 5.0
 NO_PINGS: dict[str, Any] = {"parse": []}  # a model's text must never ping @everyone or a role
+# What a bot may attach to one message in a server without boosts (Discord's default since 2024); boosted servers
+# allow more, which `max_upload_bytes` can say.
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
 
 def nonce_for(idempotency_key: str) -> str:
@@ -46,8 +50,9 @@ class DiscordOutbound:
     # Discord allows about 5 sends or edits per 5 s in a channel: one edit a second leaves room for the rest.
     min_edit_interval_s = 1.0
 
-    def __init__(self, rest: DiscordRest) -> None:
+    def __init__(self, rest: DiscordRest, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self._rest = rest
+        self.max_upload_bytes = max_upload_bytes
 
     async def post_message(
         self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
@@ -55,18 +60,59 @@ class DiscordOutbound:
         # `recovering` needs no lookup: within Discord's nonce window the send itself returns the earlier message.
         # Past that window (minutes) a crashed attempt's message cannot be found by nonce, and a new one is posted.
         sent_at = time.time()
-        nonce = nonce_for(idempotency_key)
-        body = {"content": text, "nonce": nonce, "enforce_nonce": True, "allowed_mentions": NO_PINGS}
+        body = {
+            "content": text,
+            "nonce": nonce_for(idempotency_key),
+            "enforce_nonce": True,
+            "allowed_mentions": NO_PINGS,
+        }
         data = await self._rest.request(
             "POST", f"/channels/{thread.thread_key}/messages", json=body, action="send messages"
         )
-        message_id = str(data["id"])
-        # Discord trims surrounding whitespace of what it stores.
-        changed = str(data.get("content", "")).strip() != text.strip()
-        existed = changed or snowflake_time(message_id) < sent_at - _CLOCK_SLACK_S
-        if existed:
-            log.info("discord send replayed an earlier message", channel=thread.thread_key, message=message_id)
-        return PostedMessage(message_id=message_id, existed=existed)
+        return _posted(thread, data, text, sent_at)
+
+    async def upload_file(
+        self,
+        thread: ThreadRef,
+        *,
+        filename: str,
+        content: bytes,
+        title: str,
+        comment: str = "",
+        idempotency_key: str,
+        recovering: bool = False,
+    ) -> PostedMessage:
+        """A message with the file attached and `comment` as its text. As for posts, `recovering` needs no lookup:
+        the nonce returns the earlier message within Discord's window. `existed` is judged as for posts too (the
+        text differs, or the message is older than the request), so a replay with the same comment seconds later
+        returns the same message without saying it existed."""
+        if len(content) > self.max_upload_bytes:
+            # Refused here rather than by Discord's 413, and as InvalidInput: the caller posts the text instead.
+            raise InvalidInput(
+                f"`{filename}` is {len(content):,} bytes; a bot may attach at most {self.max_upload_bytes:,} bytes "
+                f"({self.max_upload_bytes / 2**20:g} MiB) to a Discord message here."
+            )
+        if len(comment) > self.max_message_chars:
+            raise InvalidInput(f"A file's comment holds at most {self.max_message_chars} characters on Discord.")
+        attachment: dict[str, Any] = {"id": 0, "filename": filename}
+        if title:
+            attachment["title"] = title
+        body = {
+            "content": comment,
+            "nonce": nonce_for(idempotency_key),
+            "enforce_nonce": True,
+            "allowed_mentions": NO_PINGS,
+            "attachments": [attachment],
+        }
+        sent_at = time.time()
+        data = await self._rest.request(
+            "POST",
+            f"/channels/{thread.thread_key}/messages",
+            json=body,
+            files=[(filename, content)],
+            action="attach files",
+        )
+        return _posted(thread, data, comment, sent_at)
 
     async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
         await self._rest.request(
@@ -90,3 +136,14 @@ class DiscordOutbound:
     def split_text(text: str, limit: int) -> list[str]:
         """Discord's cut: `bot.streaming.split_text` knows nothing of code fences; this keeps each part fenced."""
         return split_message(text, limit)
+
+
+def _posted(thread: ThreadRef, data: dict[str, Any], text: str, sent_at: float) -> PostedMessage:
+    """A send's answer: `existed` when Discord returned an earlier message for the nonce instead of a new one."""
+    message_id = str(data["id"])
+    # Discord trims surrounding whitespace of what it stores.
+    changed = str(data.get("content", "")).strip() != text.strip()
+    existed = changed or snowflake_time(message_id) < sent_at - _CLOCK_SLACK_S
+    if existed:
+        log.info("discord send replayed an earlier message", channel=thread.thread_key, message=message_id)
+    return PostedMessage(message_id=message_id, existed=existed)

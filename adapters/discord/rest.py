@@ -8,8 +8,12 @@ too many attempts becomes a `TransientUpstreamError`, so the job retries later i
 from __future__ import annotations
 
 import asyncio
+import io
+import json as jsonlib
+import mimetypes
 import re
 import time
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -75,14 +79,24 @@ class DiscordRest:
             )
         return self._session
 
-    async def request(self, method: str, path: str, *, json: Any = None, action: str = "do that") -> Any:
-        """Call the API and return its JSON (None for 204). `action` completes "I'm not allowed to ..." in the
-        message a user sees when Discord refuses for lack of a permission."""
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        files: Sequence[tuple[str, bytes]] = (),
+        action: str = "do that",
+    ) -> Any:
+        """Call the API and return its JSON (None for 204). `files` (name, bytes) go as Discord's multipart form,
+        with `json` as its `payload_json`. `action` completes "I'm not allowed to ..." in the message a user sees
+        when Discord refuses for lack of a permission."""
         key = bucket_key(method, path)
         for attempt in range(1, self._max_attempts + 1):
             await self._wait_for_limits(key)
+            body = {"data": multipart(json, files)} if files else {"json": json}
             try:
-                async with self.session.request(method, self._base + path, json=json) as response:
+                async with self.session.request(method, self._base + path, **body) as response:
                     self._note_bucket(key, response)
                     if response.status == 429:
                         await self._rate_limited(key, response, attempt)
@@ -128,6 +142,18 @@ class DiscordRest:
             self._global_until = max(self._global_until, until)
         else:
             self._route_until[key] = max(self._route_until.get(key, 0.0), until)
+
+
+def multipart(payload: Any, files: Sequence[tuple[str, bytes]]) -> aiohttp.FormData:
+    """The JSON as `payload_json` and each file as `files[n]`, matching `attachments[].id` = n. Built per attempt:
+    aiohttp sends a FormData only once."""
+    form = aiohttp.FormData()
+    form.add_field("payload_json", jsonlib.dumps(payload), content_type="application/json")
+    for index, (filename, content) in enumerate(files):
+        content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        # A stream, not raw bytes: aiohttp writes it in chunks instead of holding the event loop for a large file.
+        form.add_field(f"files[{index}]", io.BytesIO(content), filename=filename, content_type=content_type)
+    return form
 
 
 async def _refusal(method: str, path: str, response: aiohttp.ClientResponse, action: str) -> PermanentUpstreamError:

@@ -2,12 +2,15 @@
 
 Idempotency: every post records its key -> ts in Redis (checked first, so a retried step edits instead of posting
 again) and carries the key in Slack message metadata, where `recovering=True` looks it up when Redis has no
-record (a crash between Slack's answer and the record).
+record (a crash between Slack's answer and the record). Uploads cannot carry metadata; see `upload_file`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +22,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import PLATFORM
 from adapters.slack.mrkdwn import to_mrkdwn
-from adapters.slack.webapi import SlackRefused, TokenSource, call
-from bot.errors import ConfigurationError, UpstreamError
+from adapters.slack.webapi import SlackRefused, TokenSource, call, send_upload
+from bot.errors import ConfigurationError, InvalidInput, UpstreamError
 from bot.events import PostedMessage, ThreadRef
 from bot.ports import ReplySink
 from bot.streaming import split_text
@@ -31,10 +34,23 @@ METADATA_EVENT = "threadbot_post"
 _RECORD_TTL_S = 7 * 24 * 3600
 # Slack answers msg_too_long a little above 4,000 characters; mrkdwn conversion can add a few (&amp;, <url|x>).
 MAX_MESSAGE_CHARS = 3500
+# A section block's text holds at most 3,000 characters.
+SECTION_CHARS = 3000
+# files.completeUploadExternal shares the file after Slack's scan, asynchronously: how long to wait for the share.
+SHARE_WAIT_S = 10.0
 
 
 def record_key(thread: ThreadRef, idempotency_key: str) -> str:
     return f"slack:posted:{thread.workspace_id}:{thread.channel_id}:{idempotency_key}"
+
+
+def pending_upload_key(thread: ThreadRef, idempotency_key: str) -> str:
+    return f"slack:uploading:{thread.workspace_id}:{thread.channel_id}:{idempotency_key}"
+
+
+def upload_marker(idempotency_key: str) -> str:
+    """The block_id an upload's comment carries: invisible, kept by Slack, at most 255 characters."""
+    return "threadbot-upload-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:40]
 
 
 class SlackOutbound:
@@ -135,8 +151,9 @@ class SlackOutbound:
         await self._redis.set(record_key(thread, key), ts, ex=_RECORD_TTL_S)
 
     async def find_by_key(self, thread: ThreadRef, key: str) -> str | None:
-        """The ts of the bot's message in `thread` whose metadata carries `key`. conversations.replies is heavily
-        rate-limited, so this runs only when recovering, never on the normal path."""
+        """The ts of the bot's message in `thread` that carries `key`: in its metadata (a post) or as its first
+        block's block_id (an upload's comment). conversations.replies is heavily rate-limited, so this runs only
+        when recovering, never on the normal path."""
         if not thread.thread_key:
             return None
         cursor: str | None = None
@@ -159,7 +176,7 @@ class SlackOutbound:
                 if (
                     metadata.get("event_type") == METADATA_EVENT
                     and (metadata.get("event_payload") or {}).get("key") == key
-                ):
+                ) or _first_block_id(message) == upload_marker(key):
                     return str(message["ts"])
             cursor = ((response.get("response_metadata") or {}).get("next_cursor")) or None
             if not cursor:
@@ -192,23 +209,124 @@ class SlackOutbound:
         return SlackStreamSink(self, thread, key_prefix)
 
     async def upload_file(
-        self, thread: ThreadRef, *, filename: str, content: bytes | str, title: str = "", comment: str = ""
-    ) -> str:
-        """Upload a file (a transcript) into the thread with files_upload_v2; returns the file id."""
+        self,
+        thread: ThreadRef,
+        *,
+        filename: str,
+        content: bytes,
+        title: str,
+        comment: str = "",
+        idempotency_key: str,
+        recovering: bool = False,
+    ) -> PostedMessage:
+        """Share a file into the thread the way files_upload_v2 does (files.getUploadURLExternal, the bytes to its
+        URL, files.completeUploadExternal with channel_id and thread_ts); returns the ts of the message sharing it.
+
+        Where the key is carried: a file share has no metadata, and a title or filename seen by people is no place
+        for it. So the comment goes as a section block whose block_id is `upload_marker(key)` (blocks instead of
+        `initial_comment`, which would make Slack ignore them): invisible, and returned by conversations.replies,
+        where `find_by_key` looks when recovering. Matching by name and title would take an earlier, legitimate
+        upload of the same transcript for this one. An upload without a comment has no block; the file id, written
+        to Redis before the share is asked for, then finds it (files.info), as it does for a share Slack is still
+        completing (it shares asynchronously, after its file scan)."""
+        known = await self.recorded(thread, idempotency_key)
+        if known is None and recovering:
+            known = await self._find_upload(thread, idempotency_key)
+            if known is not None:
+                await self.remember(thread, idempotency_key, known)
+        if known is not None:
+            return PostedMessage(message_id=known, existed=True)
+        if len(comment) > self.max_message_chars:
+            raise InvalidInput(f"A file's comment holds at most {self.max_message_chars} characters on Slack.")
         token = await self.token(thread)
-        response = await call(
-            "files.upload_v2",
-            lambda: self.client.files_upload_v2(
-                channel=thread.channel_id,
+        reserved = await call(
+            "files.getUploadURLExternal",
+            lambda: self.client.files_getUploadURLExternal(filename=filename, length=len(content), token=token),
+        )
+        file_id, upload_url = str(reserved["file_id"]), str(reserved["upload_url"])
+        await self._redis.set(pending_upload_key(thread, idempotency_key), file_id, ex=_RECORD_TTL_S)
+        await send_upload(upload_url, content, self.client.session)
+        blocks = _comment_blocks(comment, upload_marker(idempotency_key))
+        await call(
+            "files.completeUploadExternal",
+            lambda: self.client.files_completeUploadExternal(
+                files=[{"id": file_id, "title": title or filename}],
+                channel_id=thread.channel_id,
                 thread_ts=thread.thread_key or None,
-                filename=filename,
-                content=content,
-                title=title or filename,
-                initial_comment=comment or None,
+                blocks=json.dumps(blocks) if blocks else None,
                 token=token,
             ),
+            # Slack may have shared the file before the error: the step's retry looks for it (`recovering`).
+            idempotent=False,
         )
-        return str(response["file"]["id"])
+        ts = await self._share_ts(thread, file_id, wait_s=SHARE_WAIT_S)
+        if ts is None:
+            # Shared, but not yet listed: the file id stands in (it is what a replay returns; it cannot be edited).
+            log.warning("slack file share not listed in time", file=file_id, channel=thread.channel_id)
+            ts = file_id
+        await self.remember(thread, idempotency_key, ts)
+        return PostedMessage(message_id=ts)
+
+    async def _find_upload(self, thread: ThreadRef, key: str) -> str | None:
+        """An earlier attempt's share of the upload under `key`: by the file id it noted, then by the marker."""
+        pending = await self.recorded_upload(thread, key)
+        if pending is not None:
+            ts = await self._share_ts(thread, pending, wait_s=SHARE_WAIT_S)
+            if ts is not None:
+                return ts
+        return await self.find_by_key(thread, key)
+
+    async def recorded_upload(self, thread: ThreadRef, key: str) -> str | None:
+        value = await self._redis.get(pending_upload_key(thread, key))
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def _share_ts(self, thread: ThreadRef, file_id: str, *, wait_s: float) -> str | None:
+        """The ts of the message sharing `file_id` in the thread; None when Slack does not know the file (its upload
+        was never completed) or has not listed the share within `wait_s`."""
+        token = await self.token(thread)
+        deadline = time.monotonic() + wait_s
+        delay = 0.1
+        while True:
+            try:
+                response = await call("files.info", lambda: self.client.files_info(file=file_id, token=token))
+            except SlackRefused as exc:
+                if exc.error == "file_not_found":
+                    return None
+                raise
+            ts = _share_in(response.get("file") or {}, thread)
+            if ts is not None or time.monotonic() + delay > deadline:
+                return ts
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+
+def _comment_blocks(comment: str, marker: str) -> list[dict[str, Any]]:
+    text = to_mrkdwn(comment)
+    if not text.strip():
+        return []
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": part}} for part in split_text(text, SECTION_CHARS)
+    ]
+    blocks[0]["block_id"] = marker
+    return blocks
+
+
+def _first_block_id(message: dict[str, Any]) -> str | None:
+    blocks = message.get("blocks") or []
+    block_id = blocks[0].get("block_id") if blocks and isinstance(blocks[0], dict) else None
+    return str(block_id) if block_id else None
+
+
+def _share_in(file: dict[str, Any], thread: ThreadRef) -> str | None:
+    """files.info lists a file's shares per channel under `public` or `private`, each with its message's ts and,
+    in a thread, the thread's ts."""
+    for scope in ("public", "private"):
+        for share in ((file.get("shares") or {}).get(scope) or {}).get(thread.channel_id) or []:
+            if (share.get("thread_ts") or "") == thread.thread_key:
+                return str(share["ts"])
+    return None
 
 
 @dataclass

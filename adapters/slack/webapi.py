@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -97,3 +98,36 @@ async def call(
                 raise TransientUpstreamError(SERVICE, f"{method}: {type(exc).__name__}") from None
             await sleep(0.5 * 2**attempt)
     raise AssertionError("unreachable")
+
+
+async def send_upload(
+    url: str,
+    content: bytes,
+    session: aiohttp.ClientSession | None = None,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Step two of an upload: POST the bytes to the URL files.getUploadURLExternal handed out. The URL is its own
+    credential (no token is sent), and sending to it again replaces the bytes, so 5xx and network errors are
+    retried here as for an idempotent call."""
+    if session is None:
+        async with aiohttp.ClientSession() as own:
+            return await send_upload(url, content, own, sleep=sleep)
+    for attempt in range(1, ATTEMPTS + 1):
+        last = attempt == ATTEMPTS
+        try:
+            # A stream, not raw bytes: aiohttp writes it in chunks instead of holding the event loop for a large file.
+            async with session.post(url, data=io.BytesIO(content)) as response:
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if last:
+                raise TransientUpstreamError(SERVICE, f"file upload: {type(exc).__name__}") from None
+            await sleep(0.5 * 2**attempt)
+            continue
+        if status == 200:
+            return
+        if status < 500 and status != 429:
+            raise PermanentUpstreamError(SERVICE, f"file upload: HTTP {status}", "Slack refused my file upload.")
+        if last:
+            raise TransientUpstreamError(SERVICE, f"file upload: HTTP {status}")
+        await sleep(0.5 * 2**attempt)

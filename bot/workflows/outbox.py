@@ -1,14 +1,17 @@
-"""Side effects through the outbox: a `ChatPlatform` wrapper that records each post by its idempotency key
-(`{run}:{step}:{part}`) in Postgres around the platform call.
+"""Side effects through the outbox: a `ChatPlatform` wrapper that records each post and file upload by its
+idempotency key (`{run}:{step}:{part}`) in Postgres around the platform call.
 
 - no row: write `intent`, post, write `sent` with the message id;
 - `sent`: the post happened in an earlier attempt; return it (`existed=True`) so the caller edits instead;
 - `intent` without `sent`: an attempt crashed around the post; ask the platform to look for it first
   (`recovering=True`: Slack searches its metadata, Discord's nonce and the console's key dedupe by themselves).
+Uploads follow the same rows: a file is one more message in the thread.
 Edits need no record: editing a message to the same text twice shows the same thing.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -51,17 +54,52 @@ class OutboxPlatform:
     async def post_message(
         self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
     ) -> PostedMessage:
-        params = {"b_key": idempotency_key, "b_run_id": self._run_id, "b_platform": self.name}
+        return await self._once(
+            idempotency_key,
+            recovering,
+            lambda recover: self._platform.post_message(
+                thread, text, idempotency_key=idempotency_key, recovering=recover
+            ),
+        )
+
+    async def upload_file(
+        self,
+        thread: ThreadRef,
+        *,
+        filename: str,
+        content: bytes,
+        title: str,
+        comment: str = "",
+        idempotency_key: str,
+        recovering: bool = False,
+    ) -> PostedMessage:
+        return await self._once(
+            idempotency_key,
+            recovering,
+            lambda recover: self._platform.upload_file(
+                thread,
+                filename=filename,
+                content=content,
+                title=title,
+                comment=comment,
+                idempotency_key=idempotency_key,
+                recovering=recover,
+            ),
+        )
+
+    async def _once(
+        self, key: str, recovering: bool, send: Callable[[bool], Awaitable[PostedMessage]]
+    ) -> PostedMessage:
+        """intent -> `send(recovering)` -> sent, or the message a `sent` row already names."""
+        params = {"b_key": key, "b_run_id": self._run_id, "b_platform": self.name}
         async with self._runtime.autocommit.connect() as conn:
             state, message_id, inserted = (await conn.execute(_CLAIM, params)).one()
         self._replayed = self._replayed or not inserted
         if state == "sent" and message_id:
             return PostedMessage(message_id, existed=True)
-        posted = await self._platform.post_message(
-            thread, text, idempotency_key=idempotency_key, recovering=recovering or not inserted
-        )
+        posted = await send(recovering or not inserted)
         async with self._runtime.autocommit.connect() as conn:
-            await conn.execute(_SENT, {"b_where_key": idempotency_key, "b_message_id": posted.message_id})
+            await conn.execute(_SENT, {"b_where_key": key, "b_message_id": posted.message_id})
         return posted
 
     async def posted_beyond(self, key_prefix: str, count: int) -> list[str]:

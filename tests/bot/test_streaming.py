@@ -42,6 +42,25 @@ class RecordingPlatform:
     def open_reply(self, thread: ThreadRef, key_prefix: str) -> None:
         return None
 
+    async def upload_file(
+        self,
+        thread: ThreadRef,
+        *,
+        filename: str,
+        content: bytes,
+        title: str,
+        comment: str = "",
+        idempotency_key: str,
+        recovering: bool = False,
+    ) -> PostedMessage:
+        self.calls.append(("upload", f"{filename} recovering={recovering}"))
+        if idempotency_key in self.keys:
+            return PostedMessage(self.keys[idempotency_key], existed=True)
+        message_id = f"m{len(self.shown)}"
+        self.keys[idempotency_key] = message_id
+        self.shown[message_id] = f"{comment} [{filename}]"
+        return PostedMessage(message_id)
+
 
 class FakeClock:
     def __init__(self) -> None:

@@ -64,7 +64,13 @@ async def test_chat_stream_and_files_upload_v2(slack: SlackSandbox) -> None:
     assert (streamed.text, streamed.streaming) == ("hello world", False)
 
     done = await web.files_upload_v2(channel="D1", thread_ts="1.0", filename="t.txt", content="transcript")
-    assert slack.files[done["file"]["id"]].content == b"transcript"
+    file_id = done["file"]["id"]
+    assert slack.files[file_id].content == b"transcript"
+    assert done["file"]["shares"] == {}, "as on Slack, the share is made after the answer"
+    shared = slack.thread("D1", "1.0")[-1]
+    assert shared.files == [file_id]
+    info = await web.files_info(file=file_id)
+    assert info["file"]["shares"] == {"private": {"D1": [{"ts": shared.ts, "thread_ts": "1.0"}]}}
 
 
 async def test_private_files_need_the_bot_token(slack: SlackSandbox) -> None:

@@ -40,11 +40,13 @@ async def test_slash_ask_is_deferred_in_time_completed_and_answered_in_a_thread(
     assert stand_in.chat_requests()[-1]["messages"][-1]["content"] == "Meaning of life?"
 
 
-async def test_commands_not_in_this_build_answer_plainly(world: World, gateway: DiscordGateway) -> None:
+async def test_chain_list_answers_the_user_alone(world: World, gateway: DiscordGateway) -> None:
     await world.fake.slash_command(world.general, "chain", {"text": "list"}, user=world.ada)
     followups = await wait_for(lambda: world.fake.followups)
-    assert followups[0]["content"] == "/chain is not available in this build yet. Try /ask meanwhile."
-    assert world.fake.texts(world.general) == [], "nothing is posted in the channel for a refused command"
+    assert "media-digest" in followups[0]["content"]
+    assert "/chain run NAME" in followups[0]["content"]
+    assert followups[0]["flags"] & EPHEMERAL
+    assert world.fake.texts(world.general) == [], "a listing is for the user who asked, not the channel"
 
 
 async def test_slash_ask_inside_a_thread_is_answered_in_that_thread(

@@ -53,14 +53,26 @@ async def test_refused_ask_is_told_ephemerally_and_leaves_no_anchor(
     assert slack.messages == [], "the anchor of a refused question is taken back"
 
 
-@pytest.mark.parametrize("command", ["/chain", "/transcribe"])
-async def test_commands_still_being_built_say_so(
-    command: str, runtime: Runtime, slack: SlackSandbox, slack_http: SlackEvents
+async def test_chain_list_is_answered_in_the_ack_with_the_shipped_chains(
+    runtime: Runtime, slack: SlackSandbox, slack_http: SlackEvents
 ) -> None:
-    response = await slack_http.command(command, "list", slack.response_url(command))
+    response = await slack_http.command("/chain", "list", slack.response_url("chain"))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_type"] == "ephemeral"
+    for name in ("media-digest", "thread-summary", "followup-email", "clarify-then-answer"):
+        assert name in body["text"]
+    assert slack.messages == []
+
+
+async def test_transcribe_without_a_file_says_how_to_share_one(
+    runtime: Runtime, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    response = await slack_http.command("/transcribe", "", slack.response_url("transcribe"))
     assert response.status_code == 200
     assert response.json() == {
-        "text": f"{command} is not available in this build yet. Try /ask meanwhile.",
+        "text": "There is no file here to transcribe. Share an audio or video file with me (mention me in the "
+        "message) and I'll transcribe and digest it.",
         "response_type": "ephemeral",
     }
     assert slack.messages == []

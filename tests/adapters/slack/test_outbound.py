@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
 
-from adapters.slack.outbound import SlackOutbound
+from adapters.slack.outbound import SlackOutbound, upload_marker
 from adapters.slack.webapi import fixed_token, web_client
 from bot.errors import TransientUpstreamError
 from bot.events import ThreadRef
@@ -119,16 +120,90 @@ async def test_show_working_sets_the_assistant_status_and_never_raises(runtime: 
     assert [c.args["status"] for c in calls] == ["is thinking…", "is thinking…"]
 
 
-async def test_transcript_upload_goes_into_the_thread(runtime: Runtime, slack: SlackSandbox) -> None:
-    file_id = await outbound(runtime, slack).upload_file(
-        thread(), filename="transcript.txt", content="hello world\n", title="Transcript", comment="Here it is."
+async def test_an_upload_lands_in_the_thread_with_its_comment(runtime: Runtime, slack: SlackSandbox) -> None:
+    slack.share_delay_s = 0.3  # Slack shares after its file scan: the share's ts is waited for
+    transcript = b"hello world\n" * 200_000  # 2.4 MB: sent as a stream, not one blocking write
+    posted = await outbound(runtime, slack).upload_file(
+        thread(),
+        filename="transcript.txt",
+        content=transcript,
+        title="Transcript",
+        comment="Here is the **full** transcript.",
+        idempotency_key="k-file",
     )
-    uploaded = slack.files[file_id]
-    assert uploaded.content == b"hello world\n"
-    assert (uploaded.channel, uploaded.thread_ts, uploaded.title) == (CHANNEL, thread().thread_key, "Transcript")
+    [file] = slack.files.values()
+    assert file.content == transcript
+    assert (file.channel, file.thread_ts, file.title) == (CHANNEL, thread().thread_key, "Transcript")
     [shared] = slack.thread(CHANNEL, thread().thread_key)
-    assert shared.text == "Here it is."
-    assert shared.files == [file_id]
+    assert (shared.ts, posted.existed) == (posted.message_id, False)
+    assert shared.text == "Here is the *full* transcript."
+    assert shared.files == [file.file_id]
+    assert shared.blocks[0]["block_id"] == upload_marker("k-file"), "the key rides along, unseen"
+    complete = slack.calls_to("files.completeUploadExternal")[0].args
+    assert "initial_comment" not in complete, "Slack would ignore the blocks next to an initial comment"
+    assert len(slack.calls_to("files.info")) >= 2, "asked again until the share was listed"
+
+
+async def test_the_same_key_twice_uploads_one_file(runtime: Runtime, slack: SlackSandbox) -> None:
+    out = outbound(runtime, slack)
+    first = await out.upload_file(
+        thread(), filename="t.txt", content=b"once", title="T", comment="Here.", idempotency_key="k-twice"
+    )
+    again = await out.upload_file(
+        thread(), filename="t.txt", content=b"once", title="T", comment="Here.", idempotency_key="k-twice"
+    )
+    assert (again.message_id, again.existed) == (first.message_id, True)
+    assert len(slack.files) == 1
+    assert len(slack.thread(CHANNEL, thread().thread_key)) == 1
+    assert len(slack.calls_to("files.getUploadURLExternal")) == 1
+
+
+@pytest.mark.parametrize(
+    ("comment", "records_lost"),
+    [("Here.", False), ("Here.", True), ("", False)],
+    ids=["by-file-id", "by-marker-after-redis-was-lost", "no-comment-by-file-id"],
+)
+async def test_an_upload_whose_answer_was_lost_is_found_when_recovering(
+    comment: str, records_lost: bool, runtime: Runtime, slack: SlackSandbox
+) -> None:
+    """Slack shared the file, then answered 500: the call is not repeated, and the step's retry (recovering) finds
+    the share by the file id noted before completing, or by the comment's marker when even that note is gone."""
+    slack.fail(Failure("files.completeUploadExternal", error="internal_error", status=500, after_acting=True))
+    out = outbound(runtime, slack)
+    upload = functools.partial(
+        out.upload_file,
+        thread(),
+        filename="t.txt",
+        content=b"abc",
+        title="T",
+        comment=comment,
+        idempotency_key="k-lost",
+    )
+    with pytest.raises(TransientUpstreamError):
+        await upload()
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1, "not retried inside the call"
+    if records_lost:
+        await runtime.redis.flushdb()
+    again = await upload(recovering=True)
+    [shared] = slack.thread(CHANNEL, thread().thread_key)
+    assert (again.message_id, again.existed) == (shared.ts, True)
+    assert len(slack.files) == 1
+    assert len(slack.calls_to("files.completeUploadExternal")) == 1
+    assert bool(slack.calls_to("conversations.replies")) == records_lost
+
+
+async def test_an_upload_that_never_completed_is_made_when_recovering(runtime: Runtime, slack: SlackSandbox) -> None:
+    slack.fail(Failure("files.completeUploadExternal", error="internal_error", status=500))
+    out = outbound(runtime, slack)
+    upload = functools.partial(
+        out.upload_file, thread(), filename="t.txt", content=b"abc", title="T", comment="Here.", idempotency_key="k-x"
+    )
+    with pytest.raises(TransientUpstreamError):
+        await upload()
+    again = await upload(recovering=True)
+    [shared] = slack.thread(CHANNEL, thread().thread_key)
+    assert (again.message_id, again.existed) == (shared.ts, False)
+    assert [slack.files[f].content for f in shared.files] == [b"abc"]
 
 
 async def test_native_stream_retried_after_a_crash_edits_instead_of_posting_again(

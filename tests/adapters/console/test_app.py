@@ -1,0 +1,63 @@
+"""What `bot ask` and `bot console` show of a thread: an uploaded file is saved on the reader's disk and said so."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from adapters.console.app import ConsoleSession, entry_text, human_size
+from adapters.console.inbound import console_thread
+from adapters.console.outbound import ConsoleOutbound, stream_key
+from bot.runtime import Runtime
+from sandbox.openai_server import StandInLLM, Step
+from tests.conftest import wait_for
+
+
+async def test_an_upload_is_shown_with_its_comment_and_where_it_was_saved(runtime: Runtime, tmp_path: Path) -> None:
+    thread = console_thread("files")
+    content = b"x" * 12_300
+    posted = await ConsoleOutbound(runtime.redis).upload_file(
+        thread, filename="transcript.txt", content=content, title="Transcript", comment="The full transcript.",
+        idempotency_key="k-shown",
+    )  # fmt: skip
+    [(_, fields)] = await runtime.redis.xrange(stream_key(thread))
+    shown = await entry_text(runtime.redis, fields, tmp_path / "uploads")
+    saved = (tmp_path / "uploads" / posted.message_id / "transcript.txt").resolve()
+    assert shown == f"The full transcript.\n📎 transcript.txt (12.3 kB) saved to {saved}"
+    assert saved.read_bytes() == content
+
+
+async def test_a_file_name_cannot_lead_out_of_the_uploads_folder(runtime: Runtime, tmp_path: Path) -> None:
+    thread = console_thread("files")
+    await ConsoleOutbound(runtime.redis).upload_file(
+        thread, filename="../../escape.txt", content=b"hi", title="", idempotency_key="k-escape"
+    )
+    [(_, fields)] = await runtime.redis.xrange(stream_key(thread))
+    shown = await entry_text(runtime.redis, fields, tmp_path / "uploads")
+    assert shown.startswith("📎 escape.txt (2 B) saved to ")
+    [saved] = (tmp_path / "uploads").rglob("*.txt")
+    assert saved.parent.parent == (tmp_path / "uploads")
+
+
+async def test_an_upload_that_arrives_during_a_turn_is_shown_by_the_session(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    """`bot ask` prints what `ConsoleSession.send` hands it: the reply and, here, a file posted meanwhile."""
+    stand_in.script(Step(reply="Done.", delay=1.0))
+    shown: list[str] = []
+    turn = asyncio.create_task(ConsoleSession(runtime).send("Transcribe it.", "media", on_text=shown.append))
+    await wait_for(stand_in.chat_requests)
+    await ConsoleOutbound(runtime.redis).upload_file(
+        console_thread("media"), filename="transcript.txt", content=b"words", title="Transcript",
+        comment="Here it is.", idempotency_key="k-turn",
+    )  # fmt: skip
+    result = await turn
+    printed = "".join(shown)
+    assert "Here it is.\n📎 transcript.txt (5 B) saved to " in printed
+    assert printed.endswith("Done.")
+    assert (runtime.settings.data_dir / "uploads").is_dir()
+    assert result.status == "completed"
+
+
+def test_sizes_read_like_a_file_manager() -> None:
+    assert [human_size(n) for n in (5, 999, 12_300, 4_560_000)] == ["5 B", "999 B", "12.3 kB", "4.6 MB"]
