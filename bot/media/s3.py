@@ -28,8 +28,8 @@ log = structlog.get_logger(__name__)
 
 # 8 MiB parts as boto3's own transfer manager uses; S3 wants at least 5 MiB for every part but the last.
 PART_BYTES = 8 * 1024 * 1024
-# Parts uploading at once per file: enough to keep a connection busy while the next part fills, and the memory
-# one upload holds stays near (PARTS_IN_FLIGHT + 2) * PART_BYTES whatever the file's size.
+# Parts uploading at once per file: enough to keep connections busy while the next part fills, and the memory
+# one upload holds stays near (PARTS_IN_FLIGHT + 1) * PART_BYTES whatever the file's size.
 PARTS_IN_FLIGHT = 4
 _THREADS = 16
 
@@ -129,28 +129,23 @@ class S3BlobStore:
         # Before anything is sent: a refused type never starts an upload.
         content_type, kind = await checked.check_type()
         upload = _MultipartUpload(self, key, content_type)
-        pending: list[bytes] = []
-        pending_bytes = 0
+        part = bytearray()
         try:
             async for chunk in checked.chunks():
-                pending.append(chunk)
-                pending_bytes += len(chunk)
-                # Parts need not be equal, only >= 5 MiB: cut at the first chunk boundary past the part size,
-                # so each part is joined once and never sliced again.
-                if pending_bytes >= self._part_bytes:
-                    part = b"".join(pending)
-                    pending, pending_bytes = [], 0
+                # Chunks are copied into the part once and dropped; a full part goes to S3 as it is. Parts need
+                # not be equal, only >= 5 MiB, so a part ends at the first chunk boundary past the part size.
+                part += chunk
+                if len(part) >= self._part_bytes:
                     await upload.add_part(part)
-            rest = b"".join(pending)
-            pending = []
+                    part = bytearray()
             if upload.started:
-                if rest:
-                    await upload.add_part(rest)
+                if part:
+                    await upload.add_part(part)
                 await upload.complete()
             else:
                 await self._call(
                     "upload", self._client.put_object, key=key,
-                    Bucket=self.bucket, Key=key, Body=rest, ContentType=content_type,
+                    Bucket=self.bucket, Key=key, Body=part, ContentType=content_type,
                 )  # fmt: skip
         except BaseException:
             await upload.abort()
@@ -210,7 +205,7 @@ class _MultipartUpload:
     def started(self) -> bool:
         return self._upload_id is not None
 
-    async def add_part(self, data: bytes) -> None:
+    async def add_part(self, data: bytearray) -> None:
         store = self._store
         if self._upload_id is None:
             extra = {"ChecksumAlgorithm": "CRC32"} if store._checksums else {}
@@ -228,7 +223,7 @@ class _MultipartUpload:
         self._in_flight.add(task)
         task.add_done_callback(self._part_finished)
 
-    async def _upload_part(self, number: int, data: bytes) -> CompletedPartTypeDef:
+    async def _upload_part(self, number: int, data: bytearray) -> CompletedPartTypeDef:
         store = self._store
         extra = {"ChecksumAlgorithm": "CRC32"} if store._checksums else {}
         response = await store._call(
