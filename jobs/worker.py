@@ -21,7 +21,7 @@ from bot.db import create_engine, require_current_schema, session_factory
 from bot.deps import WorkerDeps
 from bot.followups.scheduler import SchedulerLeader
 from bot.llm import OpenAILLM
-from bot.media.blobs import blob_store_for
+from bot.media.blobs import S3BlobStore, blob_store_for
 from bot.media.transcribe import stand_in_transcriber, transcriber_for
 from bot.ports import Transcriber
 from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime, redis_settings
@@ -69,7 +69,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     # A broken chain file stops the worker here, with every problem listed, instead of failing users later.
     load_library(settings)
     blobs = blob_store_for(settings)
-    await blobs.ensure_ready()
+    stack.callback(blobs.close)
+    if isinstance(blobs, S3BlobStore):
+        await blobs.ensure_bucket()
     transcriber = await open_transcriber(settings, stack)
     load_builtin_workflows()
     deps = WorkerDeps(

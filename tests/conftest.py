@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -23,6 +24,9 @@ from bot.embedded import EmbeddedPostgres, EmbeddedRedis
 from bot.events import ThreadRef
 from bot.runtime import Runtime, open_runtime
 from sandbox.openai_server import StandInLLM
+from tests.s3_fixtures import S3Server, s3_bucket, s3_client, s3_server
+
+__all__ = ["S3Server", "s3_bucket", "s3_client", "s3_server"]  # fixtures for every test, from their own module
 
 TABLES = (
     "messages",
@@ -81,6 +85,20 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in Settings.model_fields:
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+SPEECH = "Thanks for joining the planning call. We agreed to ship the beta on Friday."
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real speech, spoken by espeak-ng (`.ci/run` installs it; `apt-get install espeak-ng` does here)."""
+    espeak = shutil.which("espeak-ng")
+    if espeak is None:
+        pytest.fail("the media tests need espeak-ng to speak a real audio file: apt-get install espeak-ng")
+    path = tmp_path_factory.mktemp("speech") / "speech.wav"
+    subprocess.run([espeak, "-w", str(path), SPEECH], check=True)
+    return path
 
 
 @pytest.fixture

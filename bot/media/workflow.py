@@ -146,7 +146,9 @@ async def digest_file(ctx: WorkflowContext, turn: dict[str, Any], index: int, ra
     media_id = 0
     try:
         job.progress_id = await ctx.step.run(job.step("progress"), lambda: post_progress(job))
-        media_id = await ctx.step.run(job.step("store"), lambda: store_file(job))
+        # The row first, in a step of its own: a file refused while storing still has a row to mark failed.
+        media_id = await ctx.step.run(job.step("record"), lambda: media_row(job))
+        await ctx.step.run(job.step("store"), lambda: store_file(job, media_id))
         await ctx.step.run(job.step("transcribe"), lambda: transcribe(job, media_id), max_attempts=6)
         chain = Chain.model_validate(await ctx.step.run(job.step("chain"), lambda: pick_chain(job, media_id)))
         scope = await chain_scope(job, media_id)
@@ -186,14 +188,13 @@ async def post_progress(job: FileJob) -> str:
     return posted.message_id
 
 
-async def store_file(job: FileJob) -> int:
-    """Stream the file from the platform into the blob store, recording it in a `media` row first."""
+async def store_file(job: FileJob, media_id: int) -> int:
+    """Stream the file from the platform into the blob store and record what was stored."""
     ctx, file = job.ctx, job.file
     blobs = ctx.deps.blobs
     source = ctx.deps.files.get(job.thread.platform)
     if blobs is None or source is None:
         raise ConfigurationError(f"this worker cannot fetch or keep files from {job.thread.platform!r}")
-    media_id = await _media_row(job)
     thread = job.thread
     key = f"{thread.platform}/{thread.workspace_id}/{media_id}/{safe_name(file.name)}"
     received = 0
@@ -229,7 +230,7 @@ async def store_file(job: FileJob) -> int:
     return media_id
 
 
-async def _media_row(job: FileJob) -> int:
+async def media_row(job: FileJob) -> int:
     thread, turn = job.thread, job.turn
     statement = (
         insert(MEDIA)
@@ -340,11 +341,18 @@ async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
         raise RuntimeError(f"media {media_id} has no transcript after its transcribe step")
     media = await _media(job.ctx, media_id)
     return {
-        "input": job.turn["text"],
+        "input": user_words(job.turn["text"], job.turn["files"]),
         "transcript": transcript_scope(transcript),
         "media": media_scope(media["name"], media["kind"], media["duration_s"]),
         "thread": await load_thread(job.ctx.runtime, job.turn["thread_id"]),
     }
+
+
+def user_words(text: str, files: list[dict[str, Any]]) -> str:
+    """What the user wrote with the files, without the "Shared “talk.wav”" line adapters write for a bare share."""
+    if text.startswith("Shared ") and all(str(f.get("name", "")) in text for f in files):
+        return ""
+    return text
 
 
 async def save_digest(ctx: WorkflowContext, media_id: int, result: ChainResult) -> list[str]:

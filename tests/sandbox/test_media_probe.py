@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -76,7 +75,6 @@ def test_other_media_are_estimated_from_size(content_type: str, bitrate: int) ->
     assert seconds == pytest.approx(100_000 * 8 / bitrate)
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_espeak_ng_wavs_from_a_file_and_from_a_pipe(tmp_path: Path) -> None:
     path = tmp_path / "hello.wav"
     subprocess.run(["espeak-ng", "-w", str(path), "hello world"], check=True)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from adapters.console.app import ConsoleSession, in_process_worker
 from adapters.console.files import file_ref
 from adapters.console.inbound import console_thread
+from adapters.console.outbound import file_key
 from bot.commands import handle_command
 from bot.config import Settings
 from bot.events import SlashCommand
@@ -24,7 +25,8 @@ from bot.media.search import search_media
 from bot.runtime import Runtime, open_runtime
 from sandbox.deepgram_server import Said, StandInDeepgram
 from sandbox.openai_server import StandInLLM
-from tests.conftest import S3Endpoint, make_settings, reset_state, thread_view, wait_for
+from tests.conftest import make_settings, reset_state, stream_entries, thread_view, wait_for
+from tests.s3_fixtures import S3Server
 
 DG_KEY = "dg-test-key"
 SAID = [
@@ -62,7 +64,8 @@ async def s3_runtime(
     redis_url: str,
     stand_in: StandInLLM,
     deepgram: StandInDeepgram,
-    s3: S3Endpoint,
+    s3_server: S3Server,
+    s3_bucket: str,
     tmp_path: Path,
 ) -> AsyncIterator[Runtime]:
     settings = media_settings(
@@ -71,8 +74,8 @@ async def s3_runtime(
         stand_in,
         deepgram,
         tmp_path,
-        s3_bucket=s3.bucket,
-        s3_endpoint_url=s3.endpoint,
+        s3_bucket=s3_bucket,
+        s3_endpoint_url=s3_server.endpoint_url,
         s3_access_key_id="testing",
         s3_secret_access_key="testing",
         transcribe_via_url=True,
@@ -93,7 +96,13 @@ def copy_as(source: Path, target: Path) -> Path:
 
 
 async def test_speech_shared_from_the_console_is_stored_transcribed_digested_and_answered(
-    s3_runtime: Runtime, stand_in: StandInLLM, deepgram: StandInDeepgram, s3: S3Endpoint, speech_wav: Path
+    s3_runtime: Runtime,
+    stand_in: StandInLLM,
+    deepgram: StandInDeepgram,
+    s3_server: S3Server,
+    s3_client: Any,
+    s3_bucket: str,
+    speech_wav: Path,
 ) -> None:
     rt = s3_runtime
     deepgram.script(SAID)
@@ -107,11 +116,11 @@ async def test_speech_shared_from_the_console_is_stored_transcribed_digested_and
         assert media["status"] == "done", media["error"]
         assert media["kind"] == "audio"
         assert media["content_type"] == "audio/wav"
-        stored = await asyncio.to_thread(s3.client.get_object, Bucket=s3.bucket, Key=media["blob_key"])
+        stored = await asyncio.to_thread(s3_client.head_object, Bucket=s3_bucket, Key=media["blob_key"])
         assert stored["ContentLength"] == speech_wav.stat().st_size == media["size"]
         [request] = deepgram.requests
         assert request.url is not None
-        assert s3.endpoint.split("//")[1] in request.url
+        assert request.url.startswith(f"{s3_server.endpoint_url}/{s3_bucket}/")
         assert request.sha256 == media["sha256"]
         assert media["duration_s"] == pytest.approx(request.duration_s, abs=0.01)
 
@@ -126,8 +135,12 @@ async def test_speech_shared_from_the_console_is_stored_transcribed_digested_and
         assert "Summary" in digest or "summary" in digest
         assert result.reply
         assert result.reply in digest
-        uploads = [entry for entry in view if "speech-transcript.txt" in entry]
-        assert uploads, f"no transcript attached: {view}"
+        [upload] = [e for e in await stream_entries(rt, console_thread("standup")) if e.get("file")]
+        assert upload["file"] == "speech-transcript.txt"
+        attached = (await rt.redis.get(file_key(upload["id"]))).decode()
+        assert attached.startswith("[00:00] Speaker 1: Thanks for joining the planning call.")
+        assert attached.splitlines()[1].startswith("[00:0")
+        assert "Speaker 2: I will write the release notes" in attached
 
         # Tags are stored and searchable; the transcript is embedded for retrieval.
         async with rt.autocommit.connect() as conn:
@@ -180,8 +193,8 @@ async def test_a_transient_deepgram_failure_is_retried(
         [media] = await media_rows(rt)
         assert media["status"] == "done"
         assert [r.status for r in deepgram.requests] == [503, 503, 200]
-        # Streamed (no S3 here): every attempt sent the whole file again, from the local store.
-        assert {r.media_bytes for r in deepgram.requests} == {speech_wav.stat().st_size}
+        # Streamed (no S3 here): the attempt that succeeded sent the whole file again, from the local store.
+        assert deepgram.requests[-1].media_bytes == speech_wav.stat().st_size
 
 
 async def test_deepgram_refusing_the_file_gives_a_clear_reply_and_a_failed_media_row(

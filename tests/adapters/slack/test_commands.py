@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from bot.commands import handle_command
 from bot.events import SlashCommand, ThreadRef
 from bot.runtime import Runtime

@@ -6,18 +6,15 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import shutil
-import subprocess
 import wave
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from aiohttp import web
 from deepgram import ListenV1Response
-from moto.server import ThreadedMotoServer
 
 from bot.config import Settings
 from bot.errors import PermanentUpstreamError, TransientUpstreamError
@@ -35,6 +32,7 @@ from bot.ports import Transcriber, Utterance
 from sandbox.deepgram_server import ListenOptions, Said, StandInDeepgram, listen_response
 from sandbox.serving import LocalServer
 from tests.conftest import wait_for
+from tests.s3_fixtures import S3Server
 
 KEY = "dg-secret-key-0123456789abcdef"
 BUCKET = "media"
@@ -52,19 +50,12 @@ class S3:
 
 
 @pytest.fixture(scope="module")
-def dg_s3() -> Iterator[S3]:
-    """A real S3 endpoint (moto's server, in a thread) with one bucket."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    client = boto3.client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    )  # fmt: skip
+def dg_s3(s3_server: S3Server) -> Iterator[S3]:
+    """The tests' S3 endpoint (moto's server) with one bucket."""
+    client = s3_server.client()
     client.create_bucket(Bucket=BUCKET)
-    yield S3(client, endpoint)
-    server.stop()
+    yield S3(client, s3_server.endpoint_url)
+    client.close()
 
 
 @pytest.fixture
@@ -80,13 +71,9 @@ async def transcriber(dg_server: StandInDeepgram) -> AsyncIterator[DeepgramTrans
 
 
 @pytest.fixture(scope="module")
-def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """Real speech from espeak-ng when it is installed (CI installs it); else a generated tone of the same kind."""
-    path = tmp_path_factory.mktemp("speech") / "speech.wav"
-    if shutil.which("espeak-ng"):
-        subprocess.run(["espeak-ng", "-w", str(path), "hello world, this is a test"], check=True)
-        return path.read_bytes()
-    return wav_bytes(2.0, rate=22_050)
+def speech(speech_wav: Path) -> bytes:
+    """Real speech (espeak-ng), as bytes."""
+    return speech_wav.read_bytes()
 
 
 def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
@@ -115,35 +102,35 @@ def test_it_is_a_transcriber() -> None:
 
 
 async def test_url_mode_with_a_presigned_s3_url(
-    dg_s3: S3, dg_server: StandInDeepgram, transcriber: DeepgramTranscriber, speech_wav: bytes
+    dg_s3: S3, dg_server: StandInDeepgram, transcriber: DeepgramTranscriber, speech: bytes
 ) -> None:
-    url = await asyncio.to_thread(dg_s3.put, "calls/speech.wav", speech_wav)
+    url = await asyncio.to_thread(dg_s3.put, "calls/speech.wav", speech)
 
     transcript = await transcriber.transcribe_url(url, content_type="audio/wav")
 
-    assert transcript.duration_s == pytest.approx(wav_seconds(speech_wav), abs=1e-3)
+    assert transcript.duration_s == pytest.approx(wav_seconds(speech), abs=1e-3)
     assert transcript.text.startswith("[stand-in transcription] This is not a real transcript.")
-    assert f"{len(speech_wav)} bytes received" in transcript.text
+    assert f"{len(speech)} bytes received" in transcript.text
     assert [u.speaker for u in transcript.utterances] == [0, 1, 0]
     assert " ".join(u.text for u in transcript.utterances) == transcript.text
     assert all(0 <= u.start_s < u.end_s <= transcript.duration_s for u in transcript.utterances)
     assert transcript.language == ""
     [record] = dg_server.requests
     assert record.url == url
-    assert record.media_bytes == len(speech_wav)
+    assert record.media_bytes == len(speech)
     assert record.query == {
         "model": "nova-3", "smart_format": "true", "punctuate": "true", "utterances": "true", "diarize": "true",
     }  # fmt: skip
 
 
 async def test_stream_mode_sends_the_file_while_it_is_read(
-    dg_server: StandInDeepgram, transcriber: DeepgramTranscriber, speech_wav: bytes
+    dg_server: StandInDeepgram, transcriber: DeepgramTranscriber, speech: bytes
 ) -> None:
     sent = 0
 
     async def from_storage() -> AsyncIterator[bytes]:
         nonlocal sent
-        async for chunk in chunks_of(speech_wav):
+        async for chunk in chunks_of(speech):
             yield chunk
             sent += len(chunk)
             if sent == 4096:
@@ -152,11 +139,11 @@ async def test_stream_mode_sends_the_file_while_it_is_read(
 
     transcript = await transcriber.transcribe_stream(from_storage(), content_type="audio/wav")
 
-    assert transcript.duration_s == pytest.approx(wav_seconds(speech_wav), abs=1e-3)
+    assert transcript.duration_s == pytest.approx(wav_seconds(speech), abs=1e-3)
     assert "[stand-in transcription]" in transcript.text
     [record] = dg_server.requests
     assert record.content_type == "audio/wav"
-    assert record.body_bytes == len(speech_wav)
+    assert record.body_bytes == len(speech)
     assert record.headers.get("Transfer-Encoding") == "chunked"
 
 
@@ -335,12 +322,12 @@ async def test_transcriber_for_settings() -> None:
     await configured.aclose()
 
 
-async def test_stand_in_transcriber_runs_its_own_server(speech_wav: bytes) -> None:
+async def test_stand_in_transcriber_runs_its_own_server(speech: bytes) -> None:
     async with stand_in_transcriber() as transcriber:
-        transcript = await transcriber.transcribe_stream(chunks_of(speech_wav), content_type="audio/wav")
+        transcript = await transcriber.transcribe_stream(chunks_of(speech), content_type="audio/wav")
         assert transcript.text.startswith("[stand-in transcription]")
-        assert transcript.duration_s == pytest.approx(wav_seconds(speech_wav), abs=1e-3)
+        assert transcript.duration_s == pytest.approx(wav_seconds(speech), abs=1e-3)
         base_url = transcriber.base_url
     async with DeepgramTranscriber("stand-in", base_url, timeout_s=2) as late:
         with pytest.raises(TransientUpstreamError):
-            await late.transcribe_stream(chunks_of(speech_wav), content_type="audio/wav")
+            await late.transcribe_stream(chunks_of(speech), content_type="audio/wav")
