@@ -32,6 +32,7 @@ PART_BYTES = 8 * 1024 * 1024
 # one upload holds stays near (PARTS_IN_FLIGHT + 1) * PART_BYTES whatever the file's size.
 PARTS_IN_FLIGHT = 4
 _THREADS = 16
+_MAX_PARTS = 10_000
 
 
 class S3BlobStore:
@@ -129,13 +130,15 @@ class S3BlobStore:
         # Before anything is sent: a refused type never starts an upload.
         content_type, kind = await checked.check_type()
         upload = _MultipartUpload(self, key, content_type)
+        # S3 takes at most 10,000 parts: 8 MiB parts cover 80 GB, and a higher MAX_FILE_BYTES gets bigger parts.
+        part_bytes = max(self._part_bytes, -(-max_bytes // _MAX_PARTS))
         part = bytearray()
         try:
             async for chunk in checked.chunks():
                 # Chunks are copied into the part once and dropped; a full part goes to S3 as it is. Parts need
                 # not be equal, only >= 5 MiB, so a part ends at the first chunk boundary past the part size.
                 part += chunk
-                if len(part) >= self._part_bytes:
+                if len(part) >= part_bytes:
                     await upload.add_part(part)
                     part = bytearray()
             if upload.started:
