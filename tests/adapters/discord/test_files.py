@@ -4,6 +4,7 @@ Discord's hosts, streamed and capped."""
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -13,12 +14,12 @@ from bot.config import Settings
 from bot.errors import InvalidInput
 from bot.events import FileRef
 from bot.runtime import Runtime
-from sandbox.openai_server import StandInLLM, Step
+from sandbox.openai_server import StandInLLM
 from tests.adapters.discord.conftest import Intake, World, answered
 from tests.conftest import wait_for
 
 LIMIT = {"max_file_bytes": 1000}
-AUDIO = b"ID3" + bytes(range(256)) * 3  # 771 bytes: under the limit
+CAPTIONS = b"WEBVTT\n\n00:00:01.000 --> 00:00:03.000\n<v Ada>Ada: we ship on Friday.\n"  # under the limit too
 
 
 async def collect(files: DiscordFiles, file: FileRef, max_bytes: int) -> bytes:
@@ -42,7 +43,7 @@ async def test_an_attachment_over_the_limit_gets_a_clear_reply_and_nothing_else(
 
 
 @pytest.mark.parametrize("discord_overrides", [LIMIT], indirect=True)
-async def test_an_allowed_attachment_reaches_intake_and_downloads_through_the_file_source(
+async def test_an_allowed_attachment_is_downloaded_from_discord_and_digested_in_the_thread(
     world: World,
     gateway: DiscordGateway,
     worker: asyncio.Task[None],
@@ -51,17 +52,25 @@ async def test_an_allowed_attachment_reaches_intake_and_downloads_through_the_fi
     stand_in: StandInLLM,
     settings: Settings,
 ) -> None:
-    stand_in.script(Step(reply="Got your file."))
-    clip = world.fake.add_file("standup.mp3", AUDIO, "audio/mpeg")
+    clip = world.fake.add_file("standup.vtt", CAPTIONS, "text/vtt")
     await world.fake.user_message(world.general, "", author=world.ada, mention_bot=True, attachments=(clip,))
-    await wait_for(lambda: answered(runtime, 1))
+    await wait_for(lambda: answered(runtime, 1), timeout_s=30)
+
+    [thread] = world.fake.threads_of(world.general)
+    texts = world.fake.bot_texts(thread["id"])
+    assert texts[0].startswith("✅ standup.vtt: digest below"), texts
+    assert any("**Summary**" in text for text in texts[1:]), texts
+    [upload] = [m for m in world.fake.messages[thread["id"]] if m.payload["attachments"]]
+    assert upload.payload["attachments"][0]["filename"] == "standup-transcript.txt"
+    assert any("Ada: we ship on Friday" in json.dumps(r["messages"]) for r in stand_in.chat_requests())
 
     (event,) = intake.events
-    assert event.text == "Shared `standup.mp3` (audio/mpeg)"
+    assert event.text == "Shared `standup.vtt` (text/vtt)"
     (file,) = event.files
-    assert (file.file_id, file.name, file.mime_type, file.size) == (clip["id"], "standup.mp3", "audio/mpeg", 771)
+    assert (file.file_id, file.name, file.mime_type) == (clip["id"], "standup.vtt", "text/vtt")
+    assert file.size == len(CAPTIONS)
     async with DiscordFiles(settings) as source:
-        assert await collect(source, file, max_bytes=settings.max_file_bytes) == AUDIO
+        assert await collect(source, file, max_bytes=settings.max_file_bytes) == CAPTIONS
 
 
 async def test_files_come_only_from_discords_hosts(settings: Settings) -> None:

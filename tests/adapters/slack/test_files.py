@@ -4,6 +4,7 @@ Slack's hosts only, streamed, within the size limit."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -14,9 +15,9 @@ from adapters.slack.webapi import fixed_token
 from bot.errors import InvalidInput, PermanentUpstreamError
 from bot.events import FileRef
 from bot.runtime import Runtime
-from sandbox.openai_server import StandInLLM, Step
+from sandbox.openai_server import StandInLLM
 from sandbox.slack_server import BOT_USER_ID, TEAM_ID, SandboxFile, SlackSandbox
-from tests.adapters.slack.conftest import DM, USER, SlackEvents, message, stored_messages
+from tests.adapters.slack.conftest import DM, USER, SlackEvents, message
 from tests.conftest import wait_for
 
 
@@ -50,24 +51,32 @@ async def read_all(source: SlackFileSource, file: FileRef, max_bytes: int) -> by
     return b"".join([chunk async for chunk in source.download(file, max_bytes=max_bytes)])
 
 
-async def test_a_file_shared_in_a_dm_is_taken_as_a_message_about_it(
+async def test_a_file_shared_in_a_dm_is_digested_in_its_thread_with_the_transcript_attached(
     runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, slack: SlackSandbox, slack_http: SlackEvents
 ) -> None:
-    stand_in.script(Step(reply="Got your notes."))
-    notes = slack.add_file("notes.txt", b"line one\nline two\n")
+    notes = slack.add_file("notes.txt", b"Ada: we ship the beta on Friday.\nLin: budget review next week.\n")
     event = message("", channel=DM, channel_type="im", subtype="file_share", files=[file_payload(slack, notes)])
     await slack_http.event(event)
-    await wait_for(
-        lambda: [m for m in slack.thread(DM, event["ts"]) if m.text == "Got your notes." and not m.streaming]
+    done = await wait_for(
+        lambda: [m for m in slack.thread(DM, event["ts"]) if m.text.startswith("✅ notes.txt: digest below")],
+        timeout_s=30,
     )
-    [user_row, _] = await wait_for(lambda: _two_rows(runtime))
-    assert user_row.text == "Shared “notes.txt”"
+    thread = slack.thread(DM, event["ts"])
+    assert thread[0] is done[0], "the progress message, posted first, ends saying where the digest is"
+    digest = [m for m in thread if "**Summary**" in m.text or "*Summary*" in m.text]
+    assert digest, [m.text for m in thread]
+    [upload] = await wait_for(lambda: [m for m in slack.thread(DM, event["ts"]) if m.files])
+    [file_id] = upload.files
+    assert slack.files[file_id].name == "notes-transcript.txt"
+    assert b"we ship the beta on Friday" in slack.files[file_id].content
+    assert any("we ship the beta on Friday" in json.dumps(r["messages"]) for r in stand_in.chat_requests())
 
     incoming = to_event(TEAM_ID, event, BOT_USER_ID)
     assert incoming.user_id == USER
+    assert incoming.text == "Shared “notes.txt”"
     assert incoming.files == (ref(slack, notes),)
     source = SlackFileSource(fixed_token(slack.bot_token), slack.api_url)
-    assert await read_all(source, incoming.files[0], max_bytes=1000) == b"line one\nline two\n"
+    assert await read_all(source, incoming.files[0], max_bytes=1000) == notes.content
 
 
 async def test_download_streams_in_chunks_within_the_limit(slack: SlackSandbox) -> None:
@@ -112,8 +121,3 @@ async def test_a_download_without_access_says_what_is_missing(slack: SlackSandbo
     with pytest.raises(PermanentUpstreamError) as denied:
         await read_all(wrong_token, ref(slack, secret), max_bytes=1000)
     assert "files:read" in denied.value.user_message
-
-
-async def _two_rows(runtime: Runtime) -> list[Any] | None:
-    rows = await stored_messages(runtime)
-    return rows if len(rows) == 2 else None

@@ -19,7 +19,7 @@ import pytest
 from bot.config import Settings
 from bot.errors import InvalidInput, PermanentUpstreamError, TransientUpstreamError
 from bot.media.blobs import LocalBlobStore, S3BlobStore, blob_store_for
-from tests.bot.media.conftest import S3Server
+from tests.s3_fixtures import S3Server
 
 MB = 1_000_000
 MiB = 1024 * 1024
