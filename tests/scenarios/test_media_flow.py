@@ -274,3 +274,89 @@ async def test_chain_run_media_digest_digests_the_threads_file_again(
 async def _longer(rt: Runtime, thread: Any, count: int) -> list[str] | None:
     view = await thread_view(rt, thread)
     return view if len(view) > count else None
+
+
+STANDUP_CHAIN = """
+name: standup-notes
+description: Who does what, from a standup recording.
+version: 7
+triggers: {commands: [standup], file_types: [.vtt]}
+needs: [transcript]
+steps:
+  - id: owners
+    prompt: "List who owns what in this standup:\\n{{ transcript.timestamped }}"
+    output:
+      json_schema:
+        type: object
+        required: [owners, tags]
+        properties:
+          owners:
+            type: array
+            items: {type: object, required: [who, what], properties: {who: {type: string}, what: {type: string}}}
+          tags: {type: array, items: {type: string}}
+reply: |
+  Standup owners ({{ media.name }}):
+  {% for o in steps.owners.owners %}- {{ o.who }}: {{ o.what }}
+  {% endfor %}
+"""
+
+
+async def test_a_chain_added_as_one_yaml_file_takes_over_its_file_type(
+    database_url: str, redis_url: str, stand_in: StandInLLM, tmp_path: Path
+) -> None:
+    from sandbox.openai_server import Step
+
+    chains = tmp_path / "chains"
+    chains.mkdir()
+    (chains / "standup.yaml").write_text(STANDUP_CHAIN)
+    settings = make_settings(database_url, redis_url, stand_in.base_url, tmp_path, chains_dir=chains)
+    stand_in.script(Step(reply=json.dumps({"owners": [{"who": "Ada", "what": "release notes"}], "tags": ["standup"]})))
+    vtt = tmp_path / "monday.vtt"
+    vtt.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Ada>I'll write the release notes.\n")
+    async with open_runtime(settings) as rt:
+        await reset_state(rt)
+        async with in_process_worker(settings) as worker:
+            result = await ConsoleSession(rt, user="ada").send("", "mon", files=(file_ref(vtt),), worker=worker)
+        assert result.status == "completed"
+        assert result.reply.strip() == "Standup owners (monday.vtt):\n- Ada: release notes"
+        [media] = await media_rows(rt)
+        assert (media["chain"], media["chain_version"]) == ("standup-notes", "7")
+        assert "I'll write the release notes." in json.dumps(stand_in.chat_requests()[0]["messages"])
+        async with rt.autocommit.connect() as conn:
+            assert [f.id for f in await search_media(conn, tags=["standup"])] == [media["id"]]
+
+
+async def test_long_transcription_shows_progress_in_one_edited_message(
+    database_url: str, redis_url: str, stand_in: StandInLLM, deepgram: StandInDeepgram, speech_wav: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    settings = media_settings(database_url, redis_url, stand_in, deepgram, tmp_path)
+    deepgram.latency_s = 1.5
+    async with open_runtime(settings) as rt:
+        await reset_state(rt)
+        async with in_process_worker(settings) as worker:
+            result = await ConsoleSession(rt, user="ada").send("", "p", files=(file_ref(speech_wav),), worker=worker)
+        assert result.status == "completed"
+        entries = await stream_entries(rt, console_thread("p"))
+    progress_id = entries[0]["id"]
+    shown = [e["text"] for e in entries if e["id"] == progress_id]
+    ticks = [text for text in shown if text.startswith("⏳ speech.wav: transcribing…")]
+    assert len(ticks) >= 3, shown
+    assert ticks[-1] != ticks[0], "the elapsed time moves on"
+    assert shown[-1].startswith("✅ speech.wav: digest below")
+    assert sum(1 for e in entries if e["op"] == "post" and e["text"].startswith("⏳")) == 1
+
+
+async def test_bot_ask_with_a_file_prints_the_digest_on_the_embedded_default(
+    settings: Settings, runtime: Runtime, speech_wav: Path, tmp_path: Path
+) -> None:
+    """The README's demo: no Deepgram key (the stand-in transcribes), media in DATA_DIR, one command."""
+    from tests.conftest import run_bot, subprocess_env
+
+    code, out, err = await run_bot("ask", "--file", str(speech_wav), "--thread", "demo", env=subprocess_env(settings))
+    assert code == 0, err
+    assert "**Summary**" in out
+    assert "📎 speech-transcript.txt" in out
+    assert "[stand-in transcription]" in out, "the stand-in says its transcript is not real"
+    saved = next((settings.data_dir / "uploads").rglob("speech-transcript.txt"))
+    assert saved.read_text().startswith("[00:00] Speaker 1:")
