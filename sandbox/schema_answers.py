@@ -94,7 +94,9 @@ class Instances:
         found = schema.get("properties")
         properties: dict[str, Any] = found if isinstance(found, dict) else {}
         required = [name for name in schema.get("required") or [] if isinstance(name, str)]
-        value = {name: self.build(sub, depth + 1) for name, sub in properties.items()}
+        # Filled in name order, not the schema's: a schema read back from Postgres (JSONB) has its keys reordered,
+        # and a replayed chain step must get the same answer as the first run did.
+        value = {name: self.build(properties[name], depth + 1) for name in sorted(properties)}
         for name in required:
             value.setdefault(name, self.text())
         return value

@@ -152,7 +152,6 @@ async def digest_file(ctx: WorkflowContext, turn: dict[str, Any], index: int, ra
         await ctx.step.run(job.step("transcribe"), lambda: transcribe(job, media_id), max_attempts=6)
         chain = Chain.model_validate(await ctx.step.run(job.step("chain"), lambda: pick_chain(job, media_id)))
         scope = await chain_scope(job, media_id)
-        await job.show(f"⏳ {job.file.name}: writing the digest ({chain.name})…")
         result = await run_chain(
             ctx,
             chain,
@@ -330,6 +329,8 @@ async def pick_chain(job: FileJob, media_id: int) -> dict[str, Any]:
         await conn.execute(
             update(MEDIA).where(MEDIA.c.id == media_id).values(chain=chain.name, chain_version=str(chain.version))
         )
+    # Said here, in a step, so a later replay does not set the message back to "writing" after the digest is out.
+    await job.show(f"⏳ {job.file.name}: writing the digest ({chain.name})…")
     return chain.model_dump(mode="json")
 
 
