@@ -9,12 +9,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import delete, func, select, text, update
 
 from adapters.console.app import in_process_worker
 from adapters.console.outbound import stream_key
@@ -22,7 +22,10 @@ from bot.config import Settings
 from bot.db import create_engine, upgrade
 from bot.embedded import EmbeddedPostgres, EmbeddedRedis
 from bot.events import ThreadRef
+from bot.models import MESSAGES
 from bot.runtime import Runtime, open_runtime
+from bot.workflows.models import RUNS, STEPS
+from bot.workflows.runs import enqueue_run
 from sandbox.openai_server import StandInLLM
 from tests.s3_fixtures import S3Server, s3_bucket, s3_client, s3_server
 
@@ -204,3 +207,38 @@ async def run_bot(*args: str, env: dict[str, str], timeout_s: float = 90) -> tup
     stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)
     assert proc.returncode is not None
     return proc.returncode, stdout.decode(), stderr.decode()
+
+
+def post_ids(entries: list[dict[str, str]]) -> list[str]:
+    """The ids of the messages posted (not edited) in a console thread's stream."""
+    return [entry["id"] for entry in entries if entry["op"] == "post"]
+
+
+async def run_of(rt: Runtime, message_id: int) -> int:
+    async with rt.autocommit.connect() as conn:
+        return int((await conn.execute(select(MESSAGES.c.run_id).where(MESSAGES.c.id == message_id))).scalar_one())
+
+
+async def run_status_is(rt: Runtime, run_id: int, status: str) -> bool:
+    async with rt.autocommit.connect() as conn:
+        return (await conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id))).scalar_one() == status
+
+
+async def replay_after(
+    rt: Runtime, run_id: int, message_id: int, lost_steps: Sequence[str], message_status: str
+) -> None:
+    """Put a finished run back where a crash would have left it: `lost_steps` unrecorded, the run pending again
+    (with a new wake-up) and its message in `message_status`; then wait until it has completed once more."""
+    async with rt.autocommit.connect() as conn:
+        await conn.execute(delete(STEPS).where(STEPS.c.run_id == run_id, STEPS.c.step_id.in_(lost_steps)))
+        await conn.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(status=message_status))
+        seq = (
+            await conn.execute(
+                update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(status="pending", wake_seq=RUNS.c.wake_seq + 1, wake_at=func.now(), finished_at=None)
+                .returning(RUNS.c.wake_seq)
+            )
+        ).scalar_one()
+    await enqueue_run(rt, run_id, seq)
+    await wait_for(lambda: run_status_is(rt, run_id, "completed"))

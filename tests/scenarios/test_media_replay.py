@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import func, select
 
 from adapters.console.app import ConsoleSession
 from adapters.console.files import file_ref
@@ -14,9 +14,8 @@ from adapters.console.inbound import console_thread
 from bot.media.models import MEDIA, MEDIA_CHUNKS, MEDIA_TAGS, UTTERANCES
 from bot.models import MESSAGES
 from bot.runtime import Runtime
-from bot.workflows.models import OUTBOX, RUNS, STEPS
-from bot.workflows.runs import enqueue_run
-from tests.conftest import stream_entries, thread_view, wait_for
+from bot.workflows.models import OUTBOX, STEPS
+from tests.conftest import post_ids, replay_after, run_of, stream_entries, thread_view
 
 CAPTIONS = (
     "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Ada>We ship the beta on Friday.\n\n"
@@ -32,36 +31,20 @@ async def test_replaying_a_media_turn_from_any_step_doubles_nothing(
     thread = console_thread("sync")
     result = await ConsoleSession(runtime, user="ada").send("", "sync", files=(file_ref(captions),), worker=worker)
     assert result.status == "completed"
-    run_id = await _run_of(runtime, result.message_id)
+    run_id = await run_of(runtime, result.message_id)
     steps = await _steps_in_order(runtime, run_id)
     assert steps[:3] == ["context", "f0.progress", "f0.record"]
     expected = await _state(runtime, run_id)
     view = await thread_view(runtime, thread)
-    posts = _posts(await stream_entries(runtime, thread))
+    posts = post_ids(await stream_entries(runtime, thread))
     assert view[0].startswith("✅ sync.vtt: digest below")
 
     for kept in range(len(steps) - 1, -1, -1):
         # What a crash right after the first `kept` steps leaves: later steps unrecorded, the run pending again.
-        async with runtime.autocommit.connect() as conn:
-            await conn.execute(delete(STEPS).where(STEPS.c.run_id == run_id, STEPS.c.step_id.in_(steps[kept:])))
-            await conn.execute(
-                update(MESSAGES)
-                .where(MESSAGES.c.id == result.message_id)
-                .values(status="processing" if kept else "pending")
-            )
-            seq = (
-                await conn.execute(
-                    update(RUNS)
-                    .where(RUNS.c.id == run_id)
-                    .values(status="pending", wake_seq=RUNS.c.wake_seq + 1, wake_at=func.now(), finished_at=None)
-                    .returning(RUNS.c.wake_seq)
-                )
-            ).scalar_one()
-        await enqueue_run(runtime, run_id, seq)
-        await wait_for(lambda: _run_status_is(runtime, run_id, "completed"))
+        await replay_after(runtime, run_id, result.message_id, steps[kept:], "processing" if kept else "pending")
 
         assert await thread_view(runtime, thread) == view, f"replayed after {steps[:kept]}"
-        assert _posts(await stream_entries(runtime, thread)) == posts, f"a second post after {steps[:kept]}"
+        assert post_ids(await stream_entries(runtime, thread)) == posts, f"a second post after {steps[:kept]}"
         assert await _state(runtime, run_id) == expected, f"stored state changed after {steps[:kept]}"
 
 
@@ -87,17 +70,3 @@ async def _steps_in_order(rt: Runtime, run_id: int) -> list[str]:
             select(STEPS.c.step_id).where(STEPS.c.run_id == run_id).order_by(STEPS.c.finished_at, STEPS.c.started_at)
         )
         return list(rows.scalars())
-
-
-def _posts(entries: list[dict[str, str]]) -> list[str]:
-    return [entry["id"] for entry in entries if entry["op"] == "post"]
-
-
-async def _run_of(rt: Runtime, message_id: int) -> int:
-    async with rt.autocommit.connect() as conn:
-        return int((await conn.execute(select(MESSAGES.c.run_id).where(MESSAGES.c.id == message_id))).scalar_one())
-
-
-async def _run_status_is(rt: Runtime, run_id: int, status: str) -> bool:
-    async with rt.autocommit.connect() as conn:
-        return (await conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id))).scalar_one() == status

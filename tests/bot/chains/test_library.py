@@ -71,7 +71,7 @@ def test_a_good_user_chain_loads_with_its_triggers(tmp_path: Path) -> None:
     assert chain.version == 3
     # The operator's chain comes first: adding a file is enough to take over a type from the shipped one.
     assert [c.name for c in library.for_file("audio", "mp3")] == ["standup-notes", "media-digest"]
-    assert [c.name for c in library.for_file("text", ".VTT")] == ["media-digest", "standup-notes"]
+    assert [c.name for c in library.for_file("text", ".VTT")] == ["standup-notes", "media-digest"]
     with pytest.raises(InvalidInput, match=r'There is no chain called "nope"\. The chains are: clarify-then-answer'):
         library.require("nope")
 
