@@ -11,6 +11,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot.config import Settings
@@ -61,7 +62,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
             return asyncio.run(coro)
         return uvloop.run(coro)
     except ConfigurationError as exc:
-        err.print(f"[red]Configuration problem:[/red] {exc}")
+        err.print(f"[red]Configuration problem:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_INFRA) from None
     except KeyboardInterrupt:
         # The cleanup (worker, embedded services) ran as the main task was cancelled; just leave quietly.
@@ -146,10 +147,10 @@ async def _ask(
                     text, thread, event_id=event_id, on_text=show, timeout_s=wait_s, worker=task, files=files
                 )
             except UserFacingError as exc:
-                err.print(f"[yellow]Not sent:[/yellow] {exc.user_message}")
+                err.print(f"[yellow]Not sent:[/yellow] {escape(exc.user_message)}")
                 return EXIT_REFUSED
             except (TimeoutError, RuntimeError) as exc:
-                err.print(f"[red]{exc}[/red]")
+                err.print(f"[red]{escape(str(exc))}[/red]")
                 return EXIT_INFRA
             sys.stdout.write("\n")
             err.print(f"[dim]thread: {thread}[/dim]")
