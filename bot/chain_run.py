@@ -3,8 +3,6 @@ there most recently. Both start durable runs; the command itself only validates 
 
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -14,13 +12,16 @@ from bot.chains.library import ChainLibrary, format_chain_list, load_library
 from bot.chains.runner import run_chain
 from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
+from bot.chat_turn import failure_text
 from bot.commands import COMMANDS, CommandReply
 from bot.config import Settings
-from bot.errors import ConfigurationError
+from bot.errors import ConfigurationError, RateLimited
 from bot.events import SlashCommand, ThreadRef
+from bot.intake import authorize
 from bot.media.attach import upload_transcript
 from bot.media.models import MEDIA
 from bot.media.transcripts import load_transcript
+from bot.ratelimit import RateLimiter
 from bot.runtime import Runtime
 from bot.streaming import open_reply
 from bot.threads import ensure_thread, thread_from_json, thread_to_json
@@ -33,22 +34,32 @@ from bot.workflows.steps import WorkflowContext
 log = structlog.get_logger(__name__)
 CHAIN_RUN = "chain_run"
 SEND_TRANSCRIPT = "send_transcript"
-TRANSCRIBED = ("transcribed", "done")
-
-
-@lru_cache(maxsize=4)
-def _library(chains_dir: Path | None) -> ChainLibrary:
-    return load_library(Settings(chains_dir=chains_dir))
 
 
 def library_for(settings: Settings) -> ChainLibrary:
-    """The chains, loaded once per process (the worker checks them at start-up; commands reuse that)."""
-    return _library(settings.chains_dir)
+    """The chains as their files are now (a few ms to read): a chain file added or edited counts at once, the
+    same for commands here and for the file triggers in the media flow."""
+    return load_library(settings)
+
+
+async def admit(runtime: Runtime, command: SlashCommand) -> None:
+    """The checks intake makes for a message: allowlists and the per-user rate. Raises `UserFacingError`."""
+    settings = runtime.settings
+    authorize(command.thread, command.user_id, settings)
+    subject = f"{command.thread.platform}:{command.thread.workspace_id}:{command.user_id}"
+    wait_s = await RateLimiter(runtime.redis, settings.rate_limit_per_minute).hit(subject)
+    if wait_s is not None:
+        raise RateLimited(
+            f"You're sending requests faster than I can take them ({settings.rate_limit_per_minute} a minute). "
+            f"Try again in {max(1, round(wait_s))} s.",
+            retry_after_s=wait_s,
+        )
 
 
 async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
     words = command.text.strip().split(maxsplit=1)
     verb = words[0].lower() if words else ""
+    authorize(command.thread, command.user_id, runtime.settings)
     try:
         library = library_for(runtime.settings)
     except ConfigurationError as exc:
@@ -64,6 +75,7 @@ async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply
     else:  # `/chain NAME text` works too
         name, text = verb, rest
     chain = library.require(name)
+    await admit(runtime, command)
     thread_id = await ensure_thread(runtime, command.thread)
     started = await start_run(
         runtime,
@@ -110,7 +122,6 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
         chain = Chain.model_validate(await ctx.step.run("chain", lambda: resolve_chain(ctx, input)))
         media_id = await ctx.step.run("media", lambda: media_for(ctx, input, chain))
         scope = await chain_scope(ctx.runtime, input, media_id)
-        await platform.show_working(thread, f"is running {chain.name}…")
         result = await run_chain(
             ctx, chain, scope, thread=thread, thread_id=input["thread_id"], user_id=input["user_id"]
         )
@@ -123,7 +134,9 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
         posted = await ctx.step.run("reply", reply)
     except StepFailed as exc:
         failure = exc
-        text = f"⚠️ The chain “{input['chain']}” failed: {failure.user_message or failure.error}"
+        text = f"⚠️ The chain “{input['chain']}” failed: " + (
+            failure.user_message or failure_text(failure).removeprefix("I couldn't answer: ")
+        )
 
         async def tell() -> str:
             log.warning("chain run failed", run_id=ctx.run_id, error=failure.error)
@@ -164,12 +177,12 @@ async def media_for(ctx: WorkflowContext, input: dict[str, Any], chain: Chain) -
             "no media in the thread",
             f"“{chain.name}” works on a recording or transcript: share an audio, video or text file here first.",
         )
-    if media["status"] not in TRANSCRIBED:
+    if media["transcript"] is None:
         raise NonRetriableError(
-            f"media {media['id']} is {media['status']}",
-            f"“{media['name']}” is not transcribed ({media['status']}"
-            + (f": {media['error']}" if media["error"] else "")
-            + "). Share it again or wait until its digest is posted.",
+            f"media {media['id']} is {media['status']} without a transcript",
+            f"“{media['name']}” has no transcript"
+            + (f" ({media['error']})" if media["error"] else " yet")
+            + ". Share it again, or wait until its digest is posted.",
         )
     return int(media["id"])
 
@@ -180,6 +193,7 @@ async def _media(runtime: Runtime, media_id: int) -> dict[str, Any]:
 
 
 async def transcribe_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
+    await admit(runtime, command)
     thread_id = await ensure_thread(runtime, command.thread)
     media = await latest_media(runtime, thread_id, command.thread)
     if media is None:
@@ -188,9 +202,9 @@ async def transcribe_command(runtime: Runtime, command: SlashCommand) -> Command
             "and I'll transcribe and digest it.",
             accepted=False,
         )
-    if media["status"] == "failed":
-        return CommandReply(f"“{media['name']}” could not be processed: {media['error']}", accepted=False)
-    if media["status"] not in TRANSCRIBED:
+    if media["transcript"] is None and media["status"] == "failed":
+        return CommandReply(f"“{media['name']}” could not be transcribed: {media['error']}", accepted=False)
+    if media["transcript"] is None:
         return CommandReply(f"“{media['name']}” is still being processed; its transcript will follow the digest.")
     await start_run(
         runtime,
@@ -217,4 +231,16 @@ async def send_transcript(ctx: WorkflowContext, input: dict[str, Any]) -> dict[s
             raise NonRetriableError("no transcript", f"“{media['name']}” has no transcript.")
         return await upload_transcript(platform, thread, media["name"], transcript, ctx.key("attach"))
 
-    return {"message_id": await ctx.step.run("attach", attach)}
+    try:
+        return {"message_id": await ctx.step.run("attach", attach)}
+    except StepFailed as exc:
+        failure = exc
+
+        async def tell() -> str:
+            text = "⚠️ I couldn't post the transcript: " + (
+                failure.user_message or failure_text(failure).removeprefix("I couldn't answer: ")
+            )
+            return (await platform.post_message(thread, text, idempotency_key=ctx.key("tell-failure"))).message_id
+
+        await ctx.step.run("tell-failure", tell, final=True)
+        raise

@@ -14,7 +14,6 @@ from typing import Any
 import structlog
 from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.context import PREFERENCE_COLUMNS, Preferences, Turn, gather_context
 from bot.errors import ConfigurationError, PermanentUpstreamError, UpstreamError
@@ -80,7 +79,8 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
         return {"consumed": True}
     async with ctx.runtime.autocommit.connect() as conn:
         prompt = await gather_context(conn, ctx.runtime.settings, turn, prefs)
-        messages = await with_excerpts(ctx, conn, prompt.messages, turn, thread)
+        media_here = ctx.runtime.settings.retrieval_chunks > 0 and await has_chunks(conn, turn.thread_id, thread)
+    messages = await with_excerpts(ctx, prompt.messages, turn, thread) if media_here else prompt.messages
     return {
         "consumed": False,
         "message_id": message_id,
@@ -93,19 +93,19 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
 
 
 async def with_excerpts(
-    ctx: WorkflowContext, conn: AsyncConnection, messages: list[ChatMessage], turn: Turn, thread: ThreadRef
+    ctx: WorkflowContext, messages: list[ChatMessage], turn: Turn, thread: ThreadRef
 ) -> list[ChatMessage]:
-    """Add the transcript excerpts closest to the question when files were shared in this thread or channel.
+    """Add the transcript excerpts closest to the question (files were shared in this thread or channel).
     Retrieval is a help, not a requirement: if embedding fails the turn goes on without excerpts."""
-    limit = ctx.runtime.settings.retrieval_chunks
-    if limit <= 0 or not await has_chunks(conn, turn.thread_id, thread):
-        return messages
     try:
+        # No database connection is held while the embeddings API answers.
         [vector] = await ctx.deps.llm.embed([turn.text])
     except UpstreamError as exc:
         log.warning("retrieval skipped: embedding the question failed", error=str(exc))
         return messages
-    excerpts = await search(conn, vector, thread_id=turn.thread_id, thread=thread, limit=limit)
+    limit = ctx.runtime.settings.retrieval_chunks
+    async with ctx.runtime.autocommit.connect() as conn:
+        excerpts = await search(conn, vector, thread_id=turn.thread_id, thread=thread, limit=limit)
     if not excerpts:
         return messages
     # After the system prompt, before the history: the model reads it as background, not as the question.

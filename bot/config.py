@@ -128,9 +128,6 @@ class Settings(BaseSettings):
         "Empty: URL when the bucket is on AWS itself (no S3_ENDPOINT_URL), else stream.",
     )
     media_url_expires_s: int = Field(default=3600, description="Lifetime of a presigned media URL, in seconds.")
-    max_media_seconds: float = Field(
-        default=4 * 3600, description="Longest audio or video transcribed, in seconds; longer ones are refused."
-    )
     media_progress_interval_s: float = Field(
         default=5.0, description="Least seconds between edits of a media job's progress message."
     )

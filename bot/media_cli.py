@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 media_app = typer.Typer(help="Media shared with the bot: search by tag or words, show one.", no_args_is_help=True)
@@ -35,12 +36,12 @@ def search_command(
             length = f"{item.duration_s / 60:.1f} min" if item.duration_s else ""
             table.add_row(
                 str(item.id),
-                item.name,
+                escape(item.name),
                 f"{item.platform}:{item.channel_id}",
-                item.owner_id,
+                escape(item.owner_id),
                 length,
-                item.status if not item.error else f"{item.status}: {item.error[:40]}",
-                ", ".join(item.tags),
+                escape(item.status if not item.error else f"{item.status}: {item.error[:40]}"),
+                escape(", ".join(item.tags)),
                 item.created_at.strftime("%Y-%m-%d %H:%M"),
             )
         out.print(table if found else "No media found.")
@@ -80,7 +81,7 @@ def show_command(
             err.print(f"No media {media_id}.")
             return EXIT_REFUSED
         for field in ("name", "status", "error", "kind", "content_type", "size", "sha256", "duration_s", "blob_key"):
-            out.print(f"[bold]{field}[/bold]: {row[field]}")
+            out.print(f"[bold]{field}[/bold]: {escape(str(row[field]))}")
         out.print(
             f"[bold]where[/bold]: {row['platform']}:{row['workspace_id']}:{row['channel_id']} by {row['owner_id']}"
         )

@@ -95,7 +95,7 @@ class FileSource(Protocol):
 
     platform: str
 
-    def download(self, file: FileRef, *, max_bytes: int) -> AsyncIterator[bytes]:
+    def download(self, file: FileRef, *, max_bytes: int) -> AsyncGenerator[bytes, None]:
         """Stream the file's bytes. Raises `InvalidInput` when it is larger than `max_bytes` or its URL is not on
         the platform's file hosts, `TransientUpstreamError` for 429/5xx/timeouts, `PermanentUpstreamError`
         for other refusals."""

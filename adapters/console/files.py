@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import mimetypes
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -37,7 +37,7 @@ def file_ref(path: Path) -> FileRef:
 class ConsoleFileSource:
     platform = PLATFORM
 
-    async def download(self, file: FileRef, *, max_bytes: int) -> AsyncIterator[bytes]:
+    async def download(self, file: FileRef, *, max_bytes: int) -> AsyncGenerator[bytes, None]:
         url = urlparse(file.url)
         if url.scheme != "file":
             raise InvalidInput(f"“{file.name}” is not a local file ({url.scheme or 'no'} URL).")

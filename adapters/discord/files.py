@@ -3,7 +3,7 @@ configured API host, streamed in chunks, and never more than the size limit."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Self
 from urllib.parse import urlsplit
@@ -67,7 +67,7 @@ class DiscordFiles:
             return True
         return (parts.scheme, parts.netloc) == self._api_origin
 
-    async def download(self, file: FileRef, *, max_bytes: int) -> AsyncIterator[bytes]:
+    async def download(self, file: FileRef, *, max_bytes: int) -> AsyncGenerator[bytes, None]:
         if not self.is_allowed(file.url):
             log.warning("refused a file from outside Discord's hosts", file=file.file_id)
             raise InvalidInput(f"I only download files from Discord itself, and `{file.name}` is somewhere else.")

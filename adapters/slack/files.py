@@ -7,7 +7,7 @@ comes from an event payload, and following one anywhere else would hand the bot 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -55,7 +55,7 @@ class SlackFileSource:
             "Share a shorter or compressed version."
         )
 
-    async def download(self, file: FileRef, *, max_bytes: int) -> AsyncIterator[bytes]:
+    async def download(self, file: FileRef, *, max_bytes: int) -> AsyncGenerator[bytes, None]:
         if file.size > max_bytes:
             raise self.too_large(file, max_bytes)
         url = file.url

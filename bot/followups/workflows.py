@@ -67,7 +67,8 @@ async def followup(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any
         "quiet", THREAD_MESSAGE, match={"thread_id": input["thread_id"]}, timeout=input["after_s"]
     )
     if activity is not None:
-        return {"nudged": False, "answered_by": activity["data"]["user_id"]}
+        data = activity["data"]
+        return {"nudged": False, "answered_by": data.get("user_id") or data.get("sharer_id", "")}
 
     async def nudge() -> str:
         summary = await summarize_thread(ctx, input["thread_id"])

@@ -4,6 +4,7 @@ utterance), formatted with timestamps for prompts and the attached file, and cut
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,6 +26,24 @@ def clock(seconds: float) -> str:
 def timestamped(utterances: tuple[Utterance, ...] | list[Utterance]) -> str:
     """One line per utterance: `[00:12] Speaker 1: text`. Speakers count from 1 for people."""
     return "\n".join(f"[{clock(u.start_s)}] Speaker {u.speaker + 1}: {u.text}" for u in utterances)
+
+
+def transcript_to_json(transcript: Transcript) -> dict[str, Any]:
+    return {
+        "text": transcript.text,
+        "duration_s": transcript.duration_s,
+        "language": transcript.language,
+        "utterances": [[u.speaker, u.start_s, u.end_s, u.text] for u in transcript.utterances],
+    }
+
+
+def transcript_from_json(data: dict[str, Any]) -> Transcript:
+    return Transcript(
+        text=data["text"],
+        duration_s=data["duration_s"],
+        language=data.get("language", ""),
+        utterances=tuple(Utterance(*u) for u in data["utterances"]),
+    )
 
 
 async def save_transcript(conn: AsyncConnection, media_id: int, transcript: Transcript) -> None:

@@ -26,7 +26,7 @@ from bot.chains.library import load_library
 from bot.chains.runner import ChainResult, run_chain
 from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
-from bot.chat_turn import claim_message, failure_text
+from bot.chat_turn import claim_message, failure_text, tell_failure
 from bot.errors import ConfigurationError, InvalidInput, PermanentUpstreamError, UserFacingError
 from bot.events import FileRef, ThreadRef
 from bot.intake import MEDIA_TURN
@@ -34,7 +34,13 @@ from bot.media.accept import extension
 from bot.media.attach import upload_transcript
 from bot.media.models import MEDIA, MEDIA_TAGS
 from bot.media.retrieval import embed_chunks
-from bot.media.transcripts import chunk_transcript, load_transcript, save_transcript
+from bot.media.transcripts import (
+    chunk_transcript,
+    load_transcript,
+    save_transcript,
+    transcript_from_json,
+    transcript_to_json,
+)
 from bot.models import MESSAGES
 from bot.ports import ChatPlatform, Transcript
 from bot.streaming import open_reply
@@ -56,11 +62,17 @@ MAX_TAGS = 20
 @workflow(MEDIA_TURN, description="Store, transcribe and digest the files a message shared; answer in its thread.")
 async def media_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
     message_id: int = input["message_id"]
-    turn = await ctx.step.run("context", lambda: prepare(ctx, message_id))
+    try:
+        turn = await ctx.step.run("context", lambda: prepare(ctx, message_id))
+    except StepFailed as exc:
+        # Not even the message could be read: end it, saying so in its thread, as a chat turn would.
+        failure = exc
+        await ctx.step.run("tell-failure", lambda: tell_failure(ctx, message_id, failure), final=True)
+        raise
     if turn is None:
         return {"skipped": "the message is gone or was handled already"}
     outcomes = [await digest_file(ctx, turn, index, file) for index, file in enumerate(turn["files"])]
-    ok = [outcome for outcome in outcomes if outcome.get("media_id") and not outcome.get("error")]
+    ok = [outcome for outcome in outcomes if not outcome.get("error")]
     status = "completed" if ok else "failed"
     errors = "; ".join(outcome["error"] for outcome in outcomes if outcome.get("error")) or None
     await ctx.step.run("finish", lambda: set_message_status(ctx, message_id, status, errors), final=True)
@@ -74,11 +86,12 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
     turn, thread, _prefs = claimed
     async with ctx.runtime.autocommit.connect() as conn:
         files = (await conn.execute(select(MESSAGES.c.files).where(MESSAGES.c.id == message_id))).scalar_one()
-    # A shared file is activity in the thread: follow-ups waiting for an answer there hear about it.
+    # A shared file is activity in the thread: a follow-up waiting for the thread to speak hears it. It carries
+    # `sharer_id`, not `user_id`, so a question waiting for this user's answer does not take the file as one.
     await send_event(
         ctx.runtime,
         THREAD_MESSAGE,
-        {"thread_id": turn.thread_id, "message_id": message_id, "user_id": turn.author_id, "text": turn.text},
+        {"thread_id": turn.thread_id, "message_id": message_id, "sharer_id": turn.author_id, "text": turn.text},
         dedupe_key=f"message:{message_id}",
     )
     return {
@@ -141,15 +154,19 @@ class FileJob:
 
 
 async def digest_file(ctx: WorkflowContext, turn: dict[str, Any], index: int, raw: dict[str, Any]) -> dict[str, Any]:
+    """One file through every stage. A failure ends in the file's progress message and its media row, and the
+    other files of the message go on; only what is needed for the digest can fail the file."""
     job = FileJob(ctx, turn, index, FileRef(**raw))
-    settings = ctx.runtime.settings
     media_id = 0
     try:
         job.progress_id = await ctx.step.run(job.step("progress"), lambda: post_progress(job))
         # The row first, in a step of its own: a file refused while storing still has a row to mark failed.
         media_id = await ctx.step.run(job.step("record"), lambda: media_row(job))
         await ctx.step.run(job.step("store"), lambda: store_file(job, media_id))
-        await ctx.step.run(job.step("transcribe"), lambda: transcribe(job, media_id), max_attempts=6)
+        # Deepgram's answer is kept as the step's result before it is written out, so a database hiccup while
+        # saving it does not pay for the transcription twice.
+        heard = await ctx.step.run(job.step("transcribe"), lambda: transcribe(job, media_id), max_attempts=6)
+        await ctx.step.run(job.step("keep"), lambda: keep_transcript(job, media_id, heard))
         chain = Chain.model_validate(await ctx.step.run(job.step("chain"), lambda: pick_chain(job, media_id)))
         scope = await chain_scope(job, media_id)
         result = await run_chain(
@@ -161,24 +178,43 @@ async def digest_file(ctx: WorkflowContext, turn: dict[str, Any], index: int, ra
             user_id=turn["user_id"],
             prefix=job.step("chain"),
         )
-        await ctx.step.run(job.step("save"), lambda: save_digest(ctx, media_id, result))
         await ctx.step.run(job.step("reply"), lambda: post_digest(job, result))
-        if chain.attach_transcript:
-            await ctx.step.run(job.step("attach"), lambda: attach_transcript(job, media_id))
+        await ctx.step.run(job.step("save"), lambda: save_digest(ctx, media_id, result))
     except StepFailed as exc:
         failure = exc
-        await ctx.step.run(job.step("fail"), lambda: fail_file(job, media_id, failure), final=True)
+        await _fail_file(job, media_id, failure)
         return {"media_id": media_id, "error": failure.error}
-    if settings.retrieval_chunks > 0:
-        try:
-            chunks = await ctx.step.run(job.step("embed"), lambda: embed(job, media_id), max_attempts=3)
-        except StepFailed as exc:
-            # The digest is posted; only later questions lose the excerpts. The operator sees why.
-            log.warning("transcript not embedded; retrieval will miss it", media_id=media_id, error=exc.error)
-            chunks = 0
-    else:
-        chunks = 0
+    except (ValueError, TypeError, KeyError, RuntimeError) as exc:
+        # Our own bug or bad stored data outside any step: still end this file visibly, then let the others go on.
+        log.exception("media file failed outside its steps", media_id=media_id)
+        broken = StepFailed(job.step("digest"), f"{type(exc).__name__}: {exc}")
+        await _fail_file(job, media_id, broken)
+        return {"media_id": media_id, "error": broken.error}
+    # Extras after the digest: neither fails the file (the user has the digest), each says why in the log.
+    if chain.attach_transcript:
+        await _extra(ctx, job.step("attach"), lambda: attach_transcript(job, media_id))
+    chunks = 0
+    if ctx.runtime.settings.retrieval_chunks > 0:
+        chunks = await _extra(ctx, job.step("embed"), lambda: embed(job, media_id)) or 0
     return {"media_id": media_id, "chunks": chunks}
+
+
+async def _extra(ctx: WorkflowContext, step_id: str, fn: Callable[[], Awaitable[T]]) -> T | None:
+    try:
+        return await ctx.step.run(step_id, fn, max_attempts=3)
+    except StepFailed as exc:
+        log.warning("media extra step failed", step=step_id, error=exc.error)
+        return None
+
+
+async def _fail_file(job: FileJob, media_id: int, failure: StepFailed) -> None:
+    """The row first (it must say failed even if the thread cannot be told), then the notice, best effort."""
+    ctx = job.ctx
+    await ctx.step.run(job.step("mark-failed"), lambda: mark_media_failed(ctx, media_id, failure), final=True)
+    try:
+        await ctx.step.run(job.step("fail"), lambda: tell_file_failed(job, failure), final=True)
+    except StepFailed as exc:
+        log.warning("could not tell the thread a file failed", media_id=media_id, error=exc.error)
 
 
 async def post_progress(job: FileJob) -> str:
@@ -205,12 +241,13 @@ async def store_file(job: FileJob, media_id: int) -> int:
             yield chunk
 
     settings = ctx.runtime.settings
-    download = source.download(file, max_bytes=settings.max_file_bytes)
-    stored = await job.while_showing(
-        "fetching and storing",
-        blobs.put_stream(key, counted(download), filename=file.name, max_bytes=settings.max_file_bytes),
-        detail=lambda: f"{received / 1e6:,.1f} MB, ",
-    )
+    # aclosing: a file refused after its first bytes closes its download (connection, file handle) right away.
+    async with contextlib.aclosing(source.download(file, max_bytes=settings.max_file_bytes)) as download:
+        stored = await job.while_showing(
+            "fetching and storing",
+            blobs.put_stream(key, counted(download), filename=file.name, max_bytes=settings.max_file_bytes),
+            detail=lambda: f"{received / 1e6:,.1f} MB, ",
+        )
     async with ctx.runtime.autocommit.connect() as conn:
         await conn.execute(
             update(MEDIA)
@@ -269,16 +306,19 @@ def safe_name(name: str) -> str:
 
 
 async def transcribe(job: FileJob, media_id: int) -> dict[str, Any]:
-    ctx = job.ctx
-    media = await _media(ctx, media_id)
+    """The transcript as JSON (kept as this step's result); text files are parsed, media go to the transcriber."""
+    media = await _media(job.ctx, media_id)
     if media["kind"] == "text":
         transcript = await read_text_transcript(job, media)
     else:
         transcript = await job.while_showing("transcribing", speech_to_text(job, media))
-    async with ctx.runtime.engine.connect() as conn:
-        await save_transcript(conn, media_id, transcript)
     log.info("media transcribed", media_id=media_id, seconds=round(transcript.duration_s, 1))
-    return {"duration_s": transcript.duration_s, "utterances": len(transcript.utterances)}
+    return transcript_to_json(transcript)
+
+
+async def keep_transcript(job: FileJob, media_id: int, heard: dict[str, Any]) -> None:
+    async with job.ctx.runtime.engine.connect() as conn:
+        await save_transcript(conn, media_id, transcript_from_json(heard))
 
 
 async def read_text_transcript(job: FileJob, media: dict[str, Any]) -> Transcript:
@@ -391,6 +431,11 @@ def digest_tags(outputs: dict[str, Any]) -> list[str]:
 
 
 async def post_digest(job: FileJob, result: ChainResult) -> list[str]:
+    if result.stopped_at or not result.reply.strip():
+        # The chain asked a question nobody answered in time (it said so in the thread), or wrote nothing.
+        why = f"stopped at its step “{result.stopped_at}”" if result.stopped_at else "wrote an empty digest"
+        await job.show(f"⏹ {job.file.name}: the chain {result.chain} {why}.")
+        return []
     stream = open_reply(job.platform, job.thread, job.ctx.key(job.step("reply")))
     await stream.feed(result.reply)
     posted = await stream.finish()
@@ -445,24 +490,29 @@ async def embed(job: FileJob, media_id: int) -> int:
     )
 
 
-async def fail_file(job: FileJob, media_id: int, failed: StepFailed) -> None:
-    """Tell the thread why this file failed (in its progress message, or a new one) and fail its media row."""
-    text = f"❌ {job.file.name}: {media_failure_text(failed)}"
+async def mark_media_failed(ctx: WorkflowContext, media_id: int, failed: StepFailed) -> None:
     log.warning("media failed", media_id=media_id, step=failed.step_id, detail=failed.error)
+    if not media_id:
+        return
+    # A file whose transcript was kept stays usable (`/transcribe`, `/chain run`): only its digest failed.
+    async with ctx.runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(MEDIA)
+            .where(MEDIA.c.id == media_id)
+            .values(status="failed", error=media_failure_text(failed)[:2000], updated_at=func.now())
+        )
+
+
+async def tell_file_failed(job: FileJob, failed: StepFailed) -> None:
+    """Say in the thread why this file failed: in its progress message, or a new one if that was never posted."""
+    text = f"❌ {job.file.name}: {media_failure_text(failed)}"
     try:
         if job.progress_id:
             await job.platform.edit_message(job.thread, job.progress_id, text)
         else:
             await job.platform.post_message(job.thread, text, idempotency_key=job.ctx.key(job.step("fail")))
     except (PermanentUpstreamError, ConfigurationError, UserFacingError) as refused:
-        log.warning("could not tell the user the file failed", media_id=media_id, error=str(refused))
-    if media_id:
-        async with job.ctx.runtime.autocommit.connect() as conn:
-            await conn.execute(
-                update(MEDIA)
-                .where(MEDIA.c.id == media_id)
-                .values(status="failed", error=failed.error[:2000], updated_at=func.now())
-            )
+        log.warning("the platform refused the failure notice", file=job.file.name, error=str(refused))
 
 
 def media_failure_text(failed: StepFailed) -> str:
@@ -479,11 +529,15 @@ def media_failure_text(failed: StepFailed) -> str:
 
 def stage_label(stage: str) -> str:
     return {
+        "progress": "starting",
+        "record": "starting",
         "store": "fetching and storing the file",
         "transcribe": "transcribing",
+        "keep": "saving the transcript",
         "chain": "writing the digest",
         "reply": "posting the digest",
-    }.get(stage.split(".")[0], stage)
+        "save": "saving the digest",
+    }.get(stage.split(".")[0].split(":")[0], "working on it")
 
 
 async def set_message_status(ctx: WorkflowContext, message_id: int, status: str, error: str | None) -> None:
