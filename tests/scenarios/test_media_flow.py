@@ -360,3 +360,33 @@ async def test_bot_ask_with_a_file_prints_the_digest_on_the_embedded_default(
     assert "[stand-in transcription]" in out, "the stand-in says its transcript is not real"
     saved = next((settings.data_dir / "uploads").rglob("speech-transcript.txt"))
     assert saved.read_text().startswith("[00:00] Speaker 1:")
+
+
+async def test_one_bad_file_does_not_stop_the_others_of_its_message(
+    runtime: Runtime, worker: asyncio.Task[None], tmp_path: Path
+) -> None:
+    fake = tmp_path / "cover.mp3"
+    fake.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(512))
+    notes = tmp_path / "notes.md"
+    notes.write_text("# Sync\nAda: the beta ships on Friday.\n")
+    result = await ConsoleSession(runtime, user="ada").send(
+        "two files", "two", files=(file_ref(fake), file_ref(notes)), worker=worker
+    )
+    assert result.status == "completed", "one digest was delivered"
+    rows = {row["name"]: row for row in await media_rows(runtime)}
+    assert rows["cover.mp3"]["status"] == "failed"
+    assert "PNG image" in rows["cover.mp3"]["error"]
+    assert rows["notes.md"]["status"] == "done"
+    view = await thread_view(runtime, console_thread("two"))
+    assert view[0].startswith("❌ cover.mp3: “cover.mp3” looks like a PNG image")
+    assert view[1].startswith("✅ notes.md: digest below")
+
+
+async def test_chain_commands_keep_to_the_allowlist(runtime: Runtime) -> None:
+    settings = runtime.settings.model_copy(update={"allowed_users": frozenset({"ada"})})
+    outsider = SlashCommand(
+        event_id="c9", thread=console_thread("x"), user_id="mallory", command="/chain", text="run summary"
+    )
+    reply = await handle_command(Runtime(settings, runtime.engine, runtime.sessions, runtime.redis), outsider)
+    assert not reply.accepted
+    assert reply.text.startswith("Sorry, I'm not enabled for you.")
