@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.chains.library import ChainLibrary, format_chain_list, load_library
 from bot.chains.runner import run_chain
@@ -21,6 +21,7 @@ from bot.intake import authorize
 from bot.media.attach import upload_transcript
 from bot.media.models import MEDIA
 from bot.media.transcripts import load_transcript
+from bot.models import MESSAGES
 from bot.ratelimit import RateLimiter
 from bot.runtime import Runtime
 from bot.streaming import open_reply
@@ -121,7 +122,9 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
     try:
         chain = Chain.model_validate(await ctx.step.run("chain", lambda: resolve_chain(ctx, input)))
         media_id = await ctx.step.run("media", lambda: media_for(ctx, input, chain))
-        scope = await chain_scope(ctx.runtime, input, media_id)
+        # The thread as it stood when the run began: a resumed run's later steps see what its first ones saw.
+        up_to = await ctx.step.run("snapshot", lambda: last_message_id(ctx.runtime, input["thread_id"]))
+        scope = await chain_scope(ctx.runtime, input, media_id, up_to)
         result = await run_chain(
             ctx, chain, scope, thread=thread, thread_id=input["thread_id"], user_id=input["user_id"]
         )
@@ -148,8 +151,15 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
     return {"chain": result.chain, "version": result.version, "message_ids": posted}
 
 
-async def chain_scope(runtime: Runtime, input: dict[str, Any], media_id: int | None) -> dict[str, Any]:
-    scope: dict[str, Any] = {"input": input["text"], "thread": await load_thread(runtime, input["thread_id"])}
+async def last_message_id(runtime: Runtime, thread_id: int) -> int:
+    async with runtime.autocommit.connect() as conn:
+        found = await conn.execute(select(func.max(MESSAGES.c.id)).where(MESSAGES.c.thread_id == thread_id))
+        return int(found.scalar_one() or 0)
+
+
+async def chain_scope(runtime: Runtime, input: dict[str, Any], media_id: int | None, up_to: int) -> dict[str, Any]:
+    thread = await load_thread(runtime, input["thread_id"], up_to=up_to)
+    scope: dict[str, Any] = {"input": input["text"], "thread": thread}
     if media_id is not None:
         media = await _media(runtime, media_id)
         async with runtime.autocommit.connect() as conn:

@@ -43,21 +43,20 @@ def media_scope(name: str, kind: str, duration_s: float | None) -> dict[str, Any
     return {"name": name, "kind": kind, "duration": duration_s}
 
 
-async def load_thread(runtime: Runtime, thread_id: int, *, limit: int = 200) -> list[dict[str, str]]:
+async def load_thread(
+    runtime: Runtime, thread_id: int, *, limit: int = 200, up_to: int | None = None
+) -> list[dict[str, str]]:
     """The thread's answered messages, oldest first, as `thread` entries {role, user, text}; the bot's own
-    messages have the user "assistant"."""
+    messages have the user "assistant". `up_to` (a message id) keeps a resumed run's view of the thread as it
+    was when the run began, whatever was said since."""
     from bot.models import MESSAGES
 
     m = MESSAGES.c
+    query = select(m.role, m.author_id, m.text).where(m.thread_id == thread_id, m.status == "completed")
+    if up_to is not None:
+        query = query.where(m.id <= up_to)
     async with runtime.autocommit.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(m.role, m.author_id, m.text)
-                .where(m.thread_id == thread_id, m.status == "completed")
-                .order_by(m.id.desc())
-                .limit(limit)
-            )
-        ).all()
+        rows = (await conn.execute(query.order_by(m.id.desc()).limit(limit))).all()
     return [
         {"role": role, "user": "assistant" if role == "assistant" else author or "someone", "text": text}
         for role, author, text in reversed(rows)

@@ -375,7 +375,8 @@ async def pick_chain(job: FileJob, media_id: int) -> dict[str, Any]:
 
 
 async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
-    """What the chain's templates see. Read on every resumption (cheap, and stored data does not change)."""
+    """What the chain's templates see, read on every resumption: the transcript is stored for good, and the
+    thread is read as it was up to the message that shared the file."""
     async with job.ctx.runtime.autocommit.connect() as conn:
         transcript = await load_transcript(conn, media_id)
     if transcript is None:
@@ -385,7 +386,7 @@ async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
         "input": user_words(job.turn["text"], job.turn["files"]),
         "transcript": transcript_scope(transcript),
         "media": media_scope(media["name"], media["kind"], media["duration_s"]),
-        "thread": await load_thread(job.ctx.runtime, job.turn["thread_id"]),
+        "thread": await load_thread(job.ctx.runtime, job.turn["thread_id"], up_to=job.turn["message_id"]),
     }
 
 

@@ -390,3 +390,23 @@ async def test_chain_commands_keep_to_the_allowlist(runtime: Runtime) -> None:
     reply = await handle_command(Runtime(settings, runtime.engine, runtime.sessions, runtime.redis), outsider)
     assert not reply.accepted
     assert reply.text.startswith("Sorry, I'm not enabled for you.")
+
+
+async def test_chain_run_summary_summarizes_the_thread_as_it_stood(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    from sandbox.openai_server import Step
+
+    session = ConsoleSession(runtime, user="ada")
+    stand_in.script(Step(reply="Noted: Friday."), Step(reply="**In short:** the beta ships on Friday."))
+    assert (await session.send("We ship the beta on Friday.", "plan", worker=worker)).status == "completed"
+    thread = console_thread("plan")
+    reply = await handle_command(
+        runtime, SlashCommand(event_id="s1", thread=thread, user_id="ada", command="/chain", text="run summary")
+    )
+    assert reply.text.startswith("Running “thread-summary” (v")
+    view = await wait_for(lambda: _longer(runtime, thread, 1), timeout_s=20)
+    assert view[-1] == "🧵 **Thread summary**\n\n**In short:** the beta ships on Friday."
+    prompt = json.dumps(stand_in.chat_requests()[-1]["messages"])
+    assert "ada: We ship the beta on Friday." in prompt
+    assert "assistant: Noted: Friday." in prompt
