@@ -82,6 +82,11 @@ class Settings(BaseSettings):
     scheduler_sync_interval_s: float = Field(
         default=5.0, description="Seconds between the scheduler leader's reads of new and cancelled schedules."
     )
+    run_retention_days: float = Field(
+        default=30.0,
+        description="Days a finished run keeps its step results, waits and outbox rows (0: for ever); "
+        "the run itself stays listed but can no longer be retried.",
+    )
     workflow_max_rescues: int = Field(
         default=3, description="Times a run is rescued from dead workers before it is failed (with a message)."
     )

@@ -118,7 +118,10 @@ def retry_command(run_id: Annotated[int, typer.Argument(help="A failed or cancel
             return await retry_run(runtime, run_id)
 
     if not _run(run()):
-        err.print(f"[red]Run {run_id} is not failed or cancelled (or does not exist); nothing to retry.[/red]")
+        err.print(
+            f"[red]Run {run_id} is not failed or cancelled, or its steps were pruned (RUN_RETENTION_DAYS), or it "
+            "does not exist; nothing to retry.[/red]"
+        )
         raise typer.Exit(EXIT_REFUSED)
     out.print(f"Run {run_id} queued again; a worker resumes it from its last finished step.")
 

@@ -36,6 +36,12 @@ class WorkflowRun(SQLModel, table=True):
         Index("ix_workflow_runs_due", "status", "wake_at", postgresql_where=f"status IN {ACTIVE_STATUSES!r}"),
         Index("ix_workflow_runs_thread", "thread_id", "id"),
         Index("ix_workflow_runs_user", "user_id", "id"),
+        # The sweeper's retention pass: finished runs whose steps are still kept, oldest first.
+        Index(
+            "ix_workflow_runs_prunable",
+            "finished_at",
+            postgresql_where=f"status IN {FINISHED_STATUSES!r} AND pruned_at IS NULL",
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
@@ -63,6 +69,9 @@ class WorkflowRun(SQLModel, table=True):
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
     finished_at: datetime | None = _moment()
+    # Set when RUN_RETENTION_DAYS removed the run's steps, waits and outbox rows: the run stays listed, but can
+    # no longer be retried (a replay without its outbox could post twice).
+    pruned_at: datetime | None = _moment()
 
 
 class WorkflowStep(SQLModel, table=True):

@@ -122,7 +122,7 @@ async def retry_run(runtime: Runtime, run_id: int) -> bool:
         row = (
             await conn.execute(
                 update(RUNS)
-                .where(r.id == run_id, r.status.in_(("failed", "cancelled")))
+                .where(r.id == run_id, r.status.in_(("failed", "cancelled")), r.pruned_at.is_(None))
                 .values(
                     status="pending",
                     error=None,

@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy import delete, func, select, update
 
 from bot.runtime import Runtime
-from bot.workflows.models import EVENTS, FINISHED_STATUSES, RUNS, WAITS
+from bot.workflows.models import EVENTS, FINISHED_STATUSES, OUTBOX, RUNS, STEPS, WAITS
 from bot.workflows.runs import enqueue_run
 
 log = structlog.get_logger(__name__)
@@ -109,6 +109,7 @@ async def sweep(runtime: Runtime) -> int:
         log.warning("re-queued runs", count=queued)
     await _resend_lost_finishes(runtime)
     await _purge_old_events(runtime)
+    await prune_finished_runs(runtime)
     return queued
 
 
@@ -147,3 +148,30 @@ async def _purge_old_events(runtime: Runtime) -> None:
     old = select(EVENTS.c.id).where(EVENTS.c.created_at < func.now() - EVENT_RETENTION).limit(5000)
     async with runtime.autocommit.connect() as conn:
         await conn.execute(delete(EVENTS).where(EVENTS.c.id.in_(old.scalar_subquery())))
+
+
+async def prune_finished_runs(runtime: Runtime) -> int:
+    """Forget what finished runs no longer need: their step results (transcripts and prompts among them), waits
+    and outbox rows, RUN_RETENTION_DAYS after they finished; a batch per sweep. Returns how many runs."""
+    days = runtime.settings.run_retention_days
+    if days <= 0:
+        return 0
+    old = (
+        select(r.id)
+        .where(
+            r.status.in_(FINISHED_STATUSES),
+            r.pruned_at.is_(None),
+            r.finished_at < func.now() - timedelta(days=days),
+        )
+        .order_by(r.finished_at)
+        .limit(BATCH)
+    )
+    async with runtime.engine.begin() as conn:
+        ids = list((await conn.execute(old.with_for_update(skip_locked=True))).scalars())
+        if not ids:
+            return 0
+        for table in (STEPS, WAITS, OUTBOX):
+            await conn.execute(delete(table).where(table.c.run_id.in_(ids)))
+        await conn.execute(update(RUNS).where(r.id.in_(ids)).values(pruned_at=func.now()))
+    log.info("pruned finished runs", count=len(ids), retention_days=days)
+    return len(ids)
