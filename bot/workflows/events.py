@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, and_, bindparam, case, func, literal, select, update
+from sqlalchemy import Select, and_, bindparam, case, func, literal, null, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from bot.runtime import Runtime
@@ -47,11 +47,19 @@ def _resolve_statement(name: str, data: dict[str, Any], created_at: datetime, ev
         .returning(w.run_id, w.consumes)
         .cte("matched")
     )
+    # Every matched run's row is updated (and so locked), not only waiting ones: a run that is parking right now
+    # then either parks first, and this update sees it `waiting` (Postgres re-reads a row changed under it), or
+    # parks after this commits and finds its wait settled on its own re-check (store.park).
+    waiting = r.status == "waiting"
     woken = (
         update(RUNS)
-        .where(r.id.in_(select(matched.c.run_id)), r.status == "waiting")
-        .values(wake_at=func.now(), wake_seq=r.wake_seq + 1, updated_at=func.now())
-        .returning(r.id, r.wake_seq)
+        .where(r.id.in_(select(matched.c.run_id)))
+        .values(
+            wake_at=case((waiting, func.now()), else_=r.wake_at),
+            wake_seq=case((waiting, r.wake_seq + 1), else_=r.wake_seq),
+            updated_at=func.now(),
+        )
+        .returning(r.id, case((waiting, r.wake_seq), else_=null()).label("wake_seq"))
         .cte("woken")
     )
     return select(matched.c.run_id, matched.c.consumes, woken.c.wake_seq).outerjoin(

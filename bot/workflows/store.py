@@ -5,7 +5,7 @@ the lease (cancelled, or presumed dead and replaced) can no longer change the ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Boolean, Interval, Select, bindparam, case, exists, func, literal, select, update
@@ -197,7 +197,21 @@ async def park(
                 .returning(r.wake_seq, r.wake_at)
             )
         ).first()
-    return None if row is None else (row[0], row[1])
+        if row is None:
+            return None
+        if wait_step is None or status != "waiting" or (row[1] is not None and row[1] <= datetime.now(UTC)):
+            return row[0], row[1]
+        # The check above read the wait as of this statement's start: an event that settled it while the run was
+        # still `running`, and committed in the meantime, found nothing to wake. A fresh look closes that gap.
+        woke = (
+            await conn.execute(
+                update(RUNS)
+                .where(r.id == run_id, r.status == "waiting", r.wake_seq == row[0], settled)
+                .values(wake_at=func.now(), wake_seq=r.wake_seq + 1, updated_at=func.now())
+                .returning(r.wake_seq, r.wake_at)
+            )
+        ).first()
+    return (woke[0], woke[1]) if woke is not None else (row[0], row[1])
 
 
 _FINISH = (
