@@ -8,18 +8,17 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select
 
-from bot.chains.library import ChainLibrary, format_chain_list, load_library
+from bot.chains.library import format_chain_list, load_library
 from bot.chains.runner import run_chain
 from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
-from bot.chat_turn import failure_text
+from bot.chat_turn import failure_reason
 from bot.commands import COMMANDS, CommandReply
-from bot.config import Settings
 from bot.errors import ConfigurationError, RateLimited
-from bot.events import SlashCommand, ThreadRef
+from bot.events import SlashCommand
 from bot.intake import authorize
 from bot.media.attach import upload_transcript
-from bot.media.models import MEDIA
+from bot.media.search import latest_media, load_media
 from bot.media.transcripts import load_transcript
 from bot.models import MESSAGES
 from bot.ratelimit import RateLimiter
@@ -35,12 +34,6 @@ from bot.workflows.steps import WorkflowContext
 log = structlog.get_logger(__name__)
 CHAIN_RUN = "chain_run"
 SEND_TRANSCRIPT = "send_transcript"
-
-
-def library_for(settings: Settings) -> ChainLibrary:
-    """The chains as their files are now (a few ms to read): a chain file added or edited counts at once, the
-    same for commands here and for the file triggers in the media flow."""
-    return load_library(settings)
 
 
 async def admit(runtime: Runtime, command: SlashCommand) -> None:
@@ -62,7 +55,7 @@ async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply
     verb = words[0].lower() if words else ""
     authorize(command.thread, command.user_id, runtime.settings)
     try:
-        library = library_for(runtime.settings)
+        library = load_library(runtime.settings)
     except ConfigurationError as exc:
         log.error("chains failed to load", error=str(exc))
         return CommandReply("The chains could not be loaded; an operator has been told.", accepted=False)
@@ -97,20 +90,6 @@ async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply
     return CommandReply(f"Running “{chain.name}” (v{chain.version}); the result will appear in the thread.")
 
 
-async def latest_media(runtime: Runtime, thread_id: int, thread: ThreadRef) -> dict[str, Any] | None:
-    """The file shared most recently in this thread, else in its channel."""
-    x = MEDIA.c
-    in_channel = (
-        (x.platform == thread.platform) & (x.workspace_id == thread.workspace_id) & (x.channel_id == thread.channel_id)
-    )
-    async with runtime.autocommit.connect() as conn:
-        for where in (x.thread_id == thread_id, in_channel):
-            row = (await conn.execute(select(MEDIA).where(where).order_by(x.id.desc()).limit(1))).mappings().first()
-            if row is not None:
-                return dict(row)
-    return None
-
-
 def needs_transcript(chain: Chain) -> bool:
     return "transcript" in chain.needs
 
@@ -137,9 +116,7 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
         posted = await ctx.step.run("reply", reply)
     except StepFailed as exc:
         failure = exc
-        text = f"⚠️ The chain “{input['chain']}” failed: " + (
-            failure.user_message or failure_text(failure).removeprefix("I couldn't answer: ")
-        )
+        text = f"⚠️ The chain “{input['chain']}” failed: {failure_reason(failure)}"
 
         async def tell() -> str:
             log.warning("chain run failed", run_id=ctx.run_id, error=failure.error)
@@ -161,7 +138,7 @@ async def chain_scope(runtime: Runtime, input: dict[str, Any], media_id: int | N
     thread = await load_thread(runtime, input["thread_id"], up_to=up_to)
     scope: dict[str, Any] = {"input": input["text"], "thread": thread}
     if media_id is not None:
-        media = await _media(runtime, media_id)
+        media = await load_media(runtime, media_id)
         async with runtime.autocommit.connect() as conn:
             transcript = await load_transcript(conn, media_id)
         if transcript is not None:
@@ -172,7 +149,7 @@ async def chain_scope(runtime: Runtime, input: dict[str, Any], media_id: int | N
 
 async def resolve_chain(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
     """Kept whole in the step, so a replay runs the version this run started with even if the file changed."""
-    chain = library_for(ctx.runtime.settings).get(input["chain"])
+    chain = load_library(ctx.runtime.settings).get(input["chain"])
     if chain is None:
         raise NonRetriableError(f"chain {input['chain']!r} is gone", f"the chain “{input['chain']}” no longer exists.")
     return chain.model_dump(mode="json")
@@ -195,11 +172,6 @@ async def media_for(ctx: WorkflowContext, input: dict[str, Any], chain: Chain) -
             + ". Share it again, or wait until its digest is posted.",
         )
     return int(media["id"])
-
-
-async def _media(runtime: Runtime, media_id: int) -> dict[str, Any]:
-    async with runtime.autocommit.connect() as conn:
-        return dict((await conn.execute(select(MEDIA).where(MEDIA.c.id == media_id))).mappings().one())
 
 
 async def transcribe_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
@@ -234,7 +206,7 @@ async def send_transcript(ctx: WorkflowContext, input: dict[str, Any]) -> dict[s
     platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
 
     async def attach() -> str:
-        media = await _media(ctx.runtime, input["media_id"])
+        media = await load_media(ctx.runtime, input["media_id"])
         async with ctx.runtime.autocommit.connect() as conn:
             transcript = await load_transcript(conn, input["media_id"])
         if transcript is None:
@@ -247,9 +219,7 @@ async def send_transcript(ctx: WorkflowContext, input: dict[str, Any]) -> dict[s
         failure = exc
 
         async def tell() -> str:
-            text = "⚠️ I couldn't post the transcript: " + (
-                failure.user_message or failure_text(failure).removeprefix("I couldn't answer: ")
-            )
+            text = f"⚠️ I couldn't post the transcript: {failure_reason(failure)}"
             return (await platform.post_message(thread, text, idempotency_key=ctx.key("tell-failure"))).message_id
 
         await ctx.step.run("tell-failure", tell, final=True)

@@ -157,15 +157,25 @@ async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed
     await _set_status(ctx.runtime, message_id, "failed", error=failed.error[:2000])
 
 
-def failure_text(failed: StepFailed) -> str:
+SERVICE_NAMES = {"llm": "the language model", "deepgram": "transcription (Deepgram)", "s3": "file storage"}
+
+
+def failure_reason(failed: StepFailed) -> str:
+    """Why a step failed, in words for the user (never the internal error, which is for the logs)."""
     if failed.user_message:
-        return f"I couldn't answer: {failed.user_message}"
+        return failed.user_message
     if failed.reason == "gave_up":
-        what = {"llm": "the language model"}.get(failed.service, failed.service or "a service I depend on")
-        return f"I couldn't answer: {what} kept failing ({failed.attempts} attempts). Please try again later."
+        what = SERVICE_NAMES.get(failed.service, failed.service or "a service I depend on")
+        return f"{what} kept failing ({failed.attempts} attempts). Please try again later."
     if failed.reason == "interrupted":
-        return "I couldn't answer: I tried several times and could not answer this."
-    return "Something went wrong on my side while answering. The operators have the details in the logs."
+        return "I tried several times and could not answer this."
+    return "something went wrong on my side. The operators have the details in the logs."
+
+
+def failure_text(failed: StepFailed) -> str:
+    if not failed.user_message and failed.reason not in ("gave_up", "interrupted"):
+        return "Something went wrong on my side while answering. The operators have the details in the logs."
+    return f"I couldn't answer: {failure_reason(failed)}"
 
 
 def _claim_message_statement() -> Select[Any]:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from types import TracebackType
 from typing import Self
 
 from aiohttp import web
 
 
-class LocalServer:
+class LocalServer(ABC):
     # handler_cancellation: a client that gives up (timeout) cancels its handler, like a real server would.
     handler_cancellation = True
 
@@ -19,11 +20,11 @@ class LocalServer:
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
 
+    @abstractmethod
     def build_app(self) -> web.Application:
         """The routes: each server says its own."""
-        raise NotImplementedError
 
-    async def before_stop(self) -> None:
+    async def before_stop(self) -> None:  # noqa: B027 (optional hook: most servers hold nothing open)
         """Let go of what would hold the server open (websockets, hanging handlers)."""
 
     async def start(self) -> None:

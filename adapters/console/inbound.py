@@ -7,6 +7,7 @@ import uuid
 
 from adapters.console.outbound import PLATFORM
 from bot.events import FileRef, IncomingMessage, ThreadRef
+from bot.media.accept import shared_text
 
 WORKSPACE = "local"
 CHANNEL = "console"
@@ -25,7 +26,7 @@ def to_event(
     files: tuple[FileRef, ...] = (),
 ) -> IncomingMessage:
     if files and not text:
-        text = "Shared " + ", ".join(f"“{f.name}”" for f in files)
+        text = shared_text(files)
     return IncomingMessage(
         event_id=event_id or uuid.uuid4().hex,
         thread=console_thread(thread),

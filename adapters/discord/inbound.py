@@ -12,6 +12,7 @@ import discord
 from adapters.discord.files import too_big
 from bot.errors import NotAllowed
 from bot.events import FileRef, IncomingMessage, ThreadRef
+from bot.media.accept import shared_text
 
 PLATFORM = "discord"
 # Direct messages belong to no guild; this stands for them in ThreadRef.workspace_id and ALLOWED_WORKSPACES.
@@ -60,7 +61,7 @@ def message_text(content: str, files: tuple[FileRef, ...]) -> str:
     """A message with only attachments still says something, for the thread's history and the media flow."""
     if content or not files:
         return content
-    return "Shared " + ", ".join(f"`{f.name}` ({f.mime_type})" for f in files)
+    return shared_text(files)
 
 
 def thread_name(text: str) -> str:

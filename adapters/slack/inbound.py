@@ -8,6 +8,7 @@ from typing import Any
 
 from adapters.slack import PLATFORM
 from bot.events import FileRef, IncomingMessage, SlashCommand, ThreadRef
+from bot.media.accept import shared_text
 
 Payload = Mapping[str, Any]
 
@@ -85,7 +86,7 @@ def to_event(team_id: str, event: Payload, bot_user_id: str) -> IncomingMessage:
     text = clean_text(str(event.get("text") or ""), bot_user_id)
     if not text and files:
         # Intake refuses empty messages; a file on its own is a request about that file.
-        text = "Shared " + ", ".join(f"“{f.name}”" for f in files)
+        text = shared_text(files)
     return IncomingMessage(
         event_id=f"{event['channel']}:{event['ts']}",
         thread=thread_for(team_id, event),

@@ -18,6 +18,12 @@ MEDIA_EXTENSIONS = frozenset(
 ACCEPTED = "audio or video files, or text transcripts (.txt, .md, .vtt, .srt)"
 
 
+def shared_text(files: Sequence[FileRef]) -> str:
+    """What a message that is only files says, in the thread's history and to intake (which refuses empty text).
+    Every adapter writes this same line, so the media flow can tell it from words the user typed."""
+    return "Shared " + ", ".join(f"“{f.name}”" for f in files)
+
+
 def extension(name: str) -> str:
     return PurePosixPath(name).suffix.lower()
 

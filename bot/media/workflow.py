@@ -26,14 +26,15 @@ from bot.chains.library import load_library
 from bot.chains.runner import ChainResult, run_chain
 from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
-from bot.chat_turn import claim_message, failure_text, tell_failure
+from bot.chat_turn import SERVICE_NAMES, claim_message, failure_reason, tell_failure
 from bot.errors import ConfigurationError, InvalidInput, PermanentUpstreamError, UserFacingError
 from bot.events import FileRef, ThreadRef
 from bot.intake import MEDIA_TURN
-from bot.media.accept import extension
+from bot.media.accept import extension, shared_text
 from bot.media.attach import upload_transcript
 from bot.media.models import MEDIA, MEDIA_TAGS
 from bot.media.retrieval import embed_chunks
+from bot.media.search import load_media
 from bot.media.transcripts import (
     chunk_transcript,
     load_transcript,
@@ -307,7 +308,7 @@ def safe_name(name: str) -> str:
 
 async def transcribe(job: FileJob, media_id: int) -> dict[str, Any]:
     """The transcript as JSON (kept as this step's result); text files are parsed, media go to the transcriber."""
-    media = await _media(job.ctx, media_id)
+    media = await load_media(job.ctx.runtime, media_id)
     if media["kind"] == "text":
         transcript = await read_text_transcript(job, media)
     else:
@@ -350,17 +351,11 @@ async def speech_to_text(job: FileJob, media: dict[str, Any]) -> Transcript:
     return await transcriber.transcribe_stream(blobs.read(media["blob_key"]), content_type=media["content_type"])
 
 
-async def _media(ctx: WorkflowContext, media_id: int) -> dict[str, Any]:
-    async with ctx.runtime.autocommit.connect() as conn:
-        row = (await conn.execute(select(MEDIA).where(MEDIA.c.id == media_id))).mappings().one()
-    return dict(row)
-
-
 async def pick_chain(job: FileJob, media_id: int) -> dict[str, Any]:
     """Choose the chain for this file and keep its whole definition in the step: a replay after someone edits
     the YAML file still runs the version this run started with."""
     library = load_library(job.ctx.runtime.settings)
-    media = await _media(job.ctx, media_id)
+    media = await load_media(job.ctx.runtime, media_id)
     claimed = library.for_file(media["kind"], extension(media["name"]))
     chain = claimed[0] if claimed else library.get(DEFAULT_CHAIN)
     if chain is None:
@@ -381,7 +376,7 @@ async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
         transcript = await load_transcript(conn, media_id)
     if transcript is None:
         raise RuntimeError(f"media {media_id} has no transcript after its transcribe step")
-    media = await _media(job.ctx, media_id)
+    media = await load_media(job.ctx.runtime, media_id)
     return {
         "input": user_words(job.turn["text"], job.turn["files"]),
         "transcript": transcript_scope(transcript),
@@ -391,10 +386,8 @@ async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
 
 
 def user_words(text: str, files: list[dict[str, Any]]) -> str:
-    """What the user wrote with the files, without the "Shared “talk.wav”" line adapters write for a bare share."""
-    if text.startswith("Shared ") and all(str(f.get("name", "")) in text for f in files):
-        return ""
-    return text
+    """What the user wrote with the files: nothing, when the text is the line adapters write for a bare share."""
+    return "" if text == shared_text([FileRef(**f) for f in files]) else text
 
 
 async def save_digest(ctx: WorkflowContext, media_id: int, result: ChainResult) -> list[str]:
@@ -517,15 +510,11 @@ async def tell_file_failed(job: FileJob, failed: StepFailed) -> None:
 
 
 def media_failure_text(failed: StepFailed) -> str:
-    if failed.user_message:
-        return failed.user_message
-    stage = failed.step_id.split(".", 1)[-1]
-    if failed.reason == "gave_up" and failed.service:
-        what = {"deepgram": "transcription (Deepgram)", "llm": "the language model", "s3": "file storage"}.get(
-            failed.service, failed.service
-        )
-        return f"{what} kept failing ({failed.attempts} attempts) while {stage_label(stage)}. Try again later."
-    return failure_text(failed).removeprefix("I couldn't answer: ")
+    if failed.reason == "gave_up" and failed.service and not failed.user_message:
+        what = SERVICE_NAMES.get(failed.service, failed.service)
+        stage = stage_label(failed.step_id.split(".", 1)[-1])
+        return f"{what} kept failing ({failed.attempts} attempts) while {stage}. Try again later."
+    return failure_reason(failed)
 
 
 def stage_label(stage: str) -> str:

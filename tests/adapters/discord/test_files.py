@@ -65,7 +65,7 @@ async def test_an_allowed_attachment_is_downloaded_from_discord_and_digested_in_
     assert any("Ada: we ship on Friday" in json.dumps(r["messages"]) for r in stand_in.chat_requests())
 
     (event,) = intake.events
-    assert event.text == "Shared `standup.vtt` (text/vtt)"
+    assert event.text == "Shared “standup.vtt”"
     (file,) = event.files
     assert (file.file_id, file.name, file.mime_type) == (clip["id"], "standup.vtt", "text/vtt")
     assert file.size == len(CAPTIONS)

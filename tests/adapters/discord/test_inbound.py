@@ -21,7 +21,7 @@ def test_thread_names_come_from_the_first_line_within_discords_limit() -> None:
 
 def test_a_message_with_only_files_says_what_was_shared() -> None:
     clip = FileRef("1", "talk.mp3", "audio/mpeg", 10, "https://cdn.discordapp.com/a")
-    assert message_text("", (clip,)) == "Shared `talk.mp3` (audio/mpeg)"
+    assert message_text("", (clip,)) == "Shared “talk.mp3”"
     assert message_text("listen", (clip,)) == "listen"
 
 

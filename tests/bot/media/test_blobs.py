@@ -7,15 +7,14 @@ import asyncio
 import hashlib
 import os
 import random
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 
+from bench.media import PeakRSS
 from bot.config import Settings
 from bot.errors import InvalidInput, PermanentUpstreamError, TransientUpstreamError
 from bot.media.blobs import LocalBlobStore, S3BlobStore, blob_store_for
@@ -271,34 +270,6 @@ def test_blob_store_for_picks_s3_when_a_bucket_is_set(s3_server: S3Server, tmp_p
     local = blob_store_for(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
     assert isinstance(local, LocalBlobStore)
     assert local.root == tmp_path / "media"
-
-
-class PeakRSS:
-    """The process's resident memory, sampled every 2 ms in a thread while the block runs."""
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self._stop = threading.Event()
-        self.baseline = self.peak = self._process.memory_info().rss
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.002):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    def __enter__(self) -> PeakRSS:
-        self.baseline = self.peak = self._process.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def growth_mib(self) -> float:
-        return (self.peak - self.baseline) / MiB
 
 
 async def test_a_200_mb_stream_is_stored_in_bounded_memory(
