@@ -6,8 +6,10 @@ so a waiting turn holds no worker slot. OpenAI's exceptions are translated into 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import httpx2
@@ -22,6 +24,7 @@ log = structlog.get_logger(__name__)
 SERVICE = "llm"
 # The pgvector column's width (migration 0004). text-embedding-3-* models shorten to it on request.
 EMBEDDING_DIMENSIONS = 1536
+DRAIN_TIMEOUT_S = 1.0
 
 
 class OpenAILLM:
@@ -77,11 +80,13 @@ class OpenAILLM:
             async with self._client.chat.completions.with_streaming_response.create(
                 model=model or self.model, messages=params, max_tokens=max_tokens, stream=True, **extra
             ) as response:
-                async for line in response.iter_lines():
+                lines = response.iter_lines()
+                async for line in lines:
                     if not line.startswith("data:"):
                         continue
                     data = line[5:].strip()
                     if data == "[DONE]":
+                        await _drain(lines)
                         if tool_calls is not None:
                             tool_calls.extend(calls.finished())
                         return
@@ -135,6 +140,16 @@ class _ToolCallParts:
             if isinstance(arguments, dict):
                 calls.append(ToolCall(name, arguments))
         return calls
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what follows [DONE] (the end of the chunked body). A response closed before its end also closes its
+    connection, so every request would open a new one (a TLS handshake, against a real endpoint); read to the end,
+    it goes back to the pool. Bounded: a server that keeps the stream open after [DONE] only loses the reuse."""
+    with contextlib.suppress(TimeoutError, httpx2.HTTPError, openai.APIError):
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            async for _ in lines:
+                pass
 
 
 def _delta_content(data: str, calls: _ToolCallParts) -> str:

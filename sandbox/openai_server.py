@@ -91,6 +91,8 @@ class RecordedRequest:
     # of the answer were written: benchmarks subtract the model's own time from end-to-end figures with these.
     first_token_at: float | None = None
     done_at: float | None = None
+    # The client's (host, port): requests that share it came over one kept-alive connection.
+    peer: tuple[str, int] | None = None
 
 
 class BadRequest(Exception):
@@ -367,7 +369,10 @@ class StandInLLM(LocalServer):
         return body
 
     def _record(self, request: web.Request, body: dict[str, Any]) -> RecordedRequest:
-        record = RecordedRequest(path=request.path, body=body, at=time.monotonic())
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        record = RecordedRequest(
+            path=request.path, body=body, at=time.monotonic(), peer=tuple(peer[:2]) if peer else None
+        )
         self.requests.append(record)
         return record
 

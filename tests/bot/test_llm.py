@@ -33,6 +33,21 @@ async def test_streams_the_reply_and_sends_model_and_limits(stand_in: StandInLLM
     assert body["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
 
 
+async def test_consecutive_replies_share_one_connection(stand_in: StandInLLM) -> None:
+    # Closing a stream at [DONE], before the body's end, closes its connection too: every reply would pay for a
+    # new one (a TLS handshake, against a real endpoint).
+    stand_in.script(Step(reply="one"), Step(reply="two"), Step(reply="three"))
+    llm = client(stand_in)
+    try:
+        replies = ["".join([d async for d in llm.stream_chat(PROMPT, max_tokens=10)]) for _ in range(3)]
+    finally:
+        await llm.aclose()
+    assert replies == ["one", "two", "three"]
+    peers = {r.peer for r in stand_in.requests}
+    assert len(stand_in.requests) == 3
+    assert len(peers) == 1, peers
+
+
 @pytest.mark.parametrize(
     ("step", "detail", "retry_after"),
     [
