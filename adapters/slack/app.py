@@ -1,13 +1,16 @@
 """The Bolt app: listeners that normalise Slack payloads and hand them to intake or the command layer.
 
-Bolt acks an event before its listener runs (process_before_response=False), so Slack always gets its answer in
-time; listeners only call `bot.intake.accept` (milliseconds) or post a short refusal. Nothing slow happens here.
+Slack gets its ack only once a message is stored and queued (process_before_response=True): a crash before that
+leaves the event unacked, and Slack delivers it again, where acking first would lose it. Intake takes milliseconds;
+what may take longer (a Web API call, which can wait out a 429) runs after the ack, in the background, so the
+ack always comes well within Slack's 3 s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
@@ -49,6 +52,9 @@ _GREETED_TTL_S = 24 * 3600
 # Slack waits 3 s for a slash command's ack; the command layer gets most of it.
 COMMAND_BUDGET_S = 2.0
 NOT_TAKEN = "Sorry, I couldn't take that just now: a service I depend on is failing. Please send it again in a minute."
+# Slack redelivers an event that was not acked (or answered 5xx) three times: immediately, after 1 min and after
+# 5 min, numbering them in X-Slack-Retry-Num. Until the last one a failure to store is left to that redelivery.
+LAST_SLACK_RETRY = 3
 
 
 def create_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
@@ -68,7 +74,7 @@ def create_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
             client=web_client(token, settings.slack_api_url),
             signing_secret=secret or None,
             request_verification_enabled=not socket_mode,
-            process_before_response=False,
+            process_before_response=True,
         )
     else:
         raise ConfigurationError(
@@ -100,7 +106,7 @@ def _oauth_app(runtime: Runtime, secret: str) -> AsyncApp:
             # /slack/install sends the browser straight to Slack's consent page.
             install_page_rendering_enabled=False,
         ),
-        process_before_response=False,
+        process_before_response=True,
     )
     # app_uninstalled / tokens_revoked delete the workspace's installation row.
     app.enable_token_revocation_listeners()
@@ -111,6 +117,21 @@ class Listeners:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
+        # Work started after the ack; held here so the tasks are not garbage-collected while they run.
+        self._after_ack: set[asyncio.Task[None]] = set()
+
+    def after_ack(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """Run `work` once the listener has returned (and Slack has its ack); a failure is logged, never raised."""
+
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("slack follow-up after the ack failed", what=what)
+
+        task = asyncio.create_task(run())
+        self._after_ack.add(task)
+        task.add_done_callback(self._after_ack.discard)
 
     def register(self, app: AsyncApp) -> None:
         app.event("app_mention")(self.on_mention)
@@ -193,10 +214,15 @@ class Listeners:
         try:
             await accept(self.runtime, message)
         except UserFacingError as exc:
-            await _tell(client, message.thread, message.user_id, exc.user_message)
-        except Exception:  # Slack was acked already and will not resend: the user must hear of it
-            log.exception("could not take a Slack message")
-            await _tell(client, message.thread, message.user_id, NOT_TAKEN)
+            self.after_ack(_tell(client, message.thread, message.user_id, exc.user_message), "refusal")
+        except Exception:
+            if _retry_number(retry) < LAST_SLACK_RETRY:
+                # Unacked (Bolt answers 500), the event comes back from Slack; nothing was stored, nothing is lost.
+                log.exception("could not take a Slack message; Slack will deliver it again", retry=retry or "0")
+                raise
+            # Slack's last delivery: acked, so the user must hear it did not happen.
+            log.exception("could not take a Slack message on Slack's last delivery", retry=retry)
+            self.after_ack(_tell(client, message.thread, message.user_id, NOT_TAKEN), "failure notice")
 
     # -- assistant pane ----------------------------------------------------------------------------------------
 
@@ -205,8 +231,10 @@ class Listeners:
         channel, thread_ts = str(thread.get("channel_id", "")), str(thread.get("thread_ts", ""))
         # A redelivered event must not greet twice.
         first = await self.runtime.redis.set(f"slack:greeted:{channel}:{thread_ts}", 1, nx=True, ex=_GREETED_TTL_S)
-        if not first:
-            return
+        if first:
+            self.after_ack(self._greet(client, channel, thread_ts), "assistant greeting")
+
+    async def _greet(self, client: AsyncWebClient, channel: str, thread_ts: str) -> None:
         try:
             await call(
                 "chat.postMessage",
@@ -229,7 +257,7 @@ class Listeners:
         self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         name = normalise_name(str(body["command"]))
-        channel, user, text = str(body["channel_id"]), str(body["user_id"]), str(body.get("text") or "").strip()
+        channel, text = str(body["channel_id"]), str(body.get("text") or "").strip()
         team = str(body.get("team_id") or "")
         if name != "ask":
             # Answered in place (they are validated and queued in milliseconds); results, if any, go to the channel.
@@ -248,6 +276,11 @@ class Listeners:
             return
         await ack(text="On it: I'll answer in a thread in this channel.", response_type="ephemeral")
         # After the ack: the anchor post is a Web API call that may wait out a 429, which must not delay the ack.
+        self.after_ack(self._ask_in_thread(body, client, respond), "/ask")
+
+    async def _ask_in_thread(self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+        channel, user, text = str(body["channel_id"]), str(body["user_id"]), str(body.get("text") or "").strip()
+        team = str(body.get("team_id") or "")
         try:
             anchor = await call(
                 "chat.postMessage",
@@ -272,6 +305,13 @@ class Listeners:
         if not reply.accepted:
             await respond(text=reply.text, response_type="ephemeral")
             await call("chat.delete", lambda: client.chat_delete(channel=channel, ts=thread.thread_key))
+
+
+def _retry_number(header: str) -> int:
+    try:
+        return int(header or 0)
+    except ValueError:
+        return 0
 
 
 def _header(request: AsyncBoltRequest, name: str) -> str:

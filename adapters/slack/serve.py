@@ -44,7 +44,8 @@ async def serving_http(runtime: Runtime, *, host: str = "127.0.0.1", port: int =
 @asynccontextmanager
 async def serving_socket_mode(runtime: Runtime) -> AsyncIterator[AsyncSocketModeHandler]:
     """Connect to Slack over Socket Mode (apps.connections.open on SLACK_API_URL, then a websocket) until the block
-    exits. Acks go back on the socket before the listener runs, as in HTTP mode."""
+    exits. As in HTTP mode, an envelope is acked once its message is stored and queued; one left unacked comes
+    back from Slack."""
     app_token = runtime.settings.slack_app_token.get_secret_value()
     if not app_token:
         raise ConfigurationError("SLACK_APP_TOKEN is not set (an app-level token, xapp-..., with connections:write)")

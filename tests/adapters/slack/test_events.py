@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
+from sqlalchemy import text
 
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
@@ -211,3 +214,58 @@ async def test_url_verification_is_answered_with_the_challenge(runtime: Runtime,
     assert response.json() == {"challenge": "3eZbrw1aB"}
     unsigned = await slack_http.post(body, "application/json", secret="wrong")
     assert unsigned.status_code == 401
+
+
+@asynccontextmanager
+async def messages_refused(runtime: Runtime) -> AsyncIterator[None]:
+    """Postgres itself refuses new messages (a trigger raising, as a full disk or a failover would)."""
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            text(
+                "CREATE FUNCTION refuse_messages() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'; END $$"
+            )
+        )
+        await conn.execute(
+            text("CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse_messages()")
+        )
+    try:
+        yield
+    finally:
+        async with runtime.autocommit.connect() as conn:
+            await conn.execute(text("DROP TRIGGER refuse ON messages"))
+            await conn.execute(text("DROP FUNCTION refuse_messages()"))
+
+
+async def test_an_event_that_cannot_be_stored_is_left_unacked_and_its_redelivery_is_answered(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    """Postgres refuses the message: Slack gets a 500, not an ack, so it delivers the event again (acked first, the
+    message would be lost). The redelivery is stored and answered once, and nobody is told of a failure."""
+    stand_in.script(Step(reply="Got it after all."))
+    event = mention("Are you there?")
+    async with messages_refused(runtime):
+        refused = await slack_http.event(event, event_id="Ev0FULL")
+    assert refused.status_code == 500
+    assert await stored_messages(runtime) == []
+
+    again = await slack_http.event(event, event_id="Ev0FULL", retry=1)
+    assert again.status_code == 200
+    await wait_for(lambda: [m for m in slack.thread(CHANNEL, event["ts"]) if m.text == "Got it after all."])
+    assert len(stand_in.chat_requests()) == 1
+    assert slack.calls_to("chat.postEphemeral") == []
+
+
+async def test_on_slacks_last_delivery_a_failure_is_acked_and_told_to_the_sender(
+    runtime: Runtime, stand_in: StandInLLM, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    event = mention("Anyone?")
+    async with messages_refused(runtime):
+        last = await slack_http.event(event, event_id="Ev0LAST", retry=3)
+    assert last.status_code == 200
+    await wait_for(lambda: slack.calls_to("chat.postEphemeral"))
+    [told] = slack.calls_to("chat.postEphemeral")
+    assert told.args["user"] == USER
+    assert told.args["thread_ts"] == event["ts"]
+    assert "couldn't take that just now" in told.args["text"]
+    assert await stored_messages(runtime) == []
