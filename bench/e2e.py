@@ -8,6 +8,7 @@ Times on both sides are time.monotonic(), one clock for every process on the mac
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import psutil
 
 from adapters.console.inbound import console_thread, to_event
 from adapters.console.outbound import stream_key
+from bench.cpu import CpuMeter, per_item_ms
 from bench.harness import Bench, system
 from bench.report import Result, summary_ms
 from bot.intake import accept
@@ -92,6 +94,8 @@ async def burst(bench: Bench, n: int, label: str = "") -> dict[str, Any]:
             await asyncio.sleep(0.1)
 
     sampler = asyncio.create_task(sample_rss())
+    meter = CpuMeter.of_system(bench.settings.data_dir, [w.pid for w in bench.workers])
+    cpu_before = meter.read()
     watcher = asyncio.create_task(watch(bench, seen, timeout_s=300))
     started = time.monotonic()
     gate = asyncio.Semaphore(100)
@@ -104,6 +108,7 @@ async def burst(bench: Bench, n: int, label: str = "") -> dict[str, Any]:
     await asyncio.gather(*(send(name) for name in seen))
     accepted_in = time.monotonic() - started
     await watcher
+    cpu_ms = per_item_ms(cpu_before, meter.read(), n)
     sampler.cancel()
     last = max(s.done_at for s in seen.values())
     records = llm_times(await bench.llm_requests())
@@ -122,6 +127,9 @@ async def burst(bench: Bench, n: int, label: str = "") -> dict[str, Any]:
         "peak in flight": peak,
         "worker RSS growth MiB": round((peak_rss - rss_before) / 2**20, 1),
         **{f"overhead {k}": v for k, v in summary_ms(overhead).items() if k in ("p50_ms", "p99_ms")},
+        "worker CPU ms/reply": cpu_ms["worker"],
+        "all CPU ms/reply": round(sum(cpu_ms.values()), 2),
+        "cpu": cpu_ms,
     }
 
 
@@ -146,6 +154,8 @@ async def run_e2e(quick: bool = False) -> Result:
             "overhead p50_ms": summary_ms(overhead2)["p50_ms"], "overhead p99_ms": summary_ms(overhead2)["p99_ms"],
             "n": len(e2e2)}  # fmt: skip
     p50, p99 = summary_ms(overhead)["p50_ms"], summary_ms(overhead)["p99_ms"]
+    cpu: dict[str, float] = capacity.pop("cpu")
+    holding.pop("cpu")
     return Result(
         "e2e",
         [row0, row2, {"LLM latency": "2 s, burst", **capacity}, {"LLM latency": "10 s, burst", **holding}],
@@ -158,8 +168,21 @@ async def run_e2e(quick: bool = False) -> Result:
         ],
         notes=[
             "overhead = end-to-end (intake call to the complete reply seen on the platform stream) minus the "
-            "stand-in's own time for that request; one `bot worker` process, default settings."
+            "stand-in's own time for that request; one `bot worker` process, default settings.",
+            cpu_note(cpu),
         ],
+    )
+
+
+def cpu_note(cpu: dict[str, float]) -> str:
+    """Who paid for the 2 s burst's replies, and the ceiling that puts on this machine."""
+    total = sum(cpu.values())
+    cores = os.cpu_count() or 1
+    parts = ", ".join(f"{role} {ms:g}" for role, ms in sorted(cpu.items(), key=lambda item: -item[1]))
+    return (
+        f"CPU ms per reply in the 2 s burst: {parts}; {total:.1f} ms in all. So {cores} cores pass at most "
+        f"{cores * 1000 / total:.0f} replies/s with this load generator and these stand-ins on them, and one core "
+        f"of worker at most {1000 / cpu['worker']:.0f}."
     )
 
 
