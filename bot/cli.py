@@ -199,7 +199,7 @@ async def _worker(settings: Settings) -> None:
     from jobs.worker import create_worker
 
     async with _ready_services(settings) as services:
-        worker = create_worker(services.settings)
+        worker = create_worker(services.settings, ctx={"settings": services.settings, "owns_process": True})
         try:
             await worker.async_run()
         except asyncio.CancelledError:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import secrets
 import socket
@@ -86,7 +87,23 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["deps"] = deps
     ctx["sweeper"] = asyncio.create_task(sweep_forever(deps))
     ctx["scheduler"] = asyncio.create_task(SchedulerLeader(runtime).run_forever())
+    if ctx.get("owns_process"):  # `bot worker`: the collector's settings are the whole process's
+        settle_garbage_collector()
     log.info("worker ready", max_jobs=settings.worker_max_jobs, platforms=sorted(clients.chat))
+
+
+# Young collections after this many new container objects instead of CPython's 700, and full ones rarer. Measured
+# over 300 turns and a burst of 1,000 (after start-up, two runs each): the defaults made 431-439 collections taking
+# 1.04-1.07 s, 0.59 s of it in full ones; these made 27-32 taking 0.30-0.31 s, none full, and the burst's worker CPU
+# per reply went from 15.5-16.3 ms to 12.1-12.2 ms.
+GC_THRESHOLDS = (10_000, 20, 20)
+
+
+def settle_garbage_collector() -> None:
+    """Collect less often: a turn allocates thousands of short-lived objects, nearly all freed by reference counting
+    as soon as they go, and each collection walked the worker's large heap (SQLAlchemy, the SDKs) for little."""
+    gc.collect()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 STAND_IN_TRANSCRIBER_NOTICE = (
