@@ -229,4 +229,4 @@ def describe_duration(after: timedelta) -> str:
         if seconds >= size:
             count = round(seconds / size)
             return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} seconds"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"

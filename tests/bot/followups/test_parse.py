@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.errors import InvalidInput
-from bot.followups.parse import OneOff, Recurring, parse_when
+from bot.followups.parse import OneOff, Recurring, describe_duration, parse_when
 
 PARIS = ZoneInfo("Europe/Paris")
 # Saturday 21 November 2026, 14:00 in Paris (13:00 UTC).
@@ -101,3 +101,17 @@ def test_unreadable_specs_say_what_works(spec: str, message: str) -> None:
     with pytest.raises(InvalidInput) as caught:
         parse_when(spec, PARIS, NOW)
     assert message in caught.value.user_message
+
+
+@pytest.mark.parametrize(
+    ("after", "said"),
+    [
+        (timedelta(seconds=1), "1 second"),
+        (timedelta(seconds=45), "45 seconds"),
+        (timedelta(minutes=1), "1 minute"),
+        (timedelta(hours=2), "2 hours"),
+        (timedelta(days=1), "1 day"),
+    ],
+)
+def test_waits_are_described_as_people_say_them(after: timedelta, said: str) -> None:
+    assert describe_duration(after) == said
