@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import Select, and_, bindparam, case, func, literal, null, select, update
+from sqlalchemy import BigInteger, DateTime, Select, String, and_, bindparam, case, func, null, select, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from bot.runtime import Runtime
@@ -32,18 +32,18 @@ class Sent:
     duplicate: bool = False
 
 
-def _resolve_statement(name: str, data: dict[str, Any], created_at: datetime, event_id: int) -> Select[Any]:
-    """Settle the pending waits an event satisfies and wake their runs, in one statement. Built per event: the
-    prebuilt form with bind parameters failed under asyncpg ("a value is required for bind parameter")."""
+def _resolve_statement() -> Select[Any]:
+    """Settle the pending waits an event satisfies and wake their runs, in one statement. Built once and run with
+    the event's parameters (typed, so asyncpg binds each one: untyped, it refused some as missing)."""
     matched = (
         update(WAITS)
         .where(
             w.state == "pending",
-            w.event_name == name,
-            literal(data, JSONB).contains(w.match),
-            w.since <= created_at,
+            w.event_name == bindparam("b_name", type_=String),
+            bindparam("b_data", type_=JSONB).contains(w.match),
+            w.since <= bindparam("b_created_at", type_=DateTime(timezone=True)),
         )
-        .values(state="matched", event_id=event_id)
+        .values(state="matched", event_id=bindparam("b_event_id", type_=BigInteger))
         .returning(w.run_id, w.consumes)
         .cte("matched")
     )
@@ -67,6 +67,9 @@ def _resolve_statement(name: str, data: dict[str, Any], created_at: datetime, ev
     )
 
 
+_RESOLVE = _resolve_statement()
+
+
 # Built once; run with parameters (named b_*: SQLAlchemy reserves the names of the columns it sets).
 _INSERT = (
     insert(EVENTS)
@@ -87,7 +90,8 @@ async def send_event(runtime: Runtime, name: str, data: dict[str, Any], *, dedup
             ).scalar_one()
             return Sent(event_id, (), consumed=bool(consumed), duplicate=True)
         event_id, created_at = row
-        rows = (await conn.execute(_resolve_statement(name, data, created_at, event_id))).all()
+        params = {"b_name": name, "b_data": data, "b_created_at": created_at, "b_event_id": event_id}
+        rows = (await conn.execute(_RESOLVE, params)).all()
     for run_id, _, seq in rows:
         if seq is not None:  # a run still `running` picks the match up itself when it parks (see suspend)
             await enqueue_run(runtime, run_id, seq)

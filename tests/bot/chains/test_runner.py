@@ -256,9 +256,9 @@ reply: "{{ steps.never }}"
     assert run["output"]["outputs"] == {"size": "M"}
     assert await thread_view(runtime, console_thread("shop")) == [
         "Which size?",
-        "No answer within 1 seconds, so I'm going on with: M",
+        "No answer within 1 second, so I'm going on with: M",
         "Size M. Which colour?",
-        'No answer within 1 seconds, so I stopped the "asking" chain here. Run it again any time.',
+        'No answer within 1 second, so I stopped the "asking" chain here. Run it again any time.',
     ]
     assert stand_in.chat_requests() == []
 

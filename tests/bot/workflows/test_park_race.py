@@ -52,7 +52,10 @@ async def test_an_event_committed_while_the_run_parks_still_wakes_it(runtime: Ru
             await sender.execute(events._INSERT, {"b_name": EVENT, "b_data": data, "b_key": None})
         ).one()
         [(matched_run, _, seq)] = (
-            await sender.execute(events._resolve_statement(EVENT, data, created_at, event_id))
+            await sender.execute(
+                events._RESOLVE,
+                {"b_name": EVENT, "b_data": data, "b_created_at": created_at, "b_event_id": event_id},
+            )
         ).all()
         assert (matched_run, seq) == (run_id, None)
         # The run parks now: its statement starts (and reads the wait as pending) before the event commits.
