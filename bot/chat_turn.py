@@ -9,6 +9,7 @@ in the thread (itself a step, so the notice is posted once) and marks the messag
 from __future__ import annotations
 
 from contextlib import aclosing
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -20,7 +21,7 @@ from bot.errors import ConfigurationError, PermanentUpstreamError, UpstreamError
 from bot.events import ThreadRef
 from bot.followups.assistant import SCHEDULE_FOLLOWUP, schedule_from_tool
 from bot.intake import CHAT_TURN
-from bot.media.retrieval import excerpts_prompt, has_chunks, search
+from bot.media.retrieval import channel_key_sql, excerpts_prompt, has_chunks, search
 from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
 from bot.ports import ChatMessage, ToolCall
 from bot.runtime import Runtime
@@ -66,7 +67,7 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
     claimed = await claim_message(ctx.runtime, message_id)
     if claimed is None:
         return None
-    turn, thread, prefs = claimed
+    turn, thread, prefs = claimed.turn, claimed.thread, claimed.prefs
     sent = await send_event(
         ctx.runtime,
         THREAD_MESSAGE,
@@ -79,7 +80,7 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
         return {"consumed": True}
     async with ctx.runtime.autocommit.connect() as conn:
         prompt = await gather_context(conn, ctx.runtime.settings, turn, prefs)
-        media_here = ctx.runtime.settings.retrieval_chunks > 0 and await has_chunks(conn, turn.thread_id, thread)
+    media_here = ctx.runtime.settings.retrieval_chunks > 0 and claimed.media_nearby
     messages = await with_excerpts(ctx, prompt.messages, turn, thread) if media_here else prompt.messages
     return {
         "consumed": False,
@@ -200,6 +201,7 @@ def _claim_message_statement() -> Select[Any]:
             w.external_id,
             t.channel_id,
             t.thread_key,
+            has_chunks(c.thread_id, channel_key_sql(t.platform, w.external_id, t.channel_id)),
             p.id.is_not(None),
             *PREFERENCE_COLUMNS,
         )
@@ -248,15 +250,24 @@ _CLAIM_MESSAGE = _claim_message_statement()
 _STORE_REPLY = _store_reply_statement()
 
 
-async def claim_message(runtime: Runtime, message_id: int) -> tuple[Turn, ThreadRef, Preferences | None] | None:
-    """Mark the message `processing` and load it with its thread and the author's preferences, in one
-    statement. None if it no longer exists or was answered already."""
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    turn: Turn
+    thread: ThreadRef
+    prefs: Preferences | None
+    # Transcript chunks exist in this thread or its channel: the turn looks for excerpts to add.
+    media_nearby: bool
+
+
+async def claim_message(runtime: Runtime, message_id: int) -> Claimed | None:
+    """Mark the message `processing` and load it with its thread, the author's preferences and whether media were
+    shared nearby, in one statement. None if it no longer exists or was answered already."""
     async with runtime.autocommit.connect() as conn:
         row = (await conn.execute(_CLAIM_MESSAGE, {"message_id": message_id})).first()
     if row is None:
         return None
     thread = ThreadRef(platform=row[6], workspace_id=row[7], channel_id=row[8], thread_key=row[9])
-    return Turn(*row[:6]), thread, Preferences(*row[11:]) if row[10] else None
+    return Claimed(Turn(*row[:6]), thread, Preferences(*row[12:]) if row[11] else None, media_nearby=bool(row[10]))
 
 
 async def store_reply(runtime: Runtime, turn: dict[str, Any], text: str, platform_message_id: str) -> None:

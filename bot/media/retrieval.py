@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ColumnElement, Exists, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -60,19 +60,17 @@ class Excerpt:
     distance: float
 
 
-# Cheap enough for every turn: an index probe that tells whether the thread or its channel has any media at all,
-# so turns in threads without files never pay for an embedding call.
-_HAS_CHUNKS = select(
-    select(c.id)
-    .where((c.thread_id == bindparam("thread_id")) | (c.channel_key == bindparam("channel_key")))
-    .limit(1)
-    .exists()
-)
+def channel_key_sql(
+    platform: ColumnElement[str], workspace_id: ColumnElement[str], channel_id: ColumnElement[str]
+) -> ColumnElement[str]:
+    """`channel_key`, computed in SQL from a thread's columns."""
+    return func.concat(platform, ":", workspace_id, ":", channel_id)
 
 
-async def has_chunks(conn: AsyncConnection, thread_id: int, thread: ThreadRef) -> bool:
-    result = await conn.execute(_HAS_CHUNKS, {"thread_id": thread_id, "channel_key": channel_key(thread)})
-    return bool(result.scalar())
+def has_chunks(thread_id: ColumnElement[int], channel: ColumnElement[str]) -> Exists:
+    """Whether the thread or its channel has any transcript chunks. An index probe, cheap enough for every turn as
+    a column of the turn's first statement, so turns in threads without files never pay for an embedding call."""
+    return select(c.id).where((c.thread_id == thread_id) | (c.channel_key == channel)).limit(1).exists()
 
 
 async def search(

@@ -84,7 +84,7 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
     claimed = await claim_message(ctx.runtime, message_id)
     if claimed is None:
         return None
-    turn, thread, _prefs = claimed
+    turn, thread = claimed.turn, claimed.thread
     async with ctx.runtime.autocommit.connect() as conn:
         files = (await conn.execute(select(MESSAGES.c.files).where(MESSAGES.c.id == message_id))).scalar_one()
     # A shared file is activity in the thread: a follow-up waiting for the thread to speak hears it. It carries

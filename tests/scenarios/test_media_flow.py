@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +16,18 @@ from sqlalchemy import select
 
 from adapters.console.app import ConsoleSession, in_process_worker
 from adapters.console.files import file_ref
-from adapters.console.inbound import console_thread
+from adapters.console.inbound import console_thread, to_event
 from adapters.console.outbound import file_key
 from bot.commands import handle_command
 from bot.config import Settings
 from bot.events import SlashCommand
+from bot.intake import accept
 from bot.media.models import MEDIA, MEDIA_CHUNKS, MEDIA_TAGS
 from bot.media.search import search_media
 from bot.runtime import Runtime, open_runtime
 from sandbox.deepgram_server import Said, StandInDeepgram
 from sandbox.openai_server import StandInLLM
-from tests.conftest import make_settings, reset_state, stream_entries, thread_view, wait_for
+from tests.conftest import make_settings, reset_state, run_status_is, stream_entries, thread_view, wait_for
 from tests.s3_fixtures import S3Server
 
 DG_KEY = "dg-test-key"
@@ -176,6 +178,31 @@ async def test_a_text_transcript_skips_transcription(
     assert media["kind"] == "text"
     assert media["duration_s"] == pytest.approx(69.5)
     assert any("We ship the beta on Friday" in json.dumps(r["messages"]) for r in stand_in.chat_requests())
+
+
+async def test_a_question_elsewhere_in_the_channel_sees_the_transcript_and_another_channel_does_not(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, tmp_path: Path
+) -> None:
+    vtt = tmp_path / "call.vtt"
+    vtt.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Ada>We ship the beta on Friday.\n")
+    session = ConsoleSession(runtime, user="ada")
+    assert (await session.send("", "shared-here", files=(file_ref(vtt),), worker=worker)).status == "completed"
+
+    # Another thread of the same channel: the turn finds the channel's chunks and adds the excerpt.
+    before = len(stand_in.chat_requests())
+    assert (await session.send("When is the beta?", "next-door", worker=worker)).status == "completed"
+    [asked] = stand_in.chat_requests()[before:]
+    assert "We ship the beta on Friday" in json.dumps(asked["messages"])
+
+    # A thread in another channel: nothing shared there, so no excerpt (and no embedding call).
+    elsewhere = replace(console_thread("far-away"), channel_id="another-channel")
+    embeddings_before = len([r for r in stand_in.requests if r.path.endswith("/embeddings")])
+    accepted = await accept(runtime, replace(to_event("When is the beta?", "far-away"), thread=elsewhere))
+    await wait_for(lambda: run_status_is(runtime, accepted.run_id, "completed"), timeout_s=30)
+    asked_elsewhere = stand_in.chat_requests()[-1]
+    assert "When is the beta?" in json.dumps(asked_elsewhere["messages"])
+    assert "We ship the beta on Friday" not in json.dumps(asked_elsewhere["messages"])
+    assert len([r for r in stand_in.requests if r.path.endswith("/embeddings")]) == embeddings_before
 
 
 async def test_a_transient_deepgram_failure_is_retried(
