@@ -36,8 +36,18 @@ class OpenAILLM:
         model: str,
         timeout_s: float,
         embedding_model: str = "text-embedding-3-small",
+        concurrency: int = 100,
     ) -> None:
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0)
+        # As many kept-alive connections as streams at once: past the SDK's 100, every reply beyond them opened a
+        # connection and closed it afterwards.
+        limits = httpx2.Limits(max_connections=max(concurrency, 1000), max_keepalive_connections=concurrency)
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            timeout=timeout_s,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(limits=limits, timeout=timeout_s),
+        )
         self.model = model
         self.embedding_model = embedding_model
 

@@ -62,6 +62,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         model=settings.openai_model,
         timeout_s=settings.openai_timeout_s,
         embedding_model=settings.embedding_model,
+        concurrency=settings.worker_max_jobs,
     )
     stack = AsyncExitStack()
     ctx["clients"] = stack
