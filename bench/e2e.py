@@ -179,10 +179,12 @@ def cpu_note(cpu: dict[str, float]) -> str:
     total = sum(cpu.values())
     cores = os.cpu_count() or 1
     parts = ", ".join(f"{role} {ms:g}" for role, ms in sorted(cpu.items(), key=lambda item: -item[1]))
+    others = total - cpu["worker"]
     return (
         f"CPU ms per reply in the 2 s burst: {parts}; {total:.1f} ms in all. So {cores} cores pass at most "
-        f"{cores * 1000 / total:.0f} replies/s with this load generator and these stand-ins on them, and one core "
-        f"of worker at most {1000 / cpu['worker']:.0f}."
+        f"{cores * 1000 / total:.0f} replies/s with this load generator and these stand-ins on them; one core of "
+        f"worker at most {1000 / cpu['worker']:.0f}; and the processes besides the worker ({others:.1f} ms) would "
+        f"cap {cores} cores at {cores * 1000 / others:.0f} even if the worker cost nothing."
     )
 
 
