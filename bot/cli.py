@@ -196,10 +196,11 @@ def worker_command(
 
 
 async def _worker(settings: Settings) -> None:
-    from jobs.worker import create_worker
+    from jobs.worker import create_worker, settle_garbage_collector
 
+    settle_garbage_collector()
     async with _ready_services(settings) as services:
-        worker = create_worker(services.settings, ctx={"settings": services.settings, "owns_process": True})
+        worker = create_worker(services.settings)
         try:
             await worker.async_run()
         except asyncio.CancelledError:

@@ -88,8 +88,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["deps"] = deps
     ctx["sweeper"] = asyncio.create_task(sweep_forever(deps))
     ctx["scheduler"] = asyncio.create_task(SchedulerLeader(runtime).run_forever())
-    if ctx.get("owns_process"):  # `bot worker`: the collector's settings are the whole process's
-        settle_garbage_collector()
     log.info("worker ready", max_jobs=settings.worker_max_jobs, platforms=sorted(clients.chat))
 
 
@@ -101,8 +99,9 @@ GC_THRESHOLDS = (10_000, 20, 20)
 
 
 def settle_garbage_collector() -> None:
-    """Collect less often: a turn allocates thousands of short-lived objects, nearly all freed by reference counting
-    as soon as they go, and each collection walked the worker's large heap (SQLAlchemy, the SDKs) for little."""
+    """For `bot worker`, whose process is the worker's alone (`bot worker` calls it before start-up). Collect less
+    often: a turn allocates thousands of short-lived objects, nearly all freed by reference counting as soon as they
+    go, and each collection walked the worker's large heap (SQLAlchemy, the SDKs) for little."""
     gc.collect()
     gc.set_threshold(*GC_THRESHOLDS)
 

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from bot.chains.templates import check_template, suggest
+from bot.followups.parse import DURATION_UNITS
 
 NAME_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 # Step ids are read in templates as `steps.<id>`, so they must be identifiers (no hyphens).
@@ -34,13 +35,6 @@ NEEDS = ("transcript", "thread", "input")
 # `/chain list` and `/chain run` are the command's own words; a chain alias may not take them.
 RESERVED_COMMANDS = frozenset({"list", "run", "help"})
 MAX_ASK_TIMEOUT_S = 30 * 86400
-_DURATION_UNITS = {
-    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-    "w": 604800, "week": 604800, "weeks": 604800,
-}  # fmt: skip
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
 # Pydantic puts the tag of a tagged union into error locations; they are not fields, so messages leave them out.
 _TAGS = frozenset({"llm-step", "ask-step", "text-output", "json-output"})
@@ -50,11 +44,11 @@ def _duration(value: Any) -> Any:
     """'1 day', '2 hours', '90 s' or a number of seconds."""
     if isinstance(value, str):
         match = _DURATION_RE.match(value.lower())
-        if match is None or match[2] not in _DURATION_UNITS:
+        if match is None or match[2] not in DURATION_UNITS:
             raise PydanticCustomError(
                 "duration", 'write a duration like "30 minutes", "2 hours", "1 day", or a number of seconds'
             )
-        return float(match[1]) * _DURATION_UNITS[match[2]]
+        return float(match[1]) * DURATION_UNITS[match[2]]
     return value
 
 

@@ -24,14 +24,15 @@ _DAY = (
     r"|sun(?:day)?)"
 )
 _TIME = r"(?P<time>noon|midnight|\d{1,2}(?::\d{2})?\s*(?:am|pm)|\d{1,2}:\d{2})"
-_UNITS = {
+# Seconds per unit, as people write them; chain files use the same words for their timeouts.
+DURATION_UNITS = {
     "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
     "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
     "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
     "d": 86400, "day": 86400, "days": 86400,
     "w": 604800, "week": 604800, "weeks": 604800,
 }  # fmt: skip
-_AMOUNT = r"(?P<n>\d+|an?|half an?)\s*(?P<unit>" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")\b"
+_AMOUNT = r"(?P<n>\d+|an?|half an?)\s*(?P<unit>" + "|".join(sorted(DURATION_UNITS, key=len, reverse=True)) + r")\b"
 _SEP = r"(?:\s*(?:,|:|-|to|that|about)\s+|\s+)"
 
 
@@ -95,7 +96,7 @@ def _relative(spec: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, str] | 
                 '"in 3 days".'
             )
         return None
-    return now + timedelta(seconds=_amount(match["n"]) * _UNITS[match["unit"].lower()]), match["rest"]
+    return now + timedelta(seconds=_amount(match["n"]) * DURATION_UNITS[match["unit"].lower()]), match["rest"]
 
 
 def _amount(raw: str) -> float:
@@ -153,9 +154,10 @@ def _on_date(spec: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, str] | N
 
 def _recurring(spec: str, tz: ZoneInfo, min_repeat_s: float) -> Recurring:
     body = spec[len("every ") :]
-    interval = re.match(r"(?P<n>\d+)?\s*(?P<unit>" + "|".join(_UNITS) + r")\b(?P<rest>.*)$", body, re.IGNORECASE)
+    units = "|".join(DURATION_UNITS)
+    interval = re.match(r"(?P<n>\d+)?\s*(?P<unit>" + units + r")\b(?P<rest>.*)$", body, re.IGNORECASE)
     if interval is not None and interval["unit"].lower() not in ("d", "day", "days", "w", "week", "weeks"):
-        seconds = int(interval["n"] or 1) * _UNITS[interval["unit"].lower()]
+        seconds = int(interval["n"] or 1) * DURATION_UNITS[interval["unit"].lower()]
         if seconds < min_repeat_s:
             raise InvalidInput(f"The shortest repeat I allow is every {_span(min_repeat_s)}.")
         text = _text(interval["rest"])
