@@ -108,7 +108,7 @@ async def run(quick: bool) -> Result:
             "SLACK_API_URL": slack.api_url,
         }
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", "slack", "--http", "--no-worker",
+            sys.executable, "-m", "cli", "serve", "slack", "--http", "--no-worker",
             "--host", "127.0.0.1", "--port", str(port), env=env, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:

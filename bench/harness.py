@@ -81,7 +81,7 @@ async def start_worker(settings: Settings, **env_overrides: str) -> asyncio.subp
     env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
            "OPENAI_BASE_URL": settings.openai_base_url, "OPENAI_API_KEY": "bench", "LOG_LEVEL": "WARNING",
            **env_overrides}  # fmt: skip
-    return await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", "worker", env=env)
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "cli", "worker", env=env)
 
 
 @asynccontextmanager

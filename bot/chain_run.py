@@ -6,27 +6,25 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 
 from bot.chains.library import format_chain_list, load_library
 from bot.chains.runner import run_chain
 from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
-from bot.chat_turn import failure_reason
-from bot.commands import COMMANDS, CommandReply
+from bot.commands import Command, CommandReply
 from bot.errors import ConfigurationError, RateLimited
 from bot.events import SlashCommand
+from bot.failures import failure_reason
 from bot.intake import authorize
 from bot.media.attach import upload_transcript
-from bot.media.search import latest_media, load_media
 from bot.media.transcripts import load_transcript
-from bot.models import MESSAGES
 from bot.ratelimit import RateLimiter
 from bot.runtime import Runtime
+from bot.stores.media import latest_media, load_media
+from bot.stores.messages import last_message_id
 from bot.streaming import open_reply
 from bot.threads import ensure_thread, thread_from_json, thread_to_json
 from bot.workflows.errors import NonRetriableError, StepFailed
-from bot.workflows.outbox import with_outbox
 from bot.workflows.registry import workflow
 from bot.workflows.runs import start_run
 from bot.workflows.steps import WorkflowContext
@@ -60,7 +58,7 @@ async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply
         log.error("chains failed to load", error=str(exc))
         return CommandReply("The chains could not be loaded; an operator has been told.", accepted=False)
     if verb in ("", "help"):
-        return CommandReply(f"{COMMANDS['chain']}\n\n{format_chain_list(library)}", accepted=bool(verb))
+        return CommandReply(f"{CHAIN.help}\n\n{format_chain_list(library)}", accepted=bool(verb))
     if verb == "list":
         return CommandReply(format_chain_list(library))
     rest = words[1] if len(words) > 1 else ""
@@ -97,7 +95,7 @@ def needs_transcript(chain: Chain) -> bool:
 @workflow(CHAIN_RUN, description="Run a prompt chain in a thread (/chain run NAME) and post its result there.")
 async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
     thread = thread_from_json(input["thread"])
-    platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
+    platform = ctx.platform(thread)
     try:
         chain = Chain.model_validate(await ctx.step.run("chain", lambda: resolve_chain(ctx, input)))
         media_id = await ctx.step.run("media", lambda: media_for(ctx, input, chain))
@@ -126,12 +124,6 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
         await ctx.step.run("tell-failure", tell, final=True)
         raise
     return {"chain": result.chain, "version": result.version, "message_ids": posted}
-
-
-async def last_message_id(runtime: Runtime, thread_id: int) -> int:
-    async with runtime.autocommit.connect() as conn:
-        found = await conn.execute(select(func.max(MESSAGES.c.id)).where(MESSAGES.c.thread_id == thread_id))
-        return int(found.scalar_one() or 0)
 
 
 async def chain_scope(runtime: Runtime, input: dict[str, Any], media_id: int | None, up_to: int) -> dict[str, Any]:
@@ -203,7 +195,7 @@ async def transcribe_command(runtime: Runtime, command: SlashCommand) -> Command
 @workflow(SEND_TRANSCRIPT, description="Attach a stored transcript to a thread (/transcribe).")
 async def send_transcript(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
     thread = thread_from_json(input["thread"])
-    platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
+    platform = ctx.platform(thread)
 
     async def attach() -> str:
         media = await load_media(ctx.runtime, input["media_id"])
@@ -224,3 +216,9 @@ async def send_transcript(ctx: WorkflowContext, input: dict[str, Any]) -> dict[s
 
         await ctx.step.run("tell-failure", tell, final=True)
         raise
+
+
+CHAIN = Command("chain", "Run a prompt chain.", "/chain list | /chain run NAME [text]", chain_command)
+TRANSCRIBE = Command(
+    "transcribe", "Post the transcript of the file shared most recently here.", "/transcribe", transcribe_command
+)

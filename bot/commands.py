@@ -1,4 +1,5 @@
-"""Slash commands, platform-neutral: `/ask`, `/chain`, `/transcribe`, `/remind` from any adapter land here.
+"""Slash commands, platform-neutral: a registry of `Command`s (`/ask`, `/chain`, `/transcribe`, `/remind`,
+`/followup`; the bot's are gathered in `bot.catalog`) that any adapter routes a `SlashCommand` through.
 
 An adapter acks the platform within its deadline, builds a `SlashCommand` whose `thread` is where results
 should go (for Slack a thread it opened for the command, for Discord the channel or thread), and shows the
@@ -8,6 +9,7 @@ never happens here: commands are validated, persisted and queued like messages.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import structlog
@@ -19,14 +21,6 @@ from bot.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-COMMANDS: dict[str, str] = {
-    "ask": "Ask me anything; I answer in a thread. Usage: /ask QUESTION",
-    "chain": "Run a prompt chain. Usage: /chain list | /chain run NAME [text]",
-    "transcribe": "Post the transcript of the file shared most recently here. Usage: /transcribe",
-    "remind": "Schedule a reminder. Usage: /remind in 2 hours check the deploy | every Monday 09:00 … | list | cancel",
-    "followup": "Nudge this thread with a summary if it goes quiet. Usage: /followup in 1 day [note]",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class CommandReply:
@@ -36,25 +30,58 @@ class CommandReply:
     accepted: bool = True
 
 
+Handler = Callable[[Runtime, SlashCommand], Awaitable[CommandReply]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    name: str
+    summary: str  # one sentence: Discord's description, the start of the help
+    usage: str  # how to type it
+    handler: Handler
+
+    @property
+    def help(self) -> str:
+        return f"{self.summary} Usage: {self.usage}"
+
+
 def normalise_name(command: str) -> str:
     return command.strip().lstrip("/").lower()
 
 
-async def handle_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
-    name = normalise_name(command.command)
-    handler = _HANDLERS.get(name)
-    if handler is None:
-        known = ", ".join(f"/{known}" for known in COMMANDS)
-        return CommandReply(f"I don't know /{name}. I know {known}.", accepted=False)
-    try:
-        return await handler(runtime, command)
-    except UserFacingError as exc:
-        return CommandReply(exc.user_message, accepted=False)
+class Commands:
+    """The commands an adapter offers, by name, in the order they are listed to users."""
+
+    def __init__(self, *commands: Command) -> None:
+        self._by_name = {command.name: command for command in commands}
+        if len(self._by_name) != len(commands):
+            raise ValueError("two commands share a name")
+
+    def __getitem__(self, name: str) -> Command:
+        return self._by_name[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    async def handle(self, runtime: Runtime, command: SlashCommand) -> CommandReply:
+        """Run the command; an unknown one is named, a refusal comes back as its user-facing text."""
+        name = normalise_name(command.command)
+        found = self._by_name.get(name)
+        if found is None:
+            known = ", ".join(f"/{known}" for known in self._by_name)
+            return CommandReply(f"I don't know /{name}. I know {known}.", accepted=False)
+        try:
+            return await found.handler(runtime, command)
+        except UserFacingError as exc:
+            return CommandReply(exc.user_message, accepted=False)
 
 
-async def _ask(runtime: Runtime, command: SlashCommand) -> CommandReply:
+async def ask(runtime: Runtime, command: SlashCommand) -> CommandReply:
     if not command.text.strip():
-        return CommandReply(COMMANDS["ask"], accepted=False)
+        return CommandReply(ASK.help, accepted=False)
     accepted = await accept(
         runtime,
         IncomingMessage(event_id=command.event_id, thread=command.thread, user_id=command.user_id, text=command.text),
@@ -63,34 +90,4 @@ async def _ask(runtime: Runtime, command: SlashCommand) -> CommandReply:
     return CommandReply("On it; the answer will appear in the thread.")
 
 
-async def _chain(runtime: Runtime, command: SlashCommand) -> CommandReply:
-    from bot.chain_run import chain_command  # imported late: it builds on this module's CommandReply
-
-    return await chain_command(runtime, command)
-
-
-async def _transcribe(runtime: Runtime, command: SlashCommand) -> CommandReply:
-    from bot.chain_run import transcribe_command
-
-    return await transcribe_command(runtime, command)
-
-
-async def _remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
-    from bot.followups.commands import remind  # imported late: it builds on this module's CommandReply
-
-    return await remind(runtime, command)
-
-
-async def _followup(runtime: Runtime, command: SlashCommand) -> CommandReply:
-    from bot.followups.commands import followup
-
-    return await followup(runtime, command)
-
-
-_HANDLERS = {
-    "ask": _ask,
-    "chain": _chain,
-    "transcribe": _transcribe,
-    "remind": _remind,
-    "followup": _followup,
-}
+ASK = Command("ask", "Ask me anything; I answer in a thread.", "/ask QUESTION", ask)

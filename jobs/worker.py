@@ -8,7 +8,8 @@ import gc
 import os
 import secrets
 import socket
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, ClassVar
 
 import structlog
@@ -16,6 +17,7 @@ from arq import Worker
 from arq.connections import ArqRedis, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.catalog import WORKFLOWS
 from bot.chains.library import load_library
 from bot.config import Settings
 from bot.db import create_engine, require_current_schema, session_factory
@@ -23,19 +25,13 @@ from bot.deps import WorkerDeps
 from bot.followups.scheduler import SchedulerLeader
 from bot.llm import OpenAILLM
 from bot.media.blobs import S3BlobStore, blob_store_for
-from bot.media.transcribe import stand_in_transcriber, transcriber_for
-from bot.ports import Transcriber
 from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime, redis_settings
-from bot.workflows.registry import load_builtin_workflows
+from bot.workflows.registry import Workflows
 from jobs.platforms import open_platform_clients
+from jobs.stand_ins import open_stand_in_llm, open_transcriber
 from jobs.workflows import resume_run, sweep_forever
 
 log = structlog.get_logger(__name__)
-
-STAND_IN_NOTICE = (
-    "No OPENAI_API_KEY is set, so replies come from the local stand-in model, not a real LLM. "
-    "To use a real model set OPENAI_API_KEY (and OPENAI_BASE_URL / OPENAI_MODEL for Azure, Ollama or vLLM)."
-)
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -45,17 +41,12 @@ async def startup(ctx: dict[str, Any]) -> None:
     await require_current_schema(engine)
     runtime = Runtime(settings=settings, engine=engine, sessions=session_factory(engine), redis=redis)
 
+    stack = AsyncExitStack()
+    ctx["clients"] = stack
     base_url: str | None = settings.openai_base_url or None
     api_key = settings.openai_api_key.get_secret_value() or "no-key"
     if settings.uses_stand_in_llm:
-        from sandbox.openai_server import StandInLLM
-
-        stand_in = StandInLLM()
-        await stand_in.start()
-        ctx["stand_in"] = stand_in
-        base_url = stand_in.base_url
-        # Said once: the console already told its user, a standalone worker tells its operator.
-        (log.info if ctx.get("stand_in_announced") else log.warning)(STAND_IN_NOTICE)
+        base_url = await open_stand_in_llm(stack, announced=bool(ctx.get("stand_in_announced")))
     llm = OpenAILLM(
         api_key=api_key,
         base_url=base_url,
@@ -64,8 +55,6 @@ async def startup(ctx: dict[str, Any]) -> None:
         embedding_model=settings.embedding_model,
         concurrency=settings.worker_max_jobs,
     )
-    stack = AsyncExitStack()
-    ctx["clients"] = stack
     clients = await open_platform_clients(settings, redis, stack)
     ctx["llm"] = llm
     # A broken chain file stops the worker here, with every problem listed, instead of failing users later.
@@ -75,7 +64,6 @@ async def startup(ctx: dict[str, Any]) -> None:
     if isinstance(blobs, S3BlobStore):
         await blobs.ensure_bucket()
     transcriber = await open_transcriber(settings, stack)
-    load_builtin_workflows()
     deps = WorkerDeps(
         runtime=runtime,
         llm=llm,
@@ -106,21 +94,6 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-STAND_IN_TRANSCRIBER_NOTICE = (
-    "No DEEPGRAM_API_KEY is set, so media are transcribed by the local stand-in, which only describes the audio. "
-    "Set DEEPGRAM_API_KEY (and DEEPGRAM_BASE_URL for self-hosted Deepgram) for real transcripts."
-)
-
-
-async def open_transcriber(settings: Settings, stack: AsyncExitStack) -> Transcriber:
-    """Deepgram when a key is set; otherwise the local stand-in, said once to the operator."""
-    transcriber = transcriber_for(settings)
-    if transcriber is not None:
-        return await stack.enter_async_context(transcriber)
-    log.info(STAND_IN_TRANSCRIBER_NOTICE)
-    return await stack.enter_async_context(stand_in_transcriber())
-
-
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
@@ -137,8 +110,6 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["llm"].aclose()
     if "deps" in ctx:
         await ctx["deps"].runtime.engine.dispose()
-    if "stand_in" in ctx:
-        await ctx["stand_in"].stop()
 
 
 class WakeableWorker(Worker):
@@ -203,7 +174,8 @@ class WorkerSettings:
     keep_result = 60
 
 
-def create_worker(settings: Settings, **overrides: Any) -> Worker:
+def create_worker(settings: Settings, *, workflows: Workflows = WORKFLOWS, **overrides: Any) -> Worker:
+    """The worker for these settings, running `workflows` (the bot's own unless told otherwise)."""
     options: dict[str, Any] = {
         "functions": WorkerSettings.functions,
         "on_startup": WorkerSettings.on_startup,
@@ -218,4 +190,27 @@ def create_worker(settings: Settings, **overrides: Any) -> Worker:
         "ctx": {"settings": settings},
     }
     options.update(overrides)
+    options["ctx"] = {**options["ctx"], "workflows": workflows}
     return WakeableWorker(**options)
+
+
+@asynccontextmanager
+async def in_process_worker(
+    settings: Settings, *, workflows: Workflows = WORKFLOWS
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Run the production arq worker in this process, for the single-command embedded default."""
+    worker = create_worker(
+        settings, workflows=workflows, handle_signals=False, ctx={"settings": settings, "stand_in_announced": True}
+    )
+    task = asyncio.create_task(worker.async_run())
+    try:
+        yield task
+    finally:
+        # Burst mode with no jobs left to start is arq's own way out of its poll loop: running jobs finish and
+        # the loop returns, instead of being cancelled half-way through a Redis pipeline.
+        worker.burst = True
+        worker.max_burst_jobs = 0
+        with contextlib.suppress(Exception):  # a worker that died or hangs is dealt with by close() below
+            await asyncio.wait_for(asyncio.shield(task), timeout=30)
+        await worker.close()
+        await asyncio.gather(task, return_exceptions=True)

@@ -14,6 +14,7 @@ from arq import Retry
 from bot.deps import WorkerDeps
 from bot.workflows import engine, store
 from bot.workflows.engine import INFRASTRUCTURE_ERRORS
+from bot.workflows.registry import Workflows
 from bot.workflows.sweeper import sweep
 
 log = structlog.get_logger(__name__)
@@ -21,10 +22,11 @@ log = structlog.get_logger(__name__)
 
 async def resume_run(ctx: dict[str, Any], run_id: int, seq: int) -> str:
     deps: WorkerDeps = ctx["deps"]
+    workflows: Workflows = ctx["workflows"]
     attempt: int = ctx.get("job_try", 1)
     owner = f"{deps.worker_id}:{ctx.get('job_id', '?')}:{attempt}"
     try:
-        return await engine.resume(deps, run_id, seq, owner)
+        return await engine.resume(deps, workflows, run_id, seq, owner)
     except INFRASTRUCTURE_ERRORS as exc:
         delay = min(30.0, 0.5 * 2 ** min(attempt, 6)) * random.uniform(0.8, 1.2)  # noqa: S311 (jitter)
         log.warning("run bookkeeping failed; retrying the job", run_id=run_id, error=str(exc), retry_in_s=delay)

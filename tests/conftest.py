@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, func, select, text, update
 
-from adapters.console.app import in_process_worker
 from adapters.console.outbound import stream_key
+from bot.catalog import WORKFLOWS
 from bot.config import Settings
 from bot.db import create_engine, upgrade
 from bot.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -25,7 +25,9 @@ from bot.events import ThreadRef
 from bot.models import MESSAGES
 from bot.runtime import Runtime, open_runtime
 from bot.workflows.models import RUNS, STEPS
+from bot.workflows.registry import Workflows
 from bot.workflows.runs import enqueue_run
+from jobs.worker import in_process_worker
 from sandbox.openai_server import StandInLLM
 from tests.s3_fixtures import S3Server, s3_bucket, s3_client, s3_server
 
@@ -149,10 +151,15 @@ async def reset_state(rt: Runtime) -> None:
 
 
 @pytest.fixture
-async def worker(runtime: Runtime) -> AsyncIterator[asyncio.Task[None]]:
-    """The production arq worker, consuming the test's queue in this event loop."""
-    async with in_process_worker(runtime.settings) as task:
+async def worker(runtime: Runtime, request: pytest.FixtureRequest) -> AsyncIterator[asyncio.Task[None]]:
+    """The production arq worker, consuming the test's queue in this event loop. It runs the bot's workflows and
+    those the test module defines in `TEST_WORKFLOWS`."""
+    async with in_process_worker(runtime.settings, workflows=workflows_for(request)) as task:
         yield task
+
+
+def workflows_for(request: pytest.FixtureRequest) -> Workflows:
+    return WORKFLOWS.with_(*getattr(request.module, "TEST_WORKFLOWS", ()))
 
 
 async def stream_entries(rt: Runtime, thread: ThreadRef) -> list[dict[str, str]]:
@@ -199,9 +206,9 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
 
 
 async def run_bot(*args: str, env: dict[str, str], timeout_s: float = 90) -> tuple[int, str, str]:
-    """`python -m bot ARGS` as a user runs it; returns the exit code, stdout and stderr."""
+    """`python -m cli ARGS` (what `bot ARGS` runs) as a user runs it; returns the exit code, stdout and stderr."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, env=env,
+        sys.executable, "-m", "cli", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout_s)

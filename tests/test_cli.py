@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from bot.cli import app
+from cli.main import app
 
 
 def test_settings_masks_secrets_and_url_passwords(monkeypatch: pytest.MonkeyPatch) -> None:

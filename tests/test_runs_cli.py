@@ -7,10 +7,10 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.cli import app
 from bot.config import Settings
 from bot.runtime import open_runtime
 from bot.workflows.runs import start_run
+from cli.main import app
 from tests.conftest import make_settings, subprocess_env
 
 

@@ -4,10 +4,8 @@ from whichever worker answered, through the thread's Redis stream, exactly like 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from bot.events import FileRef
 from bot.intake import accept
 from bot.models import MESSAGES
 from bot.runtime import Runtime
-from jobs.worker import create_worker
 
 m = MESSAGES.c
 TERMINAL_STATUSES = ("completed", "failed")
@@ -165,21 +162,3 @@ class ConsoleSession:
         async with self.runtime.autocommit.connect() as conn:
             reply = (await conn.execute(select(m.text).where(m.reply_to_id == message_id))).scalar_one_or_none()
         return str(reply or "")
-
-
-@asynccontextmanager
-async def in_process_worker(settings: Settings) -> AsyncIterator[asyncio.Task[None]]:
-    """Run the production arq worker in this process, for the single-command embedded default."""
-    worker = create_worker(settings, handle_signals=False, ctx={"settings": settings, "stand_in_announced": True})
-    task = asyncio.create_task(worker.async_run())
-    try:
-        yield task
-    finally:
-        # Burst mode with no jobs left to start is arq's own way out of its poll loop: running jobs finish and
-        # the loop returns, instead of being cancelled half-way through a Redis pipeline.
-        worker.burst = True
-        worker.max_burst_jobs = 0
-        with contextlib.suppress(Exception):  # a worker that died or hangs is dealt with by close() below
-            await asyncio.wait_for(asyncio.shield(task), timeout=30)
-        await worker.close()
-        await asyncio.gather(task, return_exceptions=True)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from adapters.console.app import ConsoleSession, entry_text, in_process_worker, uploads_dir
+from adapters.console.app import ConsoleSession, entry_text, uploads_dir
 from adapters.console.files import file_ref
 from adapters.console.inbound import WORKSPACE, console_thread, new_thread_name
 from adapters.console.outbound import PLATFORM, as_text, stream_key
-from bot.commands import COMMANDS, handle_command
+from bot.catalog import COMMANDS
 from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.events import FileRef, SlashCommand
@@ -59,12 +59,13 @@ async def run_console(
     ready_services: Callable[[Settings], AbstractAsyncContextManager[Services]],
     thread: str | None,
     user: str | None,
-    worker: bool,
+    worker: Callable[[Settings], AbstractAsyncContextManager[asyncio.Task[None]]] | None,
 ) -> int:
+    """The console session; `worker` runs a worker in this process for it (None: rely on `bot worker`)."""
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(ready_services(settings))
         runtime = await stack.enter_async_context(open_runtime(services.settings))
-        task = await stack.enter_async_context(in_process_worker(services.settings)) if worker else None
+        task = await stack.enter_async_context(worker(services.settings)) if worker is not None else None
         session = ConsoleSession(runtime, user=user)
         current = thread or new_thread_name()
         watcher = ThreadWatcher(runtime, current)
@@ -138,7 +139,7 @@ def _file_argument(arg: str) -> tuple[Path, str]:
 
 async def _command(runtime: Runtime, user: str, thread: str, command: str, arg: str) -> str:
     """A platform's slash command, typed at the console: same neutral handler as Slack and Discord."""
-    reply = await handle_command(
+    reply = await COMMANDS.handle(
         runtime,
         SlashCommand(
             event_id=f"console-{uuid.uuid4().hex}",

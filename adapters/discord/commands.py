@@ -15,7 +15,7 @@ import structlog
 from discord import app_commands
 
 from adapters.discord.inbound import authorize_roles, thread_name, thread_ref
-from bot.commands import COMMANDS, handle_command
+from bot.catalog import COMMANDS
 from bot.errors import UserFacingError
 from bot.events import SlashCommand, ThreadRef
 from bot.intake import authorize
@@ -28,8 +28,7 @@ DESCRIPTION_CHARS = 100  # Discord's limit for a command's description
 
 
 def description(name: str) -> str:
-    text = COMMANDS[name].split(" Usage:")[0]
-    return text[:DESCRIPTION_CHARS]
+    return COMMANDS[name].summary[:DESCRIPTION_CHARS]
 
 
 def add_commands(tree: app_commands.CommandTree[Any], handler: Handler) -> None:
@@ -52,7 +51,7 @@ def _text_command(name: str, handler: Handler) -> app_commands.Command[Any, ...,
     async def run(interaction: discord.Interaction[Any], text: str = "") -> None:
         await handler(interaction, name, text)
 
-    usage = COMMANDS[name].split("Usage: ", 1)[-1][:DESCRIPTION_CHARS]
+    usage = COMMANDS[name].usage[:DESCRIPTION_CHARS]
     return app_commands.Command(
         name=name, description=description(name), callback=app_commands.describe(text=usage)(run)
     )
@@ -69,7 +68,7 @@ async def run_command(runtime: Runtime, interaction: discord.Interaction[Any], n
         command = SlashCommand(
             event_id=str(interaction.id), thread=where, user_id=str(interaction.user.id), command=name, text=text
         )
-        reply = (await handle_command(runtime, command)).text
+        reply = (await COMMANDS.handle(runtime, command)).text
     except UserFacingError as exc:
         reply = exc.user_message
     except Exception:  # the user is waiting on "thinking…": always complete the interaction

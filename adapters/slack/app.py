@@ -30,7 +30,8 @@ from adapters.slack.installations import (
 )
 from adapters.slack.mrkdwn import escape
 from adapters.slack.webapi import SlackRefused, call, web_client
-from bot.commands import COMMANDS, handle_command, normalise_name
+from bot.catalog import COMMANDS
+from bot.commands import normalise_name
 from bot.edits import drop_stored_message, update_stored_text
 from bot.errors import ConfigurationError, UpstreamError, UserFacingError
 from bot.events import IncomingMessage, ThreadRef
@@ -264,7 +265,7 @@ class Listeners:
             # Bounded, so Slack always gets its ack in time, and a failure is said instead of left unacked.
             command = inbound.to_command(body, ThreadRef(PLATFORM, team, channel, ""))
             try:
-                reply = await asyncio.wait_for(handle_command(self.runtime, command), COMMAND_BUDGET_S)
+                reply = await asyncio.wait_for(COMMANDS.handle(self.runtime, command), COMMAND_BUDGET_S)
             except Exception:  # any failure still gets an answer within Slack's 3 s
                 log.exception("slash command failed", command=name)
                 await ack(text=NOT_TAKEN, response_type="ephemeral")
@@ -272,7 +273,7 @@ class Listeners:
             await ack(text=reply.text, response_type="ephemeral")
             return
         if not text:
-            await ack(text=COMMANDS["ask"], response_type="ephemeral")
+            await ack(text=COMMANDS["ask"].help, response_type="ephemeral")
             return
         await ack(text="On it: I'll answer in a thread in this channel.", response_type="ephemeral")
         # After the ack: the anchor post is a Web API call that may wait out a 429, which must not delay the ack.
@@ -296,7 +297,7 @@ class Listeners:
             return
         thread = ThreadRef(PLATFORM, team, channel, str(anchor["ts"]))
         try:
-            reply = await handle_command(self.runtime, inbound.to_command(body, thread))
+            reply = await COMMANDS.handle(self.runtime, inbound.to_command(body, thread))
         except Exception:  # the user saw "On it": they must learn it did not happen
             log.exception("could not take /ask")
             await respond(text=NOT_TAKEN, response_type="ephemeral")

@@ -19,10 +19,10 @@ from jsonschema.validators import validator_for
 from bot.chains.scope import fit_scope
 from bot.chains.spec import AskStep, Chain, LLMStep
 from bot.chains.templates import compile_template
+from bot.conversation import ask_in_thread
 from bot.errors import TransientUpstreamError
 from bot.events import ThreadRef
 from bot.followups.parse import describe_duration
-from bot.followups.workflows import ask_in_thread
 from bot.ports import ChatMessage
 from bot.workflows.errors import NonRetriableError
 from bot.workflows.steps import WorkflowContext

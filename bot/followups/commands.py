@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from bot.commands import CommandReply
+from bot.commands import Command, CommandReply
 from bot.context import load_preferences
 from bot.errors import InvalidInput
 from bot.events import SlashCommand
@@ -253,3 +253,14 @@ async def start_followup(
         f"👋 If nobody writes here within {label}, I'll nudge this thread with a summary "
         f"(id r{started.run_id}; /remind cancel r{started.run_id} to cancel)."
     )
+
+
+REMIND = Command(
+    "remind",
+    "Schedule a reminder.",
+    "/remind in 2 hours check the deploy | every Monday 09:00 … | list | cancel",
+    remind,
+)
+FOLLOWUP_COMMAND = Command(
+    "followup", "Nudge this thread with a summary if it goes quiet.", "/followup in 1 day [note]", followup
+)

@@ -1,37 +1,24 @@
 """Follow-up workflows: a one-off reminder (a durable sleep), a recurring schedule's firing, a follow-up that
-nudges a thread nobody answered (a durable wait on the thread's messages), and asking the user a question and
-continuing with their answer."""
+nudges a thread nobody answered (a durable wait on the thread's messages)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from bot.events import ThreadRef
+from bot.conversation import mention, post
 from bot.followups.models import SCHEDULES
+from bot.models import MESSAGES
 from bot.ports import ChatMessage
 from bot.threads import THREAD_MESSAGE, thread_from_json
-from bot.workflows.outbox import with_outbox
 from bot.workflows.registry import workflow
 from bot.workflows.steps import WorkflowContext
 
 REMINDER = "reminder"
 RECURRING = "recurring_reminder"
 FOLLOWUP = "followup"
-
-
-async def post(ctx: WorkflowContext, step_id: str, thread: ThreadRef, text: str) -> str:
-    """Post once per run and step, through the outbox."""
-    platform = with_outbox(ctx.deps.platform_for(thread), ctx.runtime, ctx.run_id)
-    posted = await platform.post_message(thread, text, idempotency_key=ctx.key(step_id))
-    return posted.message_id
-
-
-def mention(user_id: str, thread: ThreadRef) -> str:
-    # Slack and Discord render <@id> as a mention; the console shows the plain name.
-    return user_id if thread.platform == "console" else f"<@{user_id}>"
 
 
 @workflow(REMINDER, description="Sleep until the time the user asked for, then post the reminder.")
@@ -80,8 +67,6 @@ async def followup(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any
 
 
 async def summarize_thread(ctx: WorkflowContext, thread_id: int) -> str:
-    from bot.models import MESSAGES
-
     m = MESSAGES.c
     async with ctx.runtime.autocommit.connect() as conn:
         rows = (
@@ -99,40 +84,3 @@ async def summarize_thread(ctx: WorkflowContext, thread_id: int) -> str:
     ]
     parts = [delta async for delta in ctx.deps.llm.stream_chat(prompt, max_tokens=300)]
     return "".join(parts).strip() or "(no summary)"
-
-
-async def ask_in_thread(
-    ctx: WorkflowContext,
-    step_id: str,
-    thread: ThreadRef,
-    *,
-    thread_id: int,
-    user_id: str,
-    question: str,
-    timeout_s: float,
-    nudge: str = "",
-) -> str | None:
-    """Ask `user_id` a question in the thread and return their next message there, or None after `timeout_s`
-    (posting `nudge` if given). The answer is consumed: it does not also start a chat turn."""
-
-    async def ask() -> str:
-        async with ctx.runtime.autocommit.connect() as conn:
-            asked_at = (await conn.execute(select(func.now()))).scalar_one()
-        await post(ctx, f"{step_id}.ask", thread, question)
-        return str(asked_at.isoformat())
-
-    # An answer typed while the question was being posted still counts: the wait looks back to before the post.
-    asked_at = datetime.fromisoformat(await ctx.step.run(f"{step_id}.ask", ask))
-    answer = await ctx.step.wait_for_event(
-        f"{step_id}.answer",
-        THREAD_MESSAGE,
-        match={"thread_id": thread_id, "user_id": user_id},
-        timeout=timedelta(seconds=timeout_s),
-        consume=True,
-        since=asked_at,
-    )
-    if answer is None:
-        if nudge:
-            await ctx.step.run(f"{step_id}.nudge", lambda: post(ctx, f"{step_id}.nudge", thread, nudge))
-        return None
-    return str(answer["data"]["text"])

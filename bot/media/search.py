@@ -1,18 +1,14 @@
-"""Finding media again: one by id, the newest in a thread or channel, or by tag (the digest's) and by words in
-the name or transcript, newest first."""
+"""Searching media by tag (the digest's) and by words in the name or transcript, newest first."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.events import ThreadRef
 from bot.media.models import MEDIA, MEDIA_TAGS
-from bot.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,23 +51,3 @@ async def search_media(
         )
     rows = (await conn.execute(statement.order_by(x.id.desc()).limit(limit))).all()
     return [Found(*row[:7], list(row[7] or []), row[8], row[9]) for row in rows]
-
-
-async def load_media(runtime: Runtime, media_id: int) -> dict[str, Any]:
-    """The media row as a dict (it exists: callers hold its id from an earlier step)."""
-    async with runtime.autocommit.connect() as conn:
-        return dict((await conn.execute(select(MEDIA).where(MEDIA.c.id == media_id))).mappings().one())
-
-
-async def latest_media(runtime: Runtime, thread_id: int, thread: ThreadRef) -> dict[str, Any] | None:
-    """The file shared most recently in this thread, else in its channel."""
-    x = MEDIA.c
-    in_channel = (
-        (x.platform == thread.platform) & (x.workspace_id == thread.workspace_id) & (x.channel_id == thread.channel_id)
-    )
-    async with runtime.autocommit.connect() as conn:
-        for where in (x.thread_id == thread_id, in_channel):
-            row = (await conn.execute(select(MEDIA).where(where).order_by(x.id.desc()).limit(1))).mappings().first()
-            if row is not None:
-                return dict(row)
-    return None

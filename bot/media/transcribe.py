@@ -1,5 +1,5 @@
-"""Speech to text with Deepgram (deepgram-sdk 7): the `Transcriber` port over Deepgram's pre-recorded API, or over
-the local stand-in (`sandbox.deepgram_server`) when no key is set."""
+"""Speech to text with Deepgram (deepgram-sdk 7): the `Transcriber` port over Deepgram's pre-recorded API, also used
+against the local stand-in, which the composition root picks when no key is set (see `jobs.stand_ins`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping
-from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DeepgramTranscriber",
-    "stand_in_transcriber",
     "transcriber_for",
     "transcript_from_response",
     "upstream_error",
@@ -37,6 +35,7 @@ DEFAULT_MODEL = "nova-3"
 # Deepgram answers only when the whole file is transcribed: hours of audio take minutes, so the read timeout is long.
 DEFAULT_TIMEOUT_S = 600.0
 CONNECT_TIMEOUT_S = 10.0
+# The key the local stand-in expects (see jobs.stand_ins).
 STAND_IN_KEY = "stand-in"
 USER_DETAIL_CHARS = 300
 
@@ -271,22 +270,8 @@ def _utterances_from_words(words: Any) -> tuple[Utterance, ...]:
 
 
 def transcriber_for(settings: Settings) -> DeepgramTranscriber | None:
-    """Deepgram at DEEPGRAM_BASE_URL when DEEPGRAM_API_KEY is set; None means: use `stand_in_transcriber()`."""
+    """Deepgram at DEEPGRAM_BASE_URL when DEEPGRAM_API_KEY is set; None means: no key, the caller picks a stand-in."""
     key = settings.deepgram_api_key.get_secret_value()
     if not key:
         return None
     return DeepgramTranscriber(key, settings.deepgram_base_url)
-
-
-@asynccontextmanager
-async def stand_in_transcriber(*, latency_s: float = 0.0) -> AsyncIterator[DeepgramTranscriber]:
-    """The local stand-in server started in this process, and a `DeepgramTranscriber` talking to it over HTTP, so
-    the embedded default goes through the same client code as production. Its transcripts say they are not real."""
-    # Imported here: the sandbox is only loaded by processes that run without a Deepgram key.
-    from sandbox.deepgram_server import StandInDeepgram
-
-    async with (
-        StandInDeepgram(api_key=STAND_IN_KEY, latency_s=latency_s) as server,
-        DeepgramTranscriber(STAND_IN_KEY, server.base_url) as transcriber,
-    ):
-        yield transcriber

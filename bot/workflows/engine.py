@@ -15,7 +15,7 @@ from bot.deps import WorkerDeps
 from bot.workflows import store
 from bot.workflows.errors import RunAborted, StepFailed, Suspend
 from bot.workflows.events import send_event
-from bot.workflows.registry import REGISTRY, Workflow
+from bot.workflows.registry import Workflows
 from bot.workflows.runs import enqueue_run
 from bot.workflows.steps import WorkflowContext
 
@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError, PoolTimeout, RedisError, OSError)
 
 
-async def resume(deps: WorkerDeps, run_id: int, seq: int, owner: str) -> str:
+async def resume(deps: WorkerDeps, workflows: Workflows, run_id: int, seq: int, owner: str) -> str:
     """Advance the run as far as it can go now. Returns what became of it: skipped (not ours to run), the
     status it was parked in, completed, failed, or aborted (cancelled or lease lost meanwhile).
 
@@ -36,13 +36,20 @@ async def resume(deps: WorkerDeps, run_id: int, seq: int, owner: str) -> str:
     run = await store.claim(runtime, run_id, seq, owner, settings.workflow_lease_s)
     if run is None:
         return "skipped"
-    workflow = REGISTRY.get(run.workflow)
+    workflow = workflows.get(run.workflow)
     if workflow is None:
         await _finish(deps, run_id, owner, "failed", error=f"no workflow named {run.workflow!r} in this worker")
         return "failed"
-    ctx = WorkflowContext(deps, run, owner, workflow, exhausted=run.rescues > settings.workflow_max_rescues)
+    ctx = WorkflowContext(
+        deps,
+        run,
+        owner,
+        workflow_name=workflow.name,
+        max_step_attempts=workflow.max_step_attempts,
+        exhausted=run.rescues > settings.workflow_max_rescues,
+    )
     structlog.contextvars.bind_contextvars(run_id=run_id, workflow=run.workflow)
-    keeper = asyncio.create_task(_keep_lease(ctx, workflow))
+    keeper = asyncio.create_task(_keep_lease(ctx))
     try:
         output = await workflow.fn(ctx, run.input)
     except Suspend as suspend:
@@ -95,7 +102,7 @@ async def _finish(
         )
 
 
-async def _keep_lease(ctx: WorkflowContext, workflow: Workflow) -> None:
+async def _keep_lease(ctx: WorkflowContext) -> None:
     """Renew the lease while a long step (an LLM stream) runs; notice cancellation or a lost lease."""
     runtime = ctx.runtime
     lease_s = runtime.settings.workflow_lease_s
@@ -104,7 +111,7 @@ async def _keep_lease(ctx: WorkflowContext, workflow: Workflow) -> None:
         try:
             if not await store.heartbeat(runtime, ctx.run_id, ctx.owner, lease_s):
                 ctx.lease_lost = True
-                log.warning("run lease lost or run cancelled; stopping at the next step", workflow=workflow.name)
+                log.warning("run lease lost or run cancelled; stopping at the next step", workflow=ctx.workflow_name)
                 return
         except Exception as exc:  # noqa: BLE001 (a blip must not kill the run; the next beat may work)
             log.warning("lease renewal failed", error=str(exc))

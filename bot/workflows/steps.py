@@ -15,15 +15,16 @@ import structlog
 
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, UserFacingError
+from bot.events import ThreadRef
 from bot.workflows import store
 from bot.workflows.errors import NonRetriableError, RunAborted, StepFailed, Suspend
 from bot.workflows.events import Sent, register_wait, send_event, time_out_wait
+from bot.workflows.outbox import OutboxPlatform
 from bot.workflows.runs import start_run
 
 if TYPE_CHECKING:
     from bot.deps import WorkerDeps
     from bot.runtime import Runtime
-    from bot.workflows.registry import Workflow
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -53,14 +54,22 @@ def _user_message(exc: BaseException) -> str:
 
 class WorkflowContext:
     def __init__(
-        self, deps: WorkerDeps, run: store.ClaimedRun, owner: str, workflow: Workflow, *, exhausted: bool = False
+        self,
+        deps: WorkerDeps,
+        run: store.ClaimedRun,
+        owner: str,
+        *,
+        workflow_name: str,
+        max_step_attempts: int,
+        exhausted: bool = False,
     ) -> None:
         self.deps = deps
         self.run_id = run.run_id
         self.input = run.input
         self.attempt = run.attempts
         self.owner = owner
-        self.workflow = workflow
+        self.workflow_name = workflow_name
+        self.max_step_attempts = max_step_attempts
         # Set when the run has been rescued from dead workers too often: steps not yet done fail instead of
         # running, except `final` ones (telling the user it failed).
         self.exhausted = exhausted
@@ -70,6 +79,10 @@ class WorkflowContext:
     @property
     def runtime(self) -> Runtime:
         return self.deps.runtime
+
+    def platform(self, thread: ThreadRef) -> OutboxPlatform:
+        """The thread's platform, each post and upload recorded in this run's outbox: a replay never posts twice."""
+        return OutboxPlatform(self.deps.platform_for(thread), self.runtime, self.run_id)
 
     def key(self, step_id: str) -> str:
         """The idempotency key for side effects of a step: stable across replays of this run."""
@@ -85,7 +98,7 @@ class Steps:
 
     def _enter(self, step_id: str) -> store.StepRecord | None:
         if step_id in self._seen:
-            raise NonRetriableError(f"step id {step_id!r} used twice in one run of {self._ctx.workflow.name}")
+            raise NonRetriableError(f"step id {step_id!r} used twice in one run of {self._ctx.workflow_name}")
         self._seen.add(step_id)
         if self._ctx.lease_lost:
             raise RunAborted(f"run {self._ctx.run_id}: lease lost or run cancelled")
@@ -130,7 +143,7 @@ class Steps:
             raise Suspend("pending", record.due_at)  # woken before its retry was due
         ctx = self._ctx
         attempt = (record.attempts if record is not None else 0) + 1
-        limit = max_attempts or ctx.workflow.max_step_attempts
+        limit = max_attempts or ctx.max_step_attempts
         if ctx.exhausted and not final:
             await self._fail(
                 step_id,

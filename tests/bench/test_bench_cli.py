@@ -11,7 +11,7 @@ from pathlib import Path
 
 async def test_quick_bench_prints_tables_json_and_results_file(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "bench", "floor", "context", "--quick", "--output", str(tmp_path),
+        sys.executable, "-m", "cli", "bench", "floor", "context", "--quick", "--output", str(tmp_path),
         env=dict(os.environ), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 300)

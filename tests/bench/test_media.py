@@ -11,7 +11,7 @@ from pathlib import Path
 
 async def test_quick_media_bench_compares_our_upload_with_boto3s(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "bench", "media", "--quick", "--output", str(tmp_path),
+        sys.executable, "-m", "cli", "bench", "media", "--quick", "--output", str(tmp_path),
         env=dict(os.environ), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 120)

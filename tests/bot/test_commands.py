@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from adapters.console.inbound import console_thread
-from bot.commands import handle_command
+from bot.catalog import COMMANDS
 from bot.events import SlashCommand
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
@@ -20,10 +20,10 @@ async def test_ask_answers_in_the_commands_thread_once(
     runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
 ) -> None:
     stand_in.script(Step(reply="Forty-two."))
-    reply = await handle_command(runtime, command("/ask", "What is the answer?"))
+    reply = await COMMANDS.handle(runtime, command("/ask", "What is the answer?"))
     assert reply.accepted
     assert "thread" in reply.text
-    again = await handle_command(runtime, command("/ask", "What is the answer?"))  # the platform's retry
+    again = await COMMANDS.handle(runtime, command("/ask", "What is the answer?"))  # the platform's retry
     assert again.accepted
     assert await wait_for(lambda: thread_view(runtime, console_thread("cmds"))) == ["Forty-two."]
     await asyncio.sleep(0.3)
@@ -32,18 +32,18 @@ async def test_ask_answers_in_the_commands_thread_once(
 
 
 async def test_ask_without_text_explains_usage(runtime: Runtime) -> None:
-    reply = await handle_command(runtime, command("ask", "   "))
+    reply = await COMMANDS.handle(runtime, command("ask", "   "))
     assert not reply.accepted
     assert reply.text.startswith("Ask me anything")
 
 
 async def test_unknown_command_lists_the_known_ones(runtime: Runtime) -> None:
-    reply = await handle_command(runtime, command("/weather", "Paris"))
+    reply = await COMMANDS.handle(runtime, command("/weather", "Paris"))
     assert not reply.accepted
     assert reply.text == "I don't know /weather. I know /ask, /chain, /transcribe, /remind, /followup."
 
 
 async def test_refusal_from_intake_reaches_the_user(runtime: Runtime) -> None:
-    reply = await handle_command(runtime, command("/ask", "x" * (runtime.settings.max_message_chars + 1)))
+    reply = await COMMANDS.handle(runtime, command("/ask", "x" * (runtime.settings.max_message_chars + 1)))
     assert not reply.accepted
     assert "the limit is" in reply.text

@@ -25,7 +25,7 @@ async def test_console_session_with_threads_and_preferences(
         "/quit",
     ]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "console", "--user", "ada", "--thread", "first",
+        sys.executable, "-m", "cli", "console", "--user", "ada", "--thread", "first",
         env=subprocess_env(settings),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
@@ -51,7 +51,7 @@ async def test_console_reminder_arrives_while_idle_and_can_be_listed(
     settings: Settings, runtime: object, stand_in: StandInLLM
 ) -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "console", "--user", "ada", "--thread", "chores",
+        sys.executable, "-m", "cli", "console", "--user", "ada", "--thread", "chores",
         env=subprocess_env(settings),
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip

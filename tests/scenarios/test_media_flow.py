@@ -14,17 +14,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from adapters.console.app import ConsoleSession, in_process_worker
+from adapters.console.app import ConsoleSession
 from adapters.console.files import file_ref
 from adapters.console.inbound import console_thread, to_event
 from adapters.console.outbound import file_key
-from bot.commands import handle_command
+from bot.catalog import COMMANDS
 from bot.config import Settings
 from bot.events import SlashCommand
 from bot.intake import accept
 from bot.media.models import MEDIA, MEDIA_CHUNKS, MEDIA_TAGS
 from bot.media.search import search_media
 from bot.runtime import Runtime, open_runtime
+from jobs.worker import in_process_worker
 from sandbox.deepgram_server import Said, StandInDeepgram
 from sandbox.openai_server import StandInLLM
 from tests.conftest import make_settings, reset_state, run_status_is, stream_entries, thread_view, wait_for
@@ -289,7 +290,7 @@ async def test_chain_run_media_digest_digests_the_threads_file_again(
     assert first.status == "completed"
     posts = len(await thread_view(runtime, thread))
 
-    reply = await handle_command(
+    reply = await COMMANDS.handle(
         runtime, SlashCommand(event_id="c1", thread=thread, user_id="ada", command="/chain", text="run media-digest")
     )
     assert reply.accepted, reply.text
@@ -414,7 +415,7 @@ async def test_chain_commands_keep_to_the_allowlist(runtime: Runtime) -> None:
     outsider = SlashCommand(
         event_id="c9", thread=console_thread("x"), user_id="mallory", command="/chain", text="run summary"
     )
-    reply = await handle_command(Runtime(settings, runtime.engine, runtime.sessions, runtime.redis), outsider)
+    reply = await COMMANDS.handle(Runtime(settings, runtime.engine, runtime.sessions, runtime.redis), outsider)
     assert not reply.accepted
     assert reply.text.startswith("Sorry, I'm not enabled for you.")
 
@@ -428,7 +429,7 @@ async def test_chain_run_summary_summarizes_the_thread_as_it_stood(
     stand_in.script(Step(reply="Noted: Friday."), Step(reply="**In short:** the beta ships on Friday."))
     assert (await session.send("We ship the beta on Friday.", "plan", worker=worker)).status == "completed"
     thread = console_thread("plan")
-    reply = await handle_command(
+    reply = await COMMANDS.handle(
         runtime, SlashCommand(event_id="s1", thread=thread, user_id="ada", command="/chain", text="run summary")
     )
     assert reply.text.startswith("Running “thread-summary” (v")

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from adapters.console.inbound import console_thread
-from bot.commands import handle_command
+from bot.catalog import COMMANDS
 from bot.events import SlashCommand
 from bot.runtime import Runtime
 from bot.workflows.models import RUNS
@@ -51,7 +51,7 @@ async def start_worker(runtime: Runtime) -> WorkerProcess:
     env = subprocess_env(runtime.settings)
     env.update(MIN_REPEAT_INTERVAL_S="1", SCHEDULER_SYNC_INTERVAL_S="0.5", WORKFLOW_SWEEP_INTERVAL_S="0.5")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "worker", env=env,
+        sys.executable, "-m", "cli", "worker", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     return WorkerProcess(proc)
@@ -62,7 +62,7 @@ async def test_two_schedulers_fire_each_tick_once_and_fail_over(runtime: Runtime
     workers = [await start_worker(runtime), await start_worker(runtime)]
     try:
         await wait_for(lambda: any(w.leads for w in workers), timeout_s=60)
-        reply = await handle_command(
+        reply = await COMMANDS.handle(
             runtime,
             SlashCommand("cmd-every", console_thread("standup"), "ada", "/remind", "every 2 seconds standup time"),
         )

@@ -29,7 +29,7 @@ async def worker_process(runtime: Runtime, name: str) -> AsyncIterator[asyncio.s
     env = subprocess_env(runtime.settings)
     env.update(WORKFLOW_LEASE_S="2", WORKFLOW_SWEEP_INTERVAL_S="0.5", STALE_PENDING_AFTER_S="1", LOG_LEVEL="INFO")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "worker", env=env,
+        sys.executable, "-m", "cli", "worker", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -84,14 +84,15 @@ async def test_worker_killed_mid_reply_another_finishes_with_one_reply(runtime: 
 async def test_redis_flushed_while_runs_sleep_and_wait_the_sweeper_resumes_them(
     runtime: Runtime, stand_in: StandInLLM
 ) -> None:
-    from tests.bot.workflows.test_engine import ran  # registers the test workflows in this process
+    from bot.catalog import WORKFLOWS
+    from tests.bot.workflows.test_engine import TEST_WORKFLOWS
 
-    del ran
+    workflows = WORKFLOWS.with_(*TEST_WORKFLOWS)
     sleeper = await start_run(runtime, "test.pipeline", {"n": 5})
     waiter = await start_run(runtime, "test.waiter", {"ticket": 77, "timeout_s": 60})
-    from adapters.console.app import in_process_worker
+    from jobs.worker import in_process_worker
 
-    async with in_process_worker(runtime.settings):
+    async with in_process_worker(runtime.settings, workflows=workflows):
         await wait_for(lambda: _run_status(runtime, waiter.run_id, "waiting"))
         await wait_for(lambda: _run_status(runtime, sleeper.run_id, "sleeping"))
     await runtime.redis.flushdb()  # every queued wake-up is gone
@@ -99,7 +100,7 @@ async def test_redis_flushed_while_runs_sleep_and_wait_the_sweeper_resumes_them(
     await send_event(runtime, "test.answer", {"ticket": 77, "text": "late"})
     await runtime.redis.flushdb()
 
-    async with in_process_worker(runtime.settings):
+    async with in_process_worker(runtime.settings, workflows=workflows):
         await wait_for(lambda: _run_status(runtime, sleeper.run_id, "completed"), timeout_s=30)
         await wait_for(lambda: _run_status(runtime, waiter.run_id, "completed"), timeout_s=30)
     assert (await _run(runtime, waiter.run_id))["output"] == {"event": {"ticket": 77, "text": "late"}}

@@ -9,10 +9,10 @@ import sys
 
 from typer.testing import CliRunner
 
-from bot.cli import app
-from bot.commands import COMMANDS
+from bot.catalog import COMMANDS
 from bot.config import Settings
 from bot.runtime import Runtime
+from cli.main import app
 from sandbox.openai_server import StandInLLM, Step
 from tests.adapters.discord.conftest import World, answered
 from tests.conftest import run_bot, subprocess_env, wait_for
@@ -59,7 +59,7 @@ async def test_serve_discord_answers_a_mention_in_a_thread(
 ) -> None:
     stand_in.script(Step(reply="Served from the gateway process."))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", "discord", env=discord_env(settings),
+        sys.executable, "-m", "cli", "serve", "discord", env=discord_env(settings),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

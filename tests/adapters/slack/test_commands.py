@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.commands import handle_command
+from bot.catalog import COMMANDS
 from bot.events import SlashCommand, ThreadRef
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
@@ -80,7 +80,7 @@ async def test_remind_is_answered_by_the_command_layer_in_the_ack(
     runtime: Runtime, slack: SlackSandbox, slack_http: SlackEvents
 ) -> None:
     response = await slack_http.command("/remind", "list", slack.response_url("remind"))
-    expected = await handle_command(
+    expected = await COMMANDS.handle(
         runtime,
         SlashCommand(
             event_id="e", thread=ThreadRef("slack", TEAM_ID, CHANNEL, ""), user_id=USER, command="/remind", text="list"

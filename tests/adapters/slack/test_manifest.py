@@ -8,7 +8,7 @@ import yaml
 
 import adapters.slack
 from adapters.slack.app import COMMAND_PATTERN
-from bot.commands import COMMANDS
+from bot.catalog import COMMANDS
 
 MANIFEST = Path(adapters.slack.__file__).parent / "manifest.yml"
 

@@ -32,7 +32,7 @@ async def test_bot_serve_slack_http_answers_a_mention(
     env = subprocess_env(settings)
     env.update(SLACK_BOT_TOKEN=slack.bot_token, SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=slack.api_url)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", "slack", "--http", "--host", "127.0.0.1", "--port", str(port), env=env,
+        sys.executable, "-m", "cli", "serve", "slack", "--http", "--host", "127.0.0.1", "--port", str(port), env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

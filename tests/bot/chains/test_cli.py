@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from bot.chains_cli import chains_app
+from cli.chains import chains_app
 from tests.bot.chains.test_library import GOOD, write
 
 

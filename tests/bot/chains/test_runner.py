@@ -16,7 +16,7 @@ from bot.chains.library import load_sources
 from bot.chains.runner import run_chain
 from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain, parse_chain
-from bot.followups.workflows import post
+from bot.conversation import post
 from bot.ports import Transcript, Utterance
 from bot.runtime import Runtime
 from bot.threads import ensure_thread
@@ -319,3 +319,7 @@ async def test_missing_inputs_and_bad_data_fail_with_what_is_wrong(
     assert run["output"]["failed"] == (
         "The chain \"bad-field\" could not fill in the reply (reply): 'dict object' has no attribute 'labels'"
     )
+
+
+# The worker fixture runs these beside the bot's own workflows.
+TEST_WORKFLOWS = (chain_workflow,)

@@ -8,17 +8,18 @@ from typing import Any
 
 from sqlalchemy import select
 
-from adapters.console.app import ConsoleSession, in_process_worker
+from adapters.console.app import ConsoleSession
 from adapters.console.inbound import console_thread
-from bot.commands import handle_command
+from bot.catalog import COMMANDS
+from bot.conversation import ask_in_thread
 from bot.events import SlashCommand
-from bot.followups.workflows import ask_in_thread
 from bot.runtime import Runtime
 from bot.threads import ensure_thread
 from bot.workflows.models import RUNS
 from bot.workflows.registry import workflow
 from bot.workflows.runs import start_run
 from bot.workflows.steps import WorkflowContext
+from jobs.worker import in_process_worker
 from sandbox.openai_server import StandInLLM, Step
 from tests.conftest import thread_view, wait_for
 
@@ -39,7 +40,7 @@ async def run_of(rt: Runtime, reply_text: str) -> dict[str, Any]:
 
 async def test_reminder_in_two_seconds_fires_once_and_survives_a_worker_restart(runtime: Runtime) -> None:
     async with in_process_worker(runtime.settings):
-        reply = await handle_command(runtime, remind("in 2 seconds stand up and stretch"))
+        reply = await COMMANDS.handle(runtime, remind("in 2 seconds stand up and stretch"))
         assert reply.accepted, reply.text
         assert reply.text.startswith("⏰ I'll remind you ")
         assert ": stand up and stretch (id r" in reply.text
@@ -55,45 +56,45 @@ async def test_reminder_in_two_seconds_fires_once_and_survives_a_worker_restart(
 
 async def test_the_same_command_delivered_twice_schedules_once(runtime: Runtime) -> None:
     command = remind("in 1 hour check the oven")
-    first = await handle_command(runtime, command)
-    second = await handle_command(runtime, command)
+    first = await COMMANDS.handle(runtime, command)
+    second = await COMMANDS.handle(runtime, command)
     assert first.text == second.text
-    listed = await handle_command(runtime, remind("list"))
+    listed = await COMMANDS.handle(runtime, remind("list"))
     assert listed.text.count("check the oven") == 1
 
 
 async def test_list_and_cancel_scheduled_items(runtime: Runtime, worker: asyncio.Task[None]) -> None:
-    one = await handle_command(runtime, remind("in 2 seconds water the plants"))
-    weekly = await handle_command(runtime, remind("every Monday 09:00 weekly report"))
+    one = await COMMANDS.handle(runtime, remind("in 2 seconds water the plants"))
+    weekly = await COMMANDS.handle(runtime, remind("every Monday 09:00 weekly report"))
     assert weekly.text.startswith("🔁 I'll remind you every Monday at 09:00 (UTC): weekly report. First on Mon ")
-    await handle_command(runtime, remind("in 3 hours someone else's", user="bob"))
-    listed = await handle_command(runtime, remind("list"))
+    await COMMANDS.handle(runtime, remind("in 3 hours someone else's", user="bob"))
+    listed = await COMMANDS.handle(runtime, remind("list"))
     run_id = one.text.split("(id ")[1].split(";")[0]
     schedule_id = weekly.text.split("(id ")[1].split(";")[0]
     assert listed.text.splitlines()[0] == "Scheduled for you:"
     assert f"• {run_id} — " in listed.text
     assert f"• {schedule_id} — every Monday 09:00 weekly report" in listed.text
     assert "someone else" not in listed.text
-    here = await handle_command(runtime, remind("list here"))
+    here = await COMMANDS.handle(runtime, remind("list here"))
     assert "someone else's" in here.text, "a thread's list shows everyone's items in it"
 
-    assert (await handle_command(runtime, remind(f"cancel {run_id}", user="bob"))).accepted is False
-    cancelled = await handle_command(runtime, remind(f"cancel {run_id}"))
+    assert (await COMMANDS.handle(runtime, remind(f"cancel {run_id}", user="bob"))).accepted is False
+    cancelled = await COMMANDS.handle(runtime, remind(f"cancel {run_id}"))
     assert cancelled.text == f"Cancelled {run_id}."
-    assert (await handle_command(runtime, remind(f"cancel {schedule_id}"))).text == f"Cancelled {schedule_id}."
-    assert (await handle_command(runtime, remind(f"cancel {schedule_id}"))).accepted is False
+    assert (await COMMANDS.handle(runtime, remind(f"cancel {schedule_id}"))).text == f"Cancelled {schedule_id}."
+    assert (await COMMANDS.handle(runtime, remind(f"cancel {schedule_id}"))).accepted is False
     await asyncio.sleep(2.5)
     assert await thread_view(runtime, console_thread("plans")) == [], "a cancelled reminder never fires"
     assert (await run_of(runtime, one.text))["status"] == "cancelled"
-    remaining = await handle_command(runtime, remind("list"))
+    remaining = await COMMANDS.handle(runtime, remind("list"))
     assert remaining.text == "Nothing scheduled for you here."
 
 
 async def test_unreadable_reminder_gets_a_clear_answer(runtime: Runtime) -> None:
-    reply = await handle_command(runtime, remind("sometime soonish do taxes"))
+    reply = await COMMANDS.handle(runtime, remind("sometime soonish do taxes"))
     assert not reply.accepted
     assert reply.text.startswith('I couldn\'t tell when from "sometime soonish do taxes". Start with "in 2 hours')
-    usage = await handle_command(runtime, remind(""))
+    usage = await COMMANDS.handle(runtime, remind(""))
     assert usage.text.startswith("Usage: /remind in 2 hours")
 
 
@@ -101,7 +102,7 @@ async def test_reminder_uses_the_users_time_zone(runtime: Runtime) -> None:
     from bot.preferences import set_preferences
 
     await set_preferences(runtime, "console", "local", "ada", {"timezone": "Asia/Tokyo"})
-    reply = await handle_command(runtime, remind("tomorrow 9am standup"))
+    reply = await COMMANDS.handle(runtime, remind("tomorrow 9am standup"))
     assert " at 09:00 JST: standup" in reply.text
 
 
@@ -109,7 +110,7 @@ async def test_followup_nudges_a_quiet_thread_with_a_summary(
     runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
 ) -> None:
     stand_in.script(Step(reply="Ada asked about the release; nobody answered yet."))
-    reply = await handle_command(runtime, remind("in 2 seconds is the release ready?", command="/followup"))
+    reply = await COMMANDS.handle(runtime, remind("in 2 seconds is the release ready?", command="/followup"))
     assert reply.text.startswith("👋 If nobody writes here within 2 seconds, I'll nudge this thread")
     posts = await wait_for(lambda: thread_view(runtime, console_thread("plans")))
     assert posts == [
@@ -121,7 +122,7 @@ async def test_followup_nudges_a_quiet_thread_with_a_summary(
 async def test_followup_stays_quiet_when_someone_writes(
     runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
 ) -> None:
-    reply = await handle_command(runtime, remind("in 3 seconds", command="/followup", thread="busy"))
+    reply = await COMMANDS.handle(runtime, remind("in 3 seconds", command="/followup", thread="busy"))
     await wait_for(lambda: _status(runtime, reply.text, "waiting"))
     await ConsoleSession(runtime, user="bob").send("I'm on it.", "busy")
     run = await wait_for(lambda: _finished(runtime, reply.text))
@@ -229,12 +230,16 @@ async def _two_posts(rt: Runtime, thread: str) -> list[str] | None:
 
 async def test_scheduled_items_per_user_are_bounded_with_a_reason(runtime: Runtime) -> None:
     runtime.settings = runtime.settings.model_copy(update={"max_scheduled_per_user": 2})
-    assert (await handle_command(runtime, remind("in 1 hour one"))).accepted
-    assert (await handle_command(runtime, remind("every day 9am two"))).accepted
-    refused = await handle_command(runtime, remind("in 2 hours three"))
+    assert (await COMMANDS.handle(runtime, remind("in 1 hour one"))).accepted
+    assert (await COMMANDS.handle(runtime, remind("every day 9am two"))).accepted
+    refused = await COMMANDS.handle(runtime, remind("in 2 hours three"))
     assert not refused.accepted
     assert refused.text == (
         "You have 2 reminders and follow-ups scheduled here; the limit is 2. "
         "Cancel some first (/remind list, then /remind cancel ID)."
     )
-    assert (await handle_command(runtime, remind("in 2 hours for bob", user="bob"))).accepted, "per user"
+    assert (await COMMANDS.handle(runtime, remind("in 2 hours for bob", user="bob"))).accepted, "per user"
+
+
+# The worker fixture runs these beside the bot's own workflows.
+TEST_WORKFLOWS = (ask_workflow,)

@@ -24,11 +24,11 @@ from bot.media.transcribe import (
     DeepgramTranscriber,
     deepgram_environment,
     retry_after_s,
-    stand_in_transcriber,
     transcriber_for,
     transcript_from_response,
 )
 from bot.ports import Transcriber, Utterance
+from jobs.stand_ins import stand_in_transcriber
 from sandbox.deepgram_server import ListenOptions, Said, StandInDeepgram, listen_response
 from sandbox.serving import LocalServer
 from tests.conftest import wait_for

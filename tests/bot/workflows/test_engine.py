@@ -328,9 +328,9 @@ async def test_a_bug_outside_steps_fails_the_run_once(runtime: Runtime, worker: 
 
 
 async def test_a_run_whose_workers_keep_dying_tells_the_user_and_fails(runtime: Runtime, stand_in: object) -> None:
-    from adapters.console.app import in_process_worker
     from adapters.console.inbound import console_thread, to_event
     from bot.intake import accept
+    from jobs.worker import in_process_worker
     from tests.conftest import thread_view
 
     accepted = await accept(runtime, to_event("hello?", "cursed", user="ada"))
@@ -393,3 +393,7 @@ async def test_a_parent_whose_childs_finish_event_was_lost_is_woken_by_the_sweep
     await enqueue_run(runtime, parent_run.run_id, seq)
     row = await wait_for(lambda: finished(runtime, parent_run.run_id), timeout_s=20)
     assert row["output"] == {"squared": 16}
+
+
+# The worker fixture runs these beside the bot's own workflows.
+TEST_WORKFLOWS = (pipeline, non_retriable, always_failing, waiter, gated, child, parent, buggy)

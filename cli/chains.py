@@ -20,9 +20,9 @@ EXIT_PROBLEMS = 1
 def list_command() -> None:
     """List the shipped chains and CHAINS_DIR's (a chain of yours replaces a shipped one of the same name)."""
     from bot.chains.library import display, load_sources
-    from bot.cli import _settings, err, out
+    from cli.common import err, load_settings, out
 
-    settings = _settings()
+    settings = load_settings()
     library, problems = load_sources([settings.chains_dir] if settings.chains_dir is not None else [])
     # Lines rather than a table: descriptions are sentences, which a table squeezes into a narrow column.
     for entry in library.entries():
@@ -58,13 +58,13 @@ def check_command(
     """Check chain files as a worker would load them: every problem with its file, step, field and line. Exits 1
     when there is any."""
     from bot.chains.library import load_sources
-    from bot.cli import _settings, err, out
+    from cli.common import err, load_settings, out
 
     if paths:
         library, problems = load_sources(paths)
         checked = sum(1 for entry in library.entries() if entry.origin == "yours")
     else:
-        settings = _settings()
+        settings = load_settings()
         library, problems = load_sources([settings.chains_dir] if settings.chains_dir is not None else [])
         checked = len(library)
     if problems:

@@ -18,15 +18,15 @@ def search_command(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
 ) -> None:
     """Search media by the digest's tags and by words in names and transcripts, newest first."""
-    from bot.cli import _ready_services, _run, _settings, out
     from bot.media.search import search_media
     from bot.runtime import open_runtime
+    from cli.common import load_settings, out, ready_services, run_async
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> None:
         async with (
-            _ready_services(settings) as services,
+            ready_services(settings) as services,
             open_runtime(services.settings) as runtime,
             runtime.autocommit.connect() as conn,
         ):
@@ -46,7 +46,7 @@ def search_command(
             )
         out.print(table if found else "No media found.")
 
-    _run(run())
+    run_async(run())
 
 
 @media_app.command("show")
@@ -59,16 +59,16 @@ def show_command(
 
     from sqlalchemy import select
 
-    from bot.cli import EXIT_REFUSED, _ready_services, _run, _settings, err, out
     from bot.media.models import MEDIA, MEDIA_TAGS
     from bot.media.transcripts import load_transcript, timestamped
     from bot.runtime import open_runtime
+    from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> int:
         async with (
-            _ready_services(settings) as services,
+            ready_services(settings) as services,
             open_runtime(services.settings) as runtime,
             runtime.autocommit.connect() as conn,
         ):
@@ -93,4 +93,4 @@ def show_command(
             out.print(timestamped(text.utterances) or text.text, markup=False)
         return 0
 
-    raise typer.Exit(_run(run()))
+    raise typer.Exit(run_async(run()))

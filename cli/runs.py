@@ -27,14 +27,14 @@ def list_command(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
 ) -> None:
     """List recent runs, newest first."""
-    from bot.cli import _ready_services, _run, _settings, out
     from bot.runtime import open_runtime
     from bot.workflows.inspect import list_runs
+    from cli.common import load_settings, out, ready_services, run_async
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> None:
-        async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+        async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
             runs = await list_runs(runtime, status=status or None, workflow=workflow or None, limit=limit)
         table = Table("id", "workflow", "status", "created", "wakes", "resumes", "rescues", "about")
         for item in runs:
@@ -51,20 +51,20 @@ def list_command(
             )
         out.print(table if runs else "No runs.")
 
-    _run(run())
+    run_async(run())
 
 
 @runs_app.command("show")
 def show_command(run_id: Annotated[int, typer.Argument(help="The run's id (see `bot runs list`).")]) -> None:
     """Show one run: status, input, output, error, and each step with its timing and attempts."""
-    from bot.cli import EXIT_REFUSED, _ready_services, _run, _settings, err, out
     from bot.runtime import open_runtime
     from bot.workflows.inspect import run_detail
+    from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> None:
-        async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+        async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
             detail = await run_detail(runtime, run_id)
         if detail is None:
             err.print(f"[red]No run {run_id}.[/red]")
@@ -101,23 +101,23 @@ def show_command(run_id: Annotated[int, typer.Argument(help="The run's id (see `
                 f"-> {wait['state']} (expires {_when(wait['expires_at'])})"
             )
 
-    _run(run())
+    run_async(run())
 
 
 @runs_app.command("retry")
 def retry_command(run_id: Annotated[int, typer.Argument(help="A failed or cancelled run.")]) -> None:
     """Resume a failed or cancelled run from its last finished step (its failed step runs again)."""
-    from bot.cli import EXIT_REFUSED, _ready_services, _run, _settings, err, out
     from bot.runtime import open_runtime
     from bot.workflows.runs import retry_run
+    from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> bool:
-        async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+        async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
             return await retry_run(runtime, run_id)
 
-    if not _run(run()):
+    if not run_async(run()):
         err.print(
             f"[red]Run {run_id} is not failed or cancelled, or its steps were pruned (RUN_RETENTION_DAYS), or it "
             "does not exist; nothing to retry.[/red]"
@@ -129,17 +129,17 @@ def retry_command(run_id: Annotated[int, typer.Argument(help="A failed or cancel
 @runs_app.command("cancel")
 def cancel_command(run_id: Annotated[int, typer.Argument(help="An unfinished run.")]) -> None:
     """Cancel an unfinished run; a worker running it stops at its next step."""
-    from bot.cli import EXIT_REFUSED, _ready_services, _run, _settings, err, out
     from bot.runtime import open_runtime
     from bot.workflows.runs import cancel_run
+    from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
 
-    settings = _settings()
+    settings = load_settings()
 
     async def run() -> bool:
-        async with _ready_services(settings) as services, open_runtime(services.settings) as runtime:
+        async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
             return await cancel_run(runtime, run_id, reason="cancelled by an operator")
 
-    if not _run(run()):
+    if not run_async(run()):
         err.print(f"[red]Run {run_id} is already finished (or does not exist).[/red]")
         raise typer.Exit(EXIT_REFUSED)
     out.print(f"Run {run_id} cancelled.")

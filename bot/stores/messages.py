@@ -1,0 +1,197 @@
+"""Messages: claiming a user's message for its turn, storing the bot's reply, statuses, and where a message lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, Update, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+
+from bot.context import PREFERENCE_COLUMNS, Preferences, Turn
+from bot.events import ThreadRef
+from bot.media.retrieval import channel_key_sql, has_chunks
+from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
+from bot.runtime import Runtime
+from bot.tokens import count_tokens
+
+m, t, w = MESSAGES.c, THREADS.c, WORKSPACES.c
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    turn: Turn
+    thread: ThreadRef
+    prefs: Preferences | None
+    # Transcript chunks exist in this thread or its channel: the turn looks for excerpts to add.
+    media_nearby: bool
+
+
+def _claim_statement() -> Select[Any]:
+    p = USER_PREFERENCES.c
+    claimed = (
+        update(MESSAGES)
+        .where(m.id == bindparam("message_id"), m.status.in_(("pending", "processing", "failed")))
+        .values(status="processing", attempts=m.attempts + 1, updated_at=func.now())
+        .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts)
+        .cte("claimed")
+    )
+    c = claimed.c
+    return (
+        select(
+            c.id,
+            c.thread_id,
+            c.author_id,
+            c.text,
+            c.token_count,
+            c.attempts,
+            t.platform,
+            w.external_id.label("workspace_id"),
+            t.channel_id,
+            t.thread_key,
+            has_chunks(c.thread_id, channel_key_sql(t.platform, w.external_id, t.channel_id)).label("media_nearby"),
+            p.id.is_not(None).label("has_prefs"),
+            *PREFERENCE_COLUMNS,
+        )
+        .select_from(claimed)
+        .join(THREADS, t.id == c.thread_id)
+        .join(WORKSPACES, w.id == t.workspace_id)
+        .outerjoin(
+            USER_PREFERENCES,
+            (p.platform == t.platform) & (p.workspace_id == w.external_id) & (p.user_id == c.author_id),
+        )
+    )
+
+
+def _store_reply_statement() -> Update:
+    values = {
+        "thread_id": bindparam("b_thread_id"),
+        "role": "assistant",
+        "author_id": "bot",
+        "text": bindparam("b_text"),
+        "token_count": bindparam("b_tokens"),
+        "status": "completed",
+        "platform_message_id": bindparam("b_platform_message_id"),
+        "reply_to_id": bindparam("b_message_id"),
+        "attempts": 0,
+    }
+    reply = (
+        insert(MESSAGES)
+        .values(values)
+        .on_conflict_do_update(
+            index_elements=["reply_to_id"],
+            set_={"text": values["text"], "token_count": values["token_count"], "updated_at": func.now()},
+        )
+        .returning(m.id)
+        .cte("reply")
+    )
+    return (
+        update(MESSAGES)
+        .where(m.id == bindparam("b_message_id"), select(reply.c.id).exists())
+        .values(status="completed", error=None, updated_at=func.now())
+    )
+
+
+# Built once (bind parameters named b_* where a column of that name is set).
+_CLAIM = _claim_statement()
+_STORE_REPLY = _store_reply_statement()
+_THREAD_OF = (
+    select(t.platform, w.external_id.label("workspace_id"), t.channel_id, t.thread_key)
+    .join(THREADS, t.id == m.thread_id)
+    .join(WORKSPACES, w.id == t.workspace_id)
+    .where(m.id == bindparam("message_id"))
+)
+
+
+async def claim_message(runtime: Runtime, message_id: int) -> Claimed | None:
+    """Mark the message `processing` and load it with its thread, the author's preferences and whether media were
+    shared nearby, in one statement. None if it no longer exists or was answered already."""
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(_CLAIM, {"message_id": message_id})).first()
+    if row is None:
+        return None
+    turn = Turn(row.id, row.thread_id, row.author_id, row.text, row.token_count, row.attempts)
+    thread = ThreadRef(row.platform, row.workspace_id, row.channel_id, row.thread_key)
+    prefs = Preferences(row.display_name, row.timezone, row.language, row.instructions) if row.has_prefs else None
+    return Claimed(turn, thread, prefs, media_nearby=bool(row.media_nearby))
+
+
+async def store_reply(
+    runtime: Runtime, *, thread_id: int, message_id: int, text: str, platform_message_id: str
+) -> None:
+    """Store the reply and complete the message in one statement. reply_to_id is unique, so a replayed step
+    overwrites its stored reply instead of adding a second one."""
+    params = {
+        "b_thread_id": thread_id,
+        "b_message_id": message_id,
+        "b_text": text,
+        "b_tokens": count_tokens(text),
+        "b_platform_message_id": platform_message_id,
+    }
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(_STORE_REPLY, params)
+
+
+async def set_status(runtime: Runtime, message_id: int, status: str, error: str | None = None) -> None:
+    """Move an unfinished message to `status` (a completed one stays completed)."""
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(MESSAGES)
+            .where(m.id == message_id, m.status != "completed")
+            .values(status=status, error=error, updated_at=func.now())
+        )
+
+
+async def thread_of(runtime: Runtime, message_id: int) -> ThreadRef | None:
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(_THREAD_OF, {"message_id": message_id})).first()
+    return None if row is None else ThreadRef(row.platform, row.workspace_id, row.channel_id, row.thread_key)
+
+
+async def last_message_id(runtime: Runtime, thread_id: int) -> int:
+    """The newest message's id in the thread (0 for none): a snapshot point later reads stop at."""
+    async with runtime.autocommit.connect() as conn:
+        found = await conn.execute(select(func.max(m.id)).where(m.thread_id == thread_id))
+        return int(found.scalar_one() or 0)
+
+
+async def message_files(runtime: Runtime, message_id: int) -> list[dict[str, Any]]:
+    """The files a message shared, as intake stored them (`FileRef` fields)."""
+    async with runtime.autocommit.connect() as conn:
+        files = (await conn.execute(select(m.files).where(m.id == message_id))).scalar_one()
+    return list(files or [])
+
+
+async def store_digest(
+    runtime: Runtime, *, thread_id: int, text: str, key: str, platform_message_id: str, reply_to_id: int | None
+) -> None:
+    """A digest joins the thread's history, so follow-up questions see it; `key` keeps a replay from storing it
+    twice, and `reply_to_id` (the first file's) makes it the message's answer."""
+    statement = (
+        insert(MESSAGES)
+        .values(
+            thread_id=thread_id,
+            role="assistant",
+            author_id="bot",
+            text=text,
+            token_count=count_tokens(text),
+            status="completed",
+            dedupe_key=key,
+            platform_message_id=platform_message_id,
+            reply_to_id=reply_to_id,
+            attempts=0,
+        )
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+    )
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(statement)
+
+
+async def end_message(runtime: Runtime, message_id: int, status: str, error: str | None) -> None:
+    """A media turn's verdict on its message, whatever it said before."""
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(
+            update(MESSAGES)
+            .where(m.id == message_id)
+            .values(status=status, error=error[:2000] if error else None, updated_at=func.now())
+        )

@@ -1,0 +1,72 @@
+"""What every `bot` command shares: settings read once, the event loop, the embedded services, the consoles and
+the exit codes the README promises."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from bot.config import Settings
+from bot.errors import ConfigurationError
+from bot.logs import configure_logging
+from bot.services import Services, prepare_database, start_services
+
+T = TypeVar("T")
+
+out = Console()
+wide = Console(width=180)  # benchmark tables are wider than a terminal default
+err = Console(stderr=True)
+
+EXIT_FAILED_TURN = 1
+EXIT_REFUSED = 2
+EXIT_INFRA = 3
+
+
+def load_settings(verbose: bool = False) -> Settings:
+    """The settings for this command, read once here and passed down; logging configured from them."""
+    settings = Settings()
+    configure_logging("DEBUG" if verbose else settings.log_level, json=settings.log_json)
+    return settings
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine on uvloop; a configuration problem exits 3 with its sentence, Ctrl-C quietly."""
+    try:
+        # uvloop's event loop does the same I/O for less CPU, which is what a worker spends most on.
+        try:
+            import uvloop
+        except ImportError:  # not available on Windows
+            return asyncio.run(coro)
+        return uvloop.run(coro)
+    except ConfigurationError as exc:
+        err.print(f"[red]Configuration problem:[/red] {escape(str(exc))}")
+        raise typer.Exit(EXIT_INFRA) from None
+    except KeyboardInterrupt:
+        # The cleanup (worker, embedded services) ran as the main task was cancelled; just leave quietly.
+        err.print("[dim]Interrupted.[/dim]")
+        raise typer.Exit(130) from None
+
+
+@asynccontextmanager
+async def ready_services(settings: Settings) -> AsyncIterator[Services]:
+    """Postgres and Redis for this command: the configured ones, or embedded ones started (and stopped) here."""
+    services = await asyncio.to_thread(start_services, settings)
+    try:
+        await prepare_database(services)
+        yield services
+    finally:
+        await asyncio.to_thread(services.stop_started)
+
+
+def mask_password(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.password:
+        return value.replace(f":{parts.password}@", ":***@", 1)
+    return value

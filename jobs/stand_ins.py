@@ -1,0 +1,58 @@
+"""The local stand-ins a worker uses when a service has no credentials: the OpenAI-compatible model and the
+Deepgram-compatible transcriber from `sandbox/`, served in this process over HTTP, so the embedded default runs
+the same client code as production. Each says plainly that it is not the real thing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import structlog
+
+from bot.config import Settings
+from bot.media.transcribe import STAND_IN_KEY, DeepgramTranscriber, transcriber_for
+from bot.ports import Transcriber
+
+log = structlog.get_logger(__name__)
+
+STAND_IN_NOTICE = (
+    "No OPENAI_API_KEY is set, so replies come from the local stand-in model, not a real LLM. "
+    "To use a real model set OPENAI_API_KEY (and OPENAI_BASE_URL / OPENAI_MODEL for Azure, Ollama or vLLM)."
+)
+STAND_IN_TRANSCRIBER_NOTICE = (
+    "No DEEPGRAM_API_KEY is set, so media are transcribed by the local stand-in, which only describes the audio. "
+    "Set DEEPGRAM_API_KEY (and DEEPGRAM_BASE_URL for self-hosted Deepgram) for real transcripts."
+)
+
+
+async def open_stand_in_llm(stack: AsyncExitStack, *, announced: bool) -> str:
+    """Start the stand-in model for this worker and return its base URL; it stops with `stack`."""
+    # Imported here: the sandbox is only loaded by processes that run without a model key.
+    from sandbox.openai_server import StandInLLM
+
+    stand_in = await stack.enter_async_context(StandInLLM())
+    # Said once: the console already told its user, a standalone worker tells its operator.
+    (log.info if announced else log.warning)(STAND_IN_NOTICE)
+    return stand_in.base_url
+
+
+@asynccontextmanager
+async def stand_in_transcriber(*, latency_s: float = 0.0) -> AsyncIterator[DeepgramTranscriber]:
+    """The local stand-in server started in this process, and a `DeepgramTranscriber` talking to it over HTTP. Its
+    transcripts say they are not real."""
+    from sandbox.deepgram_server import StandInDeepgram
+
+    async with (
+        StandInDeepgram(api_key=STAND_IN_KEY, latency_s=latency_s) as server,
+        DeepgramTranscriber(STAND_IN_KEY, server.base_url) as transcriber,
+    ):
+        yield transcriber
+
+
+async def open_transcriber(settings: Settings, stack: AsyncExitStack) -> Transcriber:
+    """Deepgram when a key is set; otherwise the local stand-in, said once to the operator."""
+    transcriber = transcriber_for(settings)
+    if transcriber is not None:
+        return await stack.enter_async_context(transcriber)
+    log.info(STAND_IN_TRANSCRIBER_NOTICE)
+    return await stack.enter_async_context(stand_in_transcriber())
