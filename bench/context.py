@@ -11,8 +11,8 @@ from bench.harness import services
 from bench.report import Result, summary_ms
 from bot.context import gather_context, load_preferences, load_turn
 from bot.intake import accept
-from bot.runtime import open_runtime
 from bot.tokens import count_tokens
+from jobs.queue import open_runtime
 
 SIZES = (10, 1_000, 10_000, 100_000)
 

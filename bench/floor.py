@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from bench.harness import services
 from bench.report import Result, summary_ms
-from bot.runtime import open_runtime
+from jobs.queue import open_runtime
 
 
 async def measure_floor(iterations: int = 2000) -> dict[str, dict[str, float]]:

@@ -21,7 +21,8 @@ import httpx
 from bot.config import Settings
 from bot.db import create_engine, upgrade
 from bot.embedded import EmbeddedPostgres, EmbeddedRedis
-from bot.runtime import QUEUE_NAME, Runtime, open_runtime
+from bot.runtime import Runtime
+from jobs.queue import QUEUE_NAME, open_runtime
 
 
 @dataclass

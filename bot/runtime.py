@@ -1,8 +1,9 @@
-"""The long-lived clients one process shares: database engine, sessions, Redis. Built at an entry point."""
+"""The long-lived clients one process shares: database engine, sessions, Redis and the wake-up queue. Built at an
+entry point."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -13,10 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from bot.db import autocommit, create_engine, session_factory
-
-QUEUE_NAME = "threadbot:queue"
-# Pushed with every enqueued turn; idle workers block on it (see jobs.worker.WakeableWorker).
-WAKE_KEY = "threadbot:wake"
+from bot.workflows.queue import WakeQueue
 
 
 def redis_settings(url: str) -> RedisSettings:
@@ -29,6 +27,7 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
+    queue: WakeQueue
 
     @cached_property
     def autocommit(self) -> AsyncEngine:
@@ -37,12 +36,15 @@ class Runtime:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """Requires resolved DATABASE_URL and REDIS_URL (see `bot.services.resolve`)."""
+async def open_runtime(settings: Settings, *, queue: Callable[[ArqRedis], WakeQueue]) -> AsyncIterator[Runtime]:
+    """Requires resolved DATABASE_URL and REDIS_URL (see `bot.services.resolve`). `queue` builds the wake-up queue
+    on the Redis pool: the composition root picks it (`jobs.queue.open_runtime` does)."""
     engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
-    redis = await create_pool(redis_settings(settings.redis_url), default_queue_name=QUEUE_NAME)
+    redis = await create_pool(redis_settings(settings.redis_url))
     try:
-        yield Runtime(settings=settings, engine=engine, sessions=session_factory(engine), redis=redis)
+        yield Runtime(
+            settings=settings, engine=engine, sessions=session_factory(engine), redis=redis, queue=queue(redis)
+        )
     finally:
         await redis.aclose()
         await engine.dispose()

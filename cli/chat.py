@@ -13,7 +13,16 @@ from rich.markup import escape
 from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.logs import configure_logging
-from cli.common import EXIT_FAILED_TURN, EXIT_INFRA, EXIT_REFUSED, err, load_settings, ready_services, run_async
+from cli.common import (
+    EXIT_FAILED_TURN,
+    EXIT_INFRA,
+    EXIT_REFUSED,
+    err,
+    load_settings,
+    ready_runtime,
+    ready_services,
+    run_async,
+)
 
 
 def ask(
@@ -63,7 +72,7 @@ async def _ask(
 ) -> int:
     from adapters.console.app import ConsoleSession
     from adapters.console.files import file_ref
-    from bot.runtime import open_runtime
+    from jobs.queue import open_runtime
     from jobs.worker import in_process_worker
 
     async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
@@ -118,6 +127,6 @@ def console(
         configure_logging("WARNING", json=settings.log_json)
     raise typer.Exit(
         run_async(
-            run_console(settings, ready_services, thread or None, user or None, in_process_worker if worker else None)
+            run_console(settings, ready_runtime, thread or None, user or None, in_process_worker if worker else None)
         )
     )

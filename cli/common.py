@@ -16,7 +16,9 @@ from rich.markup import escape
 from bot.config import Settings
 from bot.errors import ConfigurationError
 from bot.logs import configure_logging
+from bot.runtime import Runtime
 from bot.services import Services, prepare_database, start_services
+from jobs.queue import open_runtime
 
 T = TypeVar("T")
 
@@ -63,6 +65,13 @@ async def ready_services(settings: Settings) -> AsyncIterator[Services]:
         yield services
     finally:
         await asyncio.to_thread(services.stop_started)
+
+
+@asynccontextmanager
+async def ready_runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """`ready_services`, and the runtime on them with its wake-ups queued on arq."""
+    async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
+        yield runtime
 
 
 def mask_password(value: str) -> str:

@@ -19,8 +19,8 @@ def search_command(
 ) -> None:
     """Search media by the digest's tags and by words in names and transcripts, newest first."""
     from bot.media.search import search_media
-    from bot.runtime import open_runtime
     from cli.common import load_settings, out, ready_services, run_async
+    from jobs.queue import open_runtime
 
     settings = load_settings()
 
@@ -61,8 +61,8 @@ def show_command(
 
     from bot.media.models import MEDIA, MEDIA_TAGS
     from bot.media.transcripts import load_transcript, timestamped
-    from bot.runtime import open_runtime
     from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
+    from jobs.queue import open_runtime
 
     settings = load_settings()
 

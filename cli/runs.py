@@ -27,9 +27,9 @@ def list_command(
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
 ) -> None:
     """List recent runs, newest first."""
-    from bot.runtime import open_runtime
     from bot.workflows.inspect import list_runs
     from cli.common import load_settings, out, ready_services, run_async
+    from jobs.queue import open_runtime
 
     settings = load_settings()
 
@@ -57,9 +57,9 @@ def list_command(
 @runs_app.command("show")
 def show_command(run_id: Annotated[int, typer.Argument(help="The run's id (see `bot runs list`).")]) -> None:
     """Show one run: status, input, output, error, and each step with its timing and attempts."""
-    from bot.runtime import open_runtime
     from bot.workflows.inspect import run_detail
     from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
+    from jobs.queue import open_runtime
 
     settings = load_settings()
 
@@ -107,9 +107,9 @@ def show_command(run_id: Annotated[int, typer.Argument(help="The run's id (see `
 @runs_app.command("retry")
 def retry_command(run_id: Annotated[int, typer.Argument(help="A failed or cancelled run.")]) -> None:
     """Resume a failed or cancelled run from its last finished step (its failed step runs again)."""
-    from bot.runtime import open_runtime
     from bot.workflows.runs import retry_run
     from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
+    from jobs.queue import open_runtime
 
     settings = load_settings()
 
@@ -129,9 +129,9 @@ def retry_command(run_id: Annotated[int, typer.Argument(help="A failed or cancel
 @runs_app.command("cancel")
 def cancel_command(run_id: Annotated[int, typer.Argument(help="An unfinished run.")]) -> None:
     """Cancel an unfinished run; a worker running it stops at its next step."""
-    from bot.runtime import open_runtime
     from bot.workflows.runs import cancel_run
     from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
+    from jobs.queue import open_runtime
 
     settings = load_settings()
 

@@ -91,7 +91,7 @@ async def _serve_slack_async(settings: Settings, use_http: bool, host: str, port
     from contextlib import AsyncExitStack
 
     from adapters.slack.serve import EVENTS_PATH, serve_forever, serving_http, serving_socket_mode
-    from bot.runtime import open_runtime
+    from jobs.queue import open_runtime
     from jobs.worker import in_process_worker
 
     async with AsyncExitStack() as stack:
@@ -118,15 +118,16 @@ def _serve_discord(worker: bool, verbose: bool) -> None:
 
 async def _discord_gateway(settings: Settings, worker: bool) -> None:
     from adapters.discord.app import serve as serve_discord
+    from jobs.queue import open_runtime
     from jobs.worker import in_process_worker
 
-    async with ready_services(settings) as services:
+    async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
         if not worker:
-            await serve_discord(services.settings)
+            await serve_discord(runtime)
             return
         # As for Slack: on the embedded default one command is enough; deployments run `bot worker` apart.
         async with in_process_worker(services.settings):
-            await serve_discord(services.settings)
+            await serve_discord(runtime)
 
 
 @discord_app.command("sync-commands")

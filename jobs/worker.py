@@ -25,9 +25,10 @@ from bot.deps import WorkerDeps
 from bot.followups.scheduler import SchedulerLeader
 from bot.llm import OpenAILLM
 from bot.media.blobs import S3BlobStore, blob_store_for
-from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime, redis_settings
+from bot.runtime import Runtime, redis_settings
 from bot.workflows.registry import Workflows
 from jobs.platforms import open_platform_clients
+from jobs.queue import QUEUE_NAME, WAKE_KEY, ArqWakeQueue
 from jobs.stand_ins import open_stand_in_llm, open_transcriber
 from jobs.workflows import resume_run, sweep_forever
 
@@ -39,7 +40,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     redis: ArqRedis = ctx["redis"]
     engine: AsyncEngine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     await require_current_schema(engine)
-    runtime = Runtime(settings=settings, engine=engine, sessions=session_factory(engine), redis=redis)
+    runtime = Runtime(
+        settings=settings, engine=engine, sessions=session_factory(engine), redis=redis, queue=ArqWakeQueue(redis)
+    )
 
     stack = AsyncExitStack()
     ctx["clients"] = stack

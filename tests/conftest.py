@@ -23,10 +23,11 @@ from bot.db import create_engine, upgrade
 from bot.embedded import EmbeddedPostgres, EmbeddedRedis
 from bot.events import ThreadRef
 from bot.models import MESSAGES
-from bot.runtime import Runtime, open_runtime
+from bot.runtime import Runtime
 from bot.workflows.models import RUNS, STEPS
 from bot.workflows.registry import Workflows
 from bot.workflows.runs import enqueue_run
+from jobs.queue import open_runtime
 from jobs.worker import in_process_worker
 from sandbox.openai_server import StandInLLM
 from tests.s3_fixtures import S3Server, s3_bucket, s3_client, s3_server

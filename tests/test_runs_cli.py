@@ -8,9 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from bot.config import Settings
-from bot.runtime import open_runtime
 from bot.workflows.runs import start_run
 from cli.main import app
+from jobs.queue import open_runtime
 from tests.conftest import make_settings, subprocess_env
 
 

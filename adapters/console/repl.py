@@ -23,8 +23,7 @@ from bot.config import Settings
 from bot.errors import UserFacingError
 from bot.events import FileRef, SlashCommand
 from bot.preferences import USAGE, describe_preferences, parse_assignments, set_preferences
-from bot.runtime import Runtime, open_runtime
-from bot.services import Services
+from bot.runtime import Runtime
 
 HELP = """Commands:
   /new           start a new thread
@@ -56,23 +55,23 @@ async def _stdin_reader() -> asyncio.StreamReader:
 
 async def run_console(
     settings: Settings,
-    ready_services: Callable[[Settings], AbstractAsyncContextManager[Services]],
+    ready_runtime: Callable[[Settings], AbstractAsyncContextManager[Runtime]],
     thread: str | None,
     user: str | None,
     worker: Callable[[Settings], AbstractAsyncContextManager[asyncio.Task[None]]] | None,
 ) -> int:
-    """The console session; `worker` runs a worker in this process for it (None: rely on `bot worker`)."""
+    """The console session on the runtime `ready_runtime` opens (services started as needed); `worker` runs a worker
+    in this process for it (None: rely on `bot worker`)."""
     async with AsyncExitStack() as stack:
-        services = await stack.enter_async_context(ready_services(settings))
-        runtime = await stack.enter_async_context(open_runtime(services.settings))
-        task = await stack.enter_async_context(worker(services.settings)) if worker is not None else None
+        runtime = await stack.enter_async_context(ready_runtime(settings))
+        task = await stack.enter_async_context(worker(runtime.settings)) if worker is not None else None
         session = ConsoleSession(runtime, user=user)
         current = thread or new_thread_name()
         watcher = ThreadWatcher(runtime, current)
         stack.push_async_callback(watcher.stop)
         watcher.start()
         _write(f"threadbot console. Thread {current}. Type /help for commands, /quit to leave.\n")
-        if services.settings.uses_stand_in_llm:
+        if runtime.settings.uses_stand_in_llm:
             _write(
                 "Replies come from the local stand-in model (no OPENAI_API_KEY set); see README.md to plug in a "
                 "real one.\n"

@@ -14,7 +14,7 @@ from adapters.discord.commands import add_commands
 from adapters.discord.gateway import DiscordGateway
 from bot.config import Settings
 from bot.errors import ConfigurationError
-from bot.runtime import open_runtime
+from bot.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -42,19 +42,18 @@ def require_token(settings: Settings) -> str:
     return token
 
 
-async def serve(settings: Settings) -> None:
-    """Run the gateway client until cancelled. Needs resolved DATABASE_URL and REDIS_URL (intake writes there)."""
-    token = require_token(settings)
-    point_discord_py_at(settings)
-    async with open_runtime(settings) as runtime:
-        client = DiscordGateway(runtime)
-        try:
-            async with client:
-                await client.start(token)
-        except discord.LoginFailure as exc:
-            raise ConfigurationError("Discord refused DISCORD_TOKEN; reset the bot token and set it again.") from exc
-        except discord.PrivilegedIntentsRequired as exc:
-            raise ConfigurationError(INTENTS_HELP) from exc
+async def serve(runtime: Runtime) -> None:
+    """Run the gateway client until cancelled, handing what it hears to intake on `runtime`."""
+    token = require_token(runtime.settings)
+    point_discord_py_at(runtime.settings)
+    client = DiscordGateway(runtime)
+    try:
+        async with client:
+            await client.start(token)
+    except discord.LoginFailure as exc:
+        raise ConfigurationError("Discord refused DISCORD_TOKEN; reset the bot token and set it again.") from exc
+    except discord.PrivilegedIntentsRequired as exc:
+        raise ConfigurationError(INTENTS_HELP) from exc
 
 
 async def sync_commands(settings: Settings, guild_id: str = "") -> list[str]:

@@ -1,35 +1,25 @@
-"""Starting runs and queueing their wake-up jobs.
+"""Starting, cancelling and retrying runs, and queueing their wake-ups (through `runtime.queue`).
 
-A job is `resume_run(run_id, seq)` with job id `run:{id}:{seq}`. Each time a run is parked (sleep, wait, retry
-backoff) or rescued by the sweeper, `wake_seq` grows, so the next job has a fresh id: arq refuses an id it still
-holds (in progress, or its result kept), and a stale job finds its number outdated and does nothing.
+Each time a run is parked (sleep, wait, retry backoff) or rescued by the sweeper, `wake_seq` grows, so its next
+wake-up is a new one: the queue refuses an id it still holds, and a stale wake-up finds its number outdated.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from arq.constants import job_key_prefix, result_key_prefix
-from arq.jobs import serialize_job
-from redis.exceptions import RedisError
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
-from bot.runtime import WAKE_KEY, Runtime
+from bot.runtime import Runtime
 from bot.workflows.models import ACTIVE_STATUSES, RUNS, STEPS, WAITS
 
 log = structlog.get_logger(__name__)
 
-RESUME_JOB = "resume_run"
 r = RUNS.c
-
-
-def job_id(run_id: int, seq: int) -> str:
-    return f"run:{run_id}:{seq}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,39 +28,9 @@ class Started:
     created: bool
 
 
-# arq's enqueue_job in one round trip instead of four (WATCH, EXISTS, MULTI/EXEC, then the wake-up): the same
-# keys and job encoding, checked and written atomically by Redis itself. An id whose job or result is still held is
-# refused, as arq does. With no delay, the wake-up list gets a signal so an idle worker picks the job up at once;
-# the trim bounds the list while no worker reads it.
-_ENQUEUE = """
-if redis.call('EXISTS', KEYS[1], KEYS[2]) > 0 then return 0 end
-redis.call('PSETEX', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-if ARGV[5] == '1' then
-  redis.call('LPUSH', KEYS[4], 1)
-  redis.call('LTRIM', KEYS[4], 0, 999)
-end
-return 1
-"""
-
-
 async def enqueue_run(runtime: Runtime, run_id: int, seq: int, wake_at: datetime | None = None) -> bool:
-    """Queue the run's wake-up. A Redis failure is logged and left to the sweeper: Postgres holds the run."""
-    redis = runtime.redis
-    now_ms = round(time.time() * 1000)
-    due_ms = round(wake_at.timestamp() * 1000) if wake_at is not None else now_ms
-    deferred = due_ms > now_ms
-    score = due_ms if deferred else now_ms
-    job = job_id(run_id, seq)
-    encoded = serialize_job(RESUME_JOB, (run_id, seq), {}, None, now_ms, serializer=redis.job_serializer)
-    keys = (job_key_prefix + job, result_key_prefix + job, redis.default_queue_name, WAKE_KEY)
-    args = (score - now_ms + redis.expires_extra_ms, encoded, score, job, "0" if deferred else "1")
-    try:
-        queued = await redis.execute_command("EVAL", _ENQUEUE, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-    except (OSError, RedisError) as exc:
-        log.warning("enqueue failed; the sweeper will retry", run_id=run_id, error=str(exc))
-        return False
-    return bool(queued)
+    """Queue the run's wake-up. A failure is left to the sweeper: Postgres holds the run."""
+    return await runtime.queue.wake(run_id, seq, wake_at)
 
 
 async def start_run(

@@ -10,9 +10,9 @@ from bot.errors import InvalidInput, NotAllowed, RateLimited
 from bot.events import IncomingMessage, ThreadRef
 from bot.intake import accept
 from bot.models import Message, Thread, Workspace
-from bot.runtime import QUEUE_NAME, Runtime
+from bot.runtime import Runtime
 from bot.workflows.models import WorkflowRun
-from bot.workflows.runs import job_id
+from jobs.queue import QUEUE_NAME, job_id
 
 
 async def row_counts(rt: Runtime) -> tuple[int, int, int]:

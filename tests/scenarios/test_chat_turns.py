@@ -12,8 +12,9 @@ from adapters.console.app import ConsoleSession
 from adapters.console.inbound import console_thread, to_event
 from bot.intake import accept
 from bot.models import Message
-from bot.runtime import QUEUE_NAME, Runtime
+from bot.runtime import Runtime
 from bot.workflows.models import STEPS
+from jobs.queue import QUEUE_NAME
 from sandbox.openai_server import StandInLLM, Step
 from tests.conftest import stream_entries, thread_view, wait_for
 

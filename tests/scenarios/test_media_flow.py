@@ -24,7 +24,8 @@ from bot.events import SlashCommand
 from bot.intake import accept
 from bot.media.models import MEDIA, MEDIA_CHUNKS, MEDIA_TAGS
 from bot.media.search import search_media
-from bot.runtime import Runtime, open_runtime
+from bot.runtime import Runtime
+from jobs.queue import open_runtime
 from jobs.worker import in_process_worker
 from sandbox.deepgram_server import Said, StandInDeepgram
 from sandbox.openai_server import StandInLLM
@@ -415,7 +416,7 @@ async def test_chain_commands_keep_to_the_allowlist(runtime: Runtime) -> None:
     outsider = SlashCommand(
         event_id="c9", thread=console_thread("x"), user_id="mallory", command="/chain", text="run summary"
     )
-    reply = await COMMANDS.handle(Runtime(settings, runtime.engine, runtime.sessions, runtime.redis), outsider)
+    reply = await COMMANDS.handle(replace(runtime, settings=settings), outsider)
     assert not reply.accepted
     assert reply.text.startswith("Sorry, I'm not enabled for you.")
 

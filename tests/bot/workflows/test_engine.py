@@ -20,8 +20,9 @@ from bot.workflows.errors import NonRetriableError, StepFailed
 from bot.workflows.events import send_event
 from bot.workflows.models import RUNS, STEPS, WAITS
 from bot.workflows.registry import workflow
-from bot.workflows.runs import cancel_run, job_id, retry_run, start_run
+from bot.workflows.runs import cancel_run, retry_run, start_run
 from bot.workflows.steps import WorkflowContext, backoff_s
+from jobs.queue import job_id
 from tests.conftest import wait_for
 
 ran: Counter[str] = Counter()

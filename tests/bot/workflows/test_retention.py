@@ -3,6 +3,7 @@ nothing of a run that is still active or finished recently; a pruned run cannot 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import func, insert, select
@@ -86,5 +87,5 @@ async def test_only_runs_finished_before_the_retention_lose_their_steps(runtime:
 async def test_zero_keeps_everything(runtime: Runtime) -> None:
     settings = runtime.settings.model_copy(update={"run_retention_days": 0})
     old = await _run(runtime, "completed", 400)
-    assert await prune_finished_runs(Runtime(settings, runtime.engine, runtime.sessions, runtime.redis)) == 0
+    assert await prune_finished_runs(replace(runtime, settings=settings)) == 0
     assert await _kept(runtime, old) == (1, 1, 1, False)

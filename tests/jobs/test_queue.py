@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from arq.jobs import deserialize_job
 
-from bot.runtime import QUEUE_NAME, WAKE_KEY, Runtime
-from bot.workflows.runs import RESUME_JOB, enqueue_run
+from bot.runtime import Runtime
+from bot.workflows.runs import enqueue_run
+from jobs.queue import QUEUE_NAME, RESUME_JOB, WAKE_KEY
 
 
 async def _signals(runtime: Runtime) -> int:
