@@ -88,7 +88,7 @@ async def search(
             .limit(limit)
         )
     ).all()
-    return [Excerpt(row[0], row[1], row[2], row[3], float(row[4])) for row in rows]
+    return [Excerpt(row.name, row.start_s, row.end_s, row.text, float(row.distance)) for row in rows]
 
 
 def excerpts_prompt(excerpts: list[Excerpt]) -> str:

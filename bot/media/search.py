@@ -35,7 +35,7 @@ async def search_media(
     """Media matching every word of `query` (in a tag, the name or the transcript) and carrying every tag in
     `tags`. Both empty: the newest media."""
     x, t = MEDIA.c, MEDIA_TAGS.c
-    tag_list = func.array(select(t.tag).where(t.media_id == x.id).order_by(t.tag).scalar_subquery())
+    tag_list = func.array(select(t.tag).where(t.media_id == x.id).order_by(t.tag).scalar_subquery()).label("tags")
     statement = select(
         x.id, x.name, x.platform, x.channel_id, x.owner_id, x.status, x.duration_s, tag_list, x.created_at, x.error
     )
@@ -50,4 +50,18 @@ async def search_media(
             select(t.media_id).where(t.media_id == x.id, t.tag == tag.strip().lstrip("#").lower()).exists()
         )
     rows = (await conn.execute(statement.order_by(x.id.desc()).limit(limit))).all()
-    return [Found(*row[:7], list(row[7] or []), row[8], row[9]) for row in rows]
+    return [
+        Found(
+            row.id,
+            row.name,
+            row.platform,
+            row.channel_id,
+            row.owner_id,
+            row.status,
+            row.duration_s,
+            list(row.tags or []),
+            row.created_at,
+            row.error,
+        )
+        for row in rows
+    ]

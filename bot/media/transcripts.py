@@ -83,16 +83,16 @@ async def load_transcript(conn: AsyncConnection, media_id: int) -> Transcript | 
             select(MEDIA.c.transcript, MEDIA.c.duration_s, MEDIA.c.language).where(MEDIA.c.id == media_id)
         )
     ).first()
-    if row is None or row[0] is None:
+    if row is None or row.transcript is None:
         return None
     u = UTTERANCES.c
     rows = (
         await conn.execute(select(u.speaker, u.start_s, u.end_s, u.text).where(u.media_id == media_id).order_by(u.seq))
     ).all()
     return Transcript(
-        text=row[0],
-        duration_s=row[1] or 0.0,
-        language=row[2] or "",
+        text=row.transcript,
+        duration_s=row.duration_s or 0.0,
+        language=row.language or "",
         utterances=tuple(Utterance(*r) for r in rows),
     )
 

@@ -115,5 +115,5 @@ async def run_detail(runtime: Runtime, run_id: int) -> RunDetail | None:
                 )
             ).mappings()
         ]
-    summary = RunSummary(*tuple(row)[:10])
-    return RunDetail(summary, row[10], row[11], row[12], row[13], row[14], steps, waits)
+    summary = RunSummary(*tuple(row)[: len(_SUMMARY)])
+    return RunDetail(summary, row.input, row.output, row.lease_owner, row.lease_until, row.parent_run_id, steps, waits)

@@ -69,6 +69,7 @@ def _claim_statement() -> Select[Any]:
         )
         .where(s.run_id == bindparam("run_id"))
         .scalar_subquery()
+        .label("steps")
     )
     return select(claimed, steps)
 
@@ -89,9 +90,9 @@ async def claim(runtime: Runtime, run_id: int, seq: int, owner: str, lease_s: fl
         step_id: StepRecord(
             status, output, error, attempts, datetime.fromisoformat(due_at) if due_at is not None else None
         )
-        for step_id, (status, output, error, attempts, due_at) in row[6].items()
+        for step_id, (status, output, error, attempts, due_at) in row.steps.items()
     }
-    return ClaimedRun(row[0], row[1], row[2], row[3], row[4], row[5], records)
+    return ClaimedRun(row.id, row.workflow, row.input, row.attempts, row.rescues, row.progressed_at, records)
 
 
 def _save_statement() -> Select[Any]:
@@ -199,19 +200,20 @@ async def park(
         ).first()
         if row is None:
             return None
-        if wait_step is None or status != "waiting" or (row[1] is not None and row[1] <= datetime.now(UTC)):
-            return row[0], row[1]
+        if wait_step is None or status != "waiting" or (row.wake_at is not None and row.wake_at <= datetime.now(UTC)):
+            return row.wake_seq, row.wake_at
         # The check above read the wait as of this statement's start: an event that settled it while the run was
         # still `running`, and committed in the meantime, found nothing to wake. A fresh look closes that gap.
         woke = (
             await conn.execute(
                 update(RUNS)
-                .where(r.id == run_id, r.status == "waiting", r.wake_seq == row[0], settled)
+                .where(r.id == run_id, r.status == "waiting", r.wake_seq == row.wake_seq, settled)
                 .values(wake_at=func.now(), wake_seq=r.wake_seq + 1, updated_at=func.now())
                 .returning(r.wake_seq, r.wake_at)
             )
         ).first()
-    return (woke[0], woke[1]) if woke is not None else (row[0], row[1])
+    latest = woke if woke is not None else row
+    return latest.wake_seq, latest.wake_at
 
 
 _FINISH = (
@@ -238,7 +240,7 @@ async def finish(
     params = {"run_id": run_id, "owner": owner, "b_status": status, "b_output": output, "b_error": error}
     async with runtime.autocommit.connect() as conn:
         row = (await conn.execute(_FINISH, params)).first()
-    return (False, None) if row is None else (True, row[0])
+    return (False, None) if row is None else (True, row.parent_run_id)
 
 
 async def release(runtime: Runtime, run_id: int, owner: str) -> None:
