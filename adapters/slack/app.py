@@ -29,6 +29,7 @@ from adapters.slack.installations import (
     authorization_url,
 )
 from adapters.slack.mrkdwn import escape
+from adapters.slack.types import MessageEvent, SlashCommandBody
 from adapters.slack.webapi import SlackRefused, call, web_client
 from bot.catalog import COMMANDS
 from bot.commands import normalise_name
@@ -152,14 +153,14 @@ class Listeners:
     # -- messages ----------------------------------------------------------------------------------------------
 
     async def on_mention(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+        self, body: dict[str, Any], event: MessageEvent, context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:
         if self._ignored_sender(event, context):
             return
         await self._accept(context.client, inbound.to_event(_team(body), event, context.bot_user_id or ""), request)
 
     async def on_message(
-        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext, request: AsyncBoltRequest
+        self, body: dict[str, Any], event: MessageEvent, context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:
         subtype = event.get("subtype")
         team = _team(body)
@@ -189,12 +190,12 @@ class Listeners:
             return  # top-level channel chatter, or a mention (handled by on_mention)
         await self._accept(context.client, inbound.to_event(team, event, bot_user), request)
 
-    def _ignored_sender(self, event: dict[str, Any], context: AsyncBoltContext) -> bool:
+    def _ignored_sender(self, event: MessageEvent, context: AsyncBoltContext) -> bool:
         if inbound.is_own(event, context.bot_user_id or "", context.bot_id or ""):
             return True
         return inbound.is_from_bot(event) and not self.settings.slack_allow_bot_messages
 
-    async def _edited(self, team: str, event: dict[str, Any], bot_user_id: str) -> None:
+    async def _edited(self, team: str, event: MessageEvent, bot_user_id: str) -> None:
         message = event.get("message") or {}
         if inbound.is_from_bot(message):
             return
@@ -255,7 +256,7 @@ class Listeners:
     # -- slash commands ----------------------------------------------------------------------------------------
 
     async def on_command(
-        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+        self, ack: AsyncAck, body: SlashCommandBody, client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
         name = normalise_name(str(body["command"]))
         channel, text = str(body["channel_id"]), str(body.get("text") or "").strip()
@@ -279,7 +280,7 @@ class Listeners:
         # After the ack: the anchor post is a Web API call that may wait out a 429, which must not delay the ack.
         self.after_ack(self._ask_in_thread(body, client, respond), "/ask")
 
-    async def _ask_in_thread(self, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond) -> None:
+    async def _ask_in_thread(self, body: SlashCommandBody, client: AsyncWebClient, respond: AsyncRespond) -> None:
         channel, user, text = str(body["channel_id"]), str(body["user_id"]), str(body.get("text") or "").strip()
         team = str(body.get("team_id") or "")
         try:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
 
 from adapters.slack import PLATFORM
+from adapters.slack.types import MessageEvent, SlashCommandBody
 from bot.events import FileRef, IncomingMessage, SlashCommand, ThreadRef
 from bot.media.accept import shared_text
-
-Payload = Mapping[str, Any]
 
 # Subtypes that are a person saying something; every other subtype (joins, topic changes, bot posts) is not.
 USER_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 
 
-def thread_for(team_id: str, event: Payload) -> ThreadRef:
+def thread_for(team_id: str, event: MessageEvent) -> ThreadRef:
     """A message starts a thread at its own ts, or continues the thread it was posted in."""
     return ThreadRef(
         platform=PLATFORM,
@@ -30,23 +27,23 @@ def mention_of(bot_user_id: str) -> str:
     return f"<@{bot_user_id}>"
 
 
-def mentions_bot(event: Payload, bot_user_id: str) -> bool:
+def mentions_bot(event: MessageEvent, bot_user_id: str) -> bool:
     return bool(bot_user_id) and mention_of(bot_user_id) in str(event.get("text") or "")
 
 
-def is_dm(event: Payload) -> bool:
+def is_dm(event: MessageEvent) -> bool:
     return event.get("channel_type") == "im"
 
 
-def is_thread_reply(event: Payload) -> bool:
+def is_thread_reply(event: MessageEvent) -> bool:
     return bool(event.get("thread_ts")) and event.get("thread_ts") != event.get("ts")
 
 
-def is_from_bot(event: Payload) -> bool:
+def is_from_bot(event: MessageEvent) -> bool:
     return bool(event.get("bot_id")) or event.get("subtype") == "bot_message"
 
 
-def is_own(event: Payload, bot_user_id: str, bot_id: str) -> bool:
+def is_own(event: MessageEvent, bot_user_id: str, bot_id: str) -> bool:
     return (bool(bot_id) and event.get("bot_id") == bot_id) or (bool(bot_user_id) and event.get("user") == bot_user_id)
 
 
@@ -61,7 +58,7 @@ def clean_text(text: str, bot_user_id: str) -> str:
     return unescape(text).strip()
 
 
-def files_of(event: Payload) -> tuple[FileRef, ...]:
+def files_of(event: MessageEvent) -> tuple[FileRef, ...]:
     refs = []
     for file in event.get("files") or ():
         url = file.get("url_private_download") or file.get("url_private")
@@ -79,7 +76,7 @@ def files_of(event: Payload) -> tuple[FileRef, ...]:
     return tuple(refs)
 
 
-def to_event(team_id: str, event: Payload, bot_user_id: str) -> IncomingMessage:
+def to_event(team_id: str, event: MessageEvent, bot_user_id: str) -> IncomingMessage:
     """The message as the core sees it. The event id is the message's channel and ts, not Slack's event_id: one
     message arrives as both `app_mention` and `message` (two event ids), and must still be one turn."""
     files = files_of(event)
@@ -97,7 +94,7 @@ def to_event(team_id: str, event: Payload, bot_user_id: str) -> IncomingMessage:
     )
 
 
-def to_command(body: Payload, thread: ThreadRef) -> SlashCommand:
+def to_command(body: SlashCommandBody, thread: ThreadRef) -> SlashCommand:
     # trigger_id is unique per invocation; Slack never redelivers a slash command, so it is a sound event id.
     return SlashCommand(
         event_id=f"command:{body.get('trigger_id') or body.get('command_ts') or ''}",
