@@ -5,6 +5,7 @@
     │   ├── InvalidInput       empty, too long, bad encoding
     │   ├── NotAllowed         outside the workspace/channel/user allowlists
     │   └── RateLimited        over the per-user rate; `retry_after_s` says when to try again
+    ├── MessageTooLong         a platform refused a text's length; the outbox posts it in parts
     ├── UpstreamError          an external API failed (LLM, platform, storage)
     │   ├── TransientUpstreamError   retried with backoff; `retry_after_s` may come from the upstream
     │   └── PermanentUpstreamError   not retried; the turn fails with `user_message`
@@ -41,6 +42,11 @@ class RateLimited(UserFacingError):
     def __init__(self, user_message: str, retry_after_s: float) -> None:
         super().__init__(user_message)
         self.retry_after_s = retry_after_s
+
+
+class MessageTooLong(BotError):
+    """A platform refused a post or edit for its length, below the limit we cut at (Slack counts its mrkdwn, which
+    conversion can lengthen): the outbox then posts the text in smaller parts."""
 
 
 class UpstreamError(BotError):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from bot.errors import InvalidInput
 from bot.events import FileRef, PostedMessage, ThreadRef
+from bot.text import split_text
 
 Role = Literal["system", "user", "assistant"]
 
@@ -45,49 +47,94 @@ class ReplySink(Protocol):
     async def finish(self, final_text: str | None = None) -> list[str]: ...
 
 
-class ChatPlatform(Protocol):
-    """Posting into a thread. Implementations must be safe to call from many jobs at once."""
+@dataclass(frozen=True, slots=True)
+class FileUpload:
+    """A file to attach to a thread (a transcript, a digest): `comment` is the text of the message carrying it."""
 
-    name: str
-    max_message_chars: int
-    min_edit_interval_s: float
+    filename: str
+    content: bytes
+    title: str = ""
+    comment: str = ""
+
+
+Send = Callable[[bool], Awaitable[PostedMessage]]
+
+
+class PostLedger(Protocol):
+    """The one record of keyed posts: the Postgres outbox (`bot.workflows.outbox`). A platform uses it for posts it
+    makes on its own inside the one it was asked for (each part of a native stream) and for what it must note
+    before its last call of a post (Slack's file id before a share), so nothing about a post lives only in Redis."""
+
+    async def once(self, key: str, send: Send) -> PostedMessage:
+        """`send(recovering)` under `key`, unless a post under it is recorded as sent: then that message, with
+        `existed=True`. `recovering` is true when an earlier attempt may have posted before crashing."""
+        ...
+
+    async def note(self, key: str, value: str) -> None:
+        """Keep `value` with the post under `key` (which `once` has claimed) until it is sent."""
+        ...
+
+    async def noted(self, key: str) -> str | None:
+        """What an earlier attempt noted under `key`."""
+        ...
+
+
+class ChatPlatform:
+    """Posting into a thread; every adapter's outbound side subclasses it, and the outbox wraps one. What only some
+    platforms can do has a default here that does without (httpx's `AsyncBaseTransport` is the model), so the
+    core calls every method on every platform. Implementations must be safe to call from many jobs at once."""
+
+    name: str = ""
+    max_message_chars: int = 4000
+    min_edit_interval_s: float = 1.0
 
     async def post_message(
         self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
     ) -> PostedMessage:
-        """Post `text` in `thread`. The same `idempotency_key` must never produce a second message: carry it where
-        the platform keeps it (Slack message metadata, Discord `nonce` with `enforce_nonce`).
+        """Post `text` in `thread`, carrying `idempotency_key` where the platform keeps one (Slack message
+        metadata, Discord `nonce` with `enforce_nonce`, the console's stream entry). The outbox calls this at most
+        once per key unless an attempt crashed around the call: then `recovering` is true and the platform looks
+        for that message first where it can (returning it with `existed=True`). Raises `MessageTooLong` when the
+        platform refuses the text's length (the outbox then posts it in parts)."""
+        raise NotImplementedError
 
-        `recovering` is true when an earlier attempt with this key may have posted before crashing; the platform
-        then looks for that message first (and returns it with `existed=True`) where it can."""
-        ...
-
-    async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None: ...
-
-    async def show_working(self, thread: ThreadRef, status: str) -> None:
-        """Tell the thread the bot is working (Slack assistant status, Discord typing); best effort, never raises
-        for a platform that lacks it."""
-        ...
-
-    def open_reply(self, thread: ThreadRef, key_prefix: str) -> ReplySink | None:
-        """A platform-native streaming reply (Slack's chat streaming API), or None to stream by post + edit.
-        A native sink must be idempotent per `key_prefix` just like `post_message`."""
-        ...
+    async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
+        """Show `text` in the message instead; raises `MessageTooLong` like `post_message`."""
+        raise NotImplementedError
 
     async def upload_file(
         self,
         thread: ThreadRef,
+        upload: FileUpload,
         *,
-        filename: str,
-        content: bytes,
-        title: str,
-        comment: str = "",
         idempotency_key: str,
         recovering: bool = False,
+        ledger: PostLedger | None = None,
     ) -> PostedMessage:
-        """Attach a file (a transcript, a digest) to the thread, with `comment` as its message text. Idempotent
-        per key like `post_message`; `recovering` asks the platform to look for an earlier upload first."""
-        ...
+        """Attach a file to the thread, keyed and recovered like `post_message`; `ledger` keeps what the platform
+        must note before the upload is complete. Raises `InvalidInput` for a file the platform would refuse (the
+        caller says so in the thread instead)."""
+        raise InvalidInput(f"Files can't be attached on {self.name or 'this platform'}.")
+
+    async def show_working(self, thread: ThreadRef, status: str) -> None:
+        """Tell the thread the bot is working (Slack assistant status, Discord typing); best effort, never raises.
+        A platform without an indicator shows nothing: the streamed text is the progress."""
+        return None
+
+    def open_reply(self, thread: ThreadRef, key_prefix: str, ledger: PostLedger | None = None) -> ReplySink | None:
+        """A platform-native streaming reply (Slack's chat streaming API), or None to stream by post + edit. Each
+        message a native sink starts goes through `ledger.once` under `{key_prefix}:{part}`, so without a ledger
+        (a platform used bare, outside the outbox) there is no native stream."""
+        return None
+
+    def split_text(self, text: str, limit: int) -> list[str]:
+        """How this platform cuts a text too long for one message (Discord keeps code fences whole)."""
+        return split_text(text, limit)
+
+    async def posted_beyond(self, key_prefix: str, count: int) -> list[str]:
+        """Messages an earlier attempt posted under `{key_prefix}:{n}` for n >= count. Only the outbox knows; a
+        bare platform keeps no record."""
+        return []
 
 
 class FileSource(Protocol):

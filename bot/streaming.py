@@ -10,29 +10,6 @@ from collections.abc import Callable
 from bot.events import ThreadRef
 from bot.ports import ChatPlatform, ReplySink
 
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut `text` into parts of at most `limit` characters, preferring a paragraph, line or word break in the
-    last fifth of each part. Only text before a cut decides where it falls, so parts already sent stay the
-    same while the text grows."""
-    parts: list[str] = []
-    start = 0
-    while len(text) - start > limit:
-        window = text[start : start + limit]
-        cut = -1
-        for separator in ("\n\n", "\n", " "):
-            found = window.rfind(separator, limit * 4 // 5)
-            if found > 0:
-                cut = found + len(separator)
-                break
-        if cut <= 0:
-            cut = limit
-        parts.append(text[start : start + cut])
-        start += cut
-    parts.append(text[start:])
-    return parts
-
-
 REPLACED = "⤴ (replaced by the answer above)"
 
 
@@ -45,9 +22,7 @@ class ReplyStream:
         *,
         min_interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        split: Callable[[str, int], list[str]] = split_text,
     ) -> None:
-        self._split = split
         self._platform = platform
         self._thread = thread
         self._key_prefix = key_prefix
@@ -81,18 +56,16 @@ class ReplyStream:
 
     async def _retire_leftovers(self) -> None:
         """An earlier attempt of this reply may have posted more parts than this one has; they would show the old
-        answer's tail under the new one. A platform that knows (the outbox) names them, and they are replaced."""
-        leftovers = getattr(self._platform, "posted_beyond", None)
-        if leftovers is None:
-            return
-        for message_id in await leftovers(self._key_prefix, len(self._ids)):
+        answer's tail under the new one. The outbox names them (a bare platform knows of none), and they are
+        replaced."""
+        for message_id in await self._platform.posted_beyond(self._key_prefix, len(self._ids)):
             await self._platform.edit_message(self._thread, message_id, REPLACED)
 
     async def flush(self) -> None:
         if not self._text.strip():
             return
         self._last_flush = self._clock()
-        parts = self._split(self._text, self._platform.max_message_chars)
+        parts = self._platform.split_text(self._text, self._platform.max_message_chars)
         for index, part in enumerate(parts):
             if index >= len(self._ids):
                 posted = await self._platform.post_message(
@@ -110,10 +83,7 @@ class ReplyStream:
 
 
 def open_reply(platform: ChatPlatform, thread: ThreadRef, key_prefix: str) -> ReplySink:
-    """The platform's native streaming reply where it has one, else streaming by post + edit, cut with the
-    platform's own `split_text(text, limit)` when it has one (Discord keeps code fences whole)."""
+    """The platform's native streaming reply where it has one, else streaming by post + edit, cut the platform's
+    way (`ChatPlatform.split_text`: Discord keeps code fences whole)."""
     native = platform.open_reply(thread, key_prefix)
-    if native is not None:
-        return native
-    split = getattr(platform, "split_text", None) or split_text
-    return ReplyStream(platform, thread, key_prefix, split=split)
+    return native if native is not None else ReplyStream(platform, thread, key_prefix)

@@ -48,7 +48,7 @@ async def open_platform_clients(settings: Settings, redis: Redis, stack: AsyncEx
         stack.push_async_callback(session.close)
         client = web_client(None, settings.slack_api_url, session)
         clients.chat[SlackOutbound.name] = SlackOutbound(
-            client, redis, tokens, native_streaming=settings.slack_native_streaming
+            client, tokens, native_streaming=settings.slack_native_streaming
         )
         clients.files[SlackFileSource.platform] = SlackFileSource(tokens, settings.slack_api_url)
     if settings.discord_token.get_secret_value():

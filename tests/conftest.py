@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +205,35 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         RETRY_BASE_DELAY_S="0.05",
         WORKER_POLL_DELAY_S="0.01",
     )
+    if settings.slack_bot_token.get_secret_value():
+        env.update(
+            SLACK_BOT_TOKEN=settings.slack_bot_token.get_secret_value(),
+            SLACK_SIGNING_SECRET=settings.slack_signing_secret.get_secret_value(),
+            SLACK_API_URL=settings.slack_api_url,
+        )
     return env
+
+
+@asynccontextmanager
+async def worker_process(runtime: Runtime, name: str) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`bot worker` as a process of its own (to be killed with SIGKILL), with a short lease and sweep so another
+    worker rescues its runs within seconds; stopped with SIGTERM at the end."""
+    env = subprocess_env(runtime.settings)
+    env.update(WORKFLOW_LEASE_S="2", WORKFLOW_SWEEP_INTERVAL_S="0.5", STALE_PENDING_AFTER_S="1", LOG_LEVEL="INFO")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "worker", env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 async def run_bot(*args: str, env: dict[str, str], timeout_s: float = 90) -> tuple[int, str, str]:

@@ -1,6 +1,9 @@
 """The console platform's outbound side: posts, edits and uploads go to a Redis stream per thread, which
 `bot console` and `bot ask` read. Workers in any process can therefore answer a console user, exactly as for Slack.
-An uploaded file's bytes wait in Redis next to its post; the reader saves them on its own disk (see `app.py`)."""
+An uploaded file's bytes wait in Redis next to its post; the reader saves them on its own disk (see `app.py`).
+
+The outbox (Postgres) records every post; each stream entry carries its idempotency key, where `recovering` looks
+for an earlier attempt's post, as Slack's metadata does."""
 
 from __future__ import annotations
 
@@ -8,27 +11,16 @@ import uuid
 from pathlib import PurePosixPath, PureWindowsPath
 
 from redis.asyncio import Redis
+from redis.typing import EncodableT, FieldT
 
 from bot.errors import InvalidInput
 from bot.events import PostedMessage, ThreadRef
-from bot.ports import ReplySink
+from bot.ports import ChatPlatform, FileUpload, PostLedger
 
 PLATFORM = "console"
 _KEY_TTL_S = 7 * 24 * 3600
 # Uploads wait in the Redis that also holds the job queue: a bound keeps one file from crowding it out.
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-
-# Atomic "post once per idempotency key": a retried post returns the first message's id and posts nothing.
-# KEYS: the key's record, the thread's stream, and for an upload the key its bytes are kept under.
-# ARGV: the new message's id, the TTL, the file's bytes ('' for a post), then the stream entry's field/value pairs.
-_POST_ONCE = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return {existing, 1} end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-if KEYS[3] then redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2]) end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'op', 'post', 'id', ARGV[1], unpack(ARGV, 4))
-return {ARGV[1], 0}
-"""
 
 
 def stream_key(thread: ThreadRef) -> str:
@@ -46,61 +38,71 @@ def safe_filename(filename: str) -> str:
     return name if name not in ("", ".", "..") else "file"
 
 
-class ConsoleOutbound:
+class ConsoleOutbound(ChatPlatform):
     name = PLATFORM
     max_message_chars = 100_000
     min_edit_interval_s = 0.05
 
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._post_once_script = redis.register_script(_POST_ONCE)
 
     async def post_message(
         self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
     ) -> PostedMessage:
-        # The Redis key makes every post idempotent, so `recovering` needs no lookup here.
-        return await self._post_once(thread, idempotency_key, {"text": text})
+        return await self._post(thread, idempotency_key, recovering, {"text": text})
 
     async def upload_file(
         self,
         thread: ThreadRef,
+        upload: FileUpload,
         *,
-        filename: str,
-        content: bytes,
-        title: str,
-        comment: str = "",
         idempotency_key: str,
         recovering: bool = False,
+        ledger: PostLedger | None = None,
     ) -> PostedMessage:
-        """A post whose entry names the file; its bytes are stored under `file_key` in the same atomic step."""
-        if len(content) > MAX_UPLOAD_BYTES:
+        """A post whose entry names the file; its bytes are stored under `file_key` in the same transaction."""
+        size = len(upload.content)
+        if size > MAX_UPLOAD_BYTES:
             raise InvalidInput(
-                f"`{filename}` is {len(content):,} bytes; the console keeps files up to {MAX_UPLOAD_BYTES:,} bytes."
+                f"`{upload.filename}` is {size:,} bytes; the console keeps files up to {MAX_UPLOAD_BYTES:,} bytes."
             )
-        fields = {"text": comment, "file": safe_filename(filename), "title": title, "size": str(len(content))}
-        return await self._post_once(thread, idempotency_key, fields, content)
+        fields = {"text": upload.comment, "file": safe_filename(upload.filename), "title": upload.title}
+        return await self._post(thread, idempotency_key, recovering, {**fields, "size": str(size)}, upload.content)
 
-    async def _post_once(
-        self, thread: ThreadRef, idempotency_key: str, fields: dict[str, str], content: bytes | None = None
+    async def _post(
+        self,
+        thread: ThreadRef,
+        key: str,
+        recovering: bool,
+        fields: dict[str, str],
+        content: bytes | None = None,
     ) -> PostedMessage:
+        if recovering:
+            known = await self.find_by_key(thread, key)
+            if known is not None:
+                return PostedMessage(message_id=known, existed=True)
         message_id = uuid.uuid4().hex
-        keys = [f"console:posted:{idempotency_key}", stream_key(thread)]
-        if content is not None:
-            keys.append(file_key(message_id))
-        pairs = [part for item in fields.items() for part in item]
-        result = await self._post_once_script(keys=keys, args=[message_id, _KEY_TTL_S, content or b"", *pairs])
-        posted_id, existed = result
-        return PostedMessage(message_id=as_text(posted_id), existed=bool(int(existed)))
+        entry: dict[FieldT, EncodableT] = {"op": "post", "id": message_id, "key": key}
+        entry.update(fields)
+        # One transaction, so a reader never sees a file's post before its bytes.
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if content is not None:
+                pipe.set(file_key(message_id), content, ex=_KEY_TTL_S)
+            pipe.xadd(stream_key(thread), entry, maxlen=10000)
+            await pipe.execute()
+        return PostedMessage(message_id=message_id)
+
+    async def find_by_key(self, thread: ThreadRef, key: str) -> str | None:
+        """The id of the post in the thread's stream that carries `key`; read only when recovering."""
+        for _, fields in await self._redis.xrange(stream_key(thread)):
+            if fields.get(b"op") == b"post" and fields.get(b"key") == key.encode():
+                return as_text(fields[b"id"])
+        return None
 
     async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
         await self._redis.xadd(stream_key(thread), {"op": "edit", "id": message_id, "text": text}, maxlen=10000)
 
-    async def show_working(self, thread: ThreadRef, status: str) -> None:
-        # A terminal shows the streamed text itself as progress; there is no status line to set.
-        return None
-
-    def open_reply(self, thread: ThreadRef, key_prefix: str) -> ReplySink | None:
-        return None
+    # No status line (a terminal shows the streamed text itself as progress) and no native stream: the defaults.
 
 
 def as_text(value: bytes | str) -> str:

@@ -18,7 +18,7 @@ from adapters.discord.rest import DiscordRest
 from adapters.discord.splitting import split_message
 from bot.errors import InvalidInput, UpstreamError
 from bot.events import PostedMessage, ThreadRef
-from bot.ports import ReplySink
+from bot.ports import ChatPlatform, FileUpload, PostLedger
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +44,7 @@ def snowflake_time(snowflake: str) -> float:
     return ((int(snowflake) >> 22) + DISCORD_EPOCH_MS) / 1000
 
 
-class DiscordOutbound:
+class DiscordOutbound(ChatPlatform):
     name = PLATFORM
     max_message_chars = MAX_MESSAGE_CHARS
     # Discord allows about 5 sends or edits per 5 s in a channel: one edit a second leaves room for the rest.
@@ -74,18 +74,17 @@ class DiscordOutbound:
     async def upload_file(
         self,
         thread: ThreadRef,
+        upload: FileUpload,
         *,
-        filename: str,
-        content: bytes,
-        title: str,
-        comment: str = "",
         idempotency_key: str,
         recovering: bool = False,
+        ledger: PostLedger | None = None,
     ) -> PostedMessage:
         """A message with the file attached and `comment` as its text. As for posts, `recovering` needs no lookup:
         the nonce returns the earlier message within Discord's window. `existed` is judged as for posts too (the
         text differs, or the message is older than the request), so a replay with the same comment seconds later
         returns the same message without saying it existed."""
+        filename, content, comment = upload.filename, upload.content, upload.comment
         if len(content) > self.max_upload_bytes:
             # Refused here rather than by Discord's 413, and as InvalidInput: the caller posts the text instead.
             raise InvalidInput(
@@ -95,8 +94,8 @@ class DiscordOutbound:
         if len(comment) > self.max_message_chars:
             raise InvalidInput(f"A file's comment holds at most {self.max_message_chars} characters on Discord.")
         attachment: dict[str, Any] = {"id": 0, "filename": filename}
-        if title:
-            attachment["title"] = title
+        if upload.title:
+            attachment["title"] = upload.title
         body = {
             "content": comment,
             "nonce": nonce_for(idempotency_key),
@@ -129,11 +128,9 @@ class DiscordOutbound:
         except UpstreamError as exc:
             log.info("discord typing indicator failed", channel=thread.thread_key, error=str(exc))
 
-    def open_reply(self, thread: ThreadRef, key_prefix: str) -> ReplySink | None:
-        return None  # streamed by the core's post + edit, cut with `split_text` below
+    # No native streaming: replies stream by the core's post + edit, cut with `split_text` below.
 
-    @staticmethod
-    def split_text(text: str, limit: int) -> list[str]:
+    def split_text(self, text: str, limit: int) -> list[str]:
         """Discord's cut: `bot.streaming.split_text` knows nothing of code fences; this keeps each part fenced."""
         return split_message(text, limit)
 

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from bot.errors import InvalidInput
 from bot.events import ThreadRef
 from bot.media.transcripts import clock, timestamped
-from bot.ports import ChatPlatform, Transcript
+from bot.ports import ChatPlatform, FileUpload, Transcript
 
 
 async def upload_transcript(
@@ -18,14 +18,13 @@ async def upload_transcript(
     body = timestamped(transcript.utterances) or transcript.text
     stem = PurePosixPath(media_name.replace("\\", "/")).stem or "media"
     try:
-        posted = await platform.upload_file(
-            thread,
+        upload = FileUpload(
             filename=f"{stem}-transcript.txt",
             content=body.encode("utf-8"),
             title=f"Transcript: {media_name}",
             comment=f"Full transcript of {media_name} ({clock(transcript.duration_s)}).",
-            idempotency_key=key,
         )
+        posted = await platform.upload_file(thread, upload, idempotency_key=key)
     except InvalidInput as refused:
         notice = f"📎 I couldn't attach the transcript: {refused.user_message} Ask me about it here instead."
         posted = await platform.post_message(thread, notice, idempotency_key=f"{key}-refused")

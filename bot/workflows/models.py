@@ -143,6 +143,8 @@ class OutboxEntry(SQLModel, table=True):
     platform: str = Field(max_length=32)
     state: str = Field(default="intent", max_length=16)
     message_id: str | None = Field(default=None, max_length=128)
+    # What the platform noted before its last call (a Slack upload's file id), for a replay to look by.
+    note: str | None = Field(default=None, max_length=128)
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.events import PostedMessage, ThreadRef
-from bot.streaming import ReplyStream, split_text
+from bot.ports import ChatPlatform, FileUpload, PostLedger
+from bot.streaming import ReplyStream
+from bot.text import split_text
 
 THREAD = ThreadRef("test", "w", "c", "t")
 
 
 @dataclass
-class RecordingPlatform:
+class RecordingPlatform(ChatPlatform):
     """Keeps what a real platform would show, and honours idempotency keys like one."""
 
     name: str = "test"
@@ -39,26 +41,21 @@ class RecordingPlatform:
     async def show_working(self, thread: ThreadRef, status: str) -> None:
         self.calls.append(("status", status))
 
-    def open_reply(self, thread: ThreadRef, key_prefix: str) -> None:
-        return None
-
     async def upload_file(
         self,
         thread: ThreadRef,
+        upload: FileUpload,
         *,
-        filename: str,
-        content: bytes,
-        title: str,
-        comment: str = "",
         idempotency_key: str,
         recovering: bool = False,
+        ledger: PostLedger | None = None,
     ) -> PostedMessage:
-        self.calls.append(("upload", f"{filename} recovering={recovering}"))
+        self.calls.append(("upload", f"{upload.filename} recovering={recovering}"))
         if idempotency_key in self.keys:
             return PostedMessage(self.keys[idempotency_key], existed=True)
         message_id = f"m{len(self.shown)}"
         self.keys[idempotency_key] = message_id
-        self.shown[message_id] = f"{comment} [{filename}]"
+        self.shown[message_id] = f"{upload.comment} [{upload.filename}]"
         return PostedMessage(message_id)
 
 

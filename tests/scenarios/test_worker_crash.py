@@ -3,11 +3,7 @@ and Redis flushed while runs sleep or wait. Postgres holds the runs; the sweeper
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from sqlalchemy import select
 
@@ -19,29 +15,9 @@ from bot.workflows.events import send_event
 from bot.workflows.models import RUNS, STEPS
 from bot.workflows.runs import start_run
 from sandbox.openai_server import StandInLLM, Step
-from tests.conftest import stream_entries, subprocess_env, thread_view, wait_for
+from tests.conftest import stream_entries, thread_view, wait_for, worker_process
 
 ANSWER = " ".join(f"word{i}" for i in range(60))
-
-
-@asynccontextmanager
-async def worker_process(runtime: Runtime, name: str) -> AsyncIterator[asyncio.subprocess.Process]:
-    env = subprocess_env(runtime.settings)
-    env.update(WORKFLOW_LEASE_S="2", WORKFLOW_SWEEP_INTERVAL_S="0.5", STALE_PENDING_AFTER_S="1", LOG_LEVEL="INFO")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli", "worker", env=env,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 async def test_worker_killed_mid_reply_another_finishes_with_one_reply(runtime: Runtime, stand_in: StandInLLM) -> None:

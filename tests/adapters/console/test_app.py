@@ -8,6 +8,7 @@ from pathlib import Path
 from adapters.console.app import ConsoleSession, entry_text, human_size
 from adapters.console.inbound import console_thread
 from adapters.console.outbound import ConsoleOutbound, stream_key
+from bot.ports import FileUpload
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
 from tests.conftest import wait_for
@@ -17,9 +18,10 @@ async def test_an_upload_is_shown_with_its_comment_and_where_it_was_saved(runtim
     thread = console_thread("files")
     content = b"x" * 12_300
     posted = await ConsoleOutbound(runtime.redis).upload_file(
-        thread, filename="transcript.txt", content=content, title="Transcript", comment="The full transcript.",
+        thread,
+        FileUpload(filename="transcript.txt", content=content, title="Transcript", comment="The full transcript."),
         idempotency_key="k-shown",
-    )  # fmt: skip
+    )
     [(_, fields)] = await runtime.redis.xrange(stream_key(thread))
     shown = await entry_text(runtime.redis, fields, tmp_path / "uploads")
     saved = (tmp_path / "uploads" / posted.message_id / "transcript.txt").resolve()
@@ -30,7 +32,7 @@ async def test_an_upload_is_shown_with_its_comment_and_where_it_was_saved(runtim
 async def test_a_file_name_cannot_lead_out_of_the_uploads_folder(runtime: Runtime, tmp_path: Path) -> None:
     thread = console_thread("files")
     await ConsoleOutbound(runtime.redis).upload_file(
-        thread, filename="../../escape.txt", content=b"hi", title="", idempotency_key="k-escape"
+        thread, FileUpload(filename="../../escape.txt", content=b"hi", title=""), idempotency_key="k-escape"
     )
     [(_, fields)] = await runtime.redis.xrange(stream_key(thread))
     shown = await entry_text(runtime.redis, fields, tmp_path / "uploads")
@@ -48,9 +50,10 @@ async def test_an_upload_that_arrives_during_a_turn_is_shown_by_the_session(
     turn = asyncio.create_task(ConsoleSession(runtime).send("Transcribe it.", "media", on_text=shown.append))
     await wait_for(stand_in.chat_requests)
     await ConsoleOutbound(runtime.redis).upload_file(
-        console_thread("media"), filename="transcript.txt", content=b"words", title="Transcript",
-        comment="Here it is.", idempotency_key="k-turn",
-    )  # fmt: skip
+        console_thread("media"),
+        FileUpload(filename="transcript.txt", content=b"words", title="Transcript", comment="Here it is."),
+        idempotency_key="k-turn",
+    )
     result = await turn
     printed = "".join(shown)
     assert "Here it is.\n📎 transcript.txt (5 B) saved to " in printed

@@ -8,21 +8,23 @@ from adapters.console.app import Transcript
 from adapters.console.inbound import console_thread
 from adapters.console.outbound import MAX_UPLOAD_BYTES, ConsoleOutbound, file_key
 from bot.errors import InvalidInput
+from bot.ports import FileUpload
 from bot.runtime import Runtime
 from tests.conftest import stream_entries, thread_view
 
 
-async def test_post_is_idempotent_per_key(runtime: Runtime) -> None:
+async def test_a_recovering_post_finds_the_one_posted_under_its_key(runtime: Runtime) -> None:
     outbound = ConsoleOutbound(runtime.redis)
     thread = console_thread("t")
     first = await outbound.post_message(thread, "hello", idempotency_key="reply:1:0")
-    again = await outbound.post_message(thread, "hello again", idempotency_key="reply:1:0")
+    await outbound.post_message(thread, "another reply", idempotency_key="reply:2:0")
+    again = await outbound.post_message(thread, "hello again", idempotency_key="reply:1:0", recovering=True)
     assert again.message_id == first.message_id
     assert not first.existed
     assert again.existed
     await outbound.edit_message(thread, first.message_id, "hello, edited")
-    assert await thread_view(runtime, thread) == ["hello, edited"]
-    assert [e["op"] for e in await stream_entries(runtime, thread)] == ["post", "edit"]
+    assert await thread_view(runtime, thread) == ["hello, edited", "another reply"]
+    assert [e["op"] for e in await stream_entries(runtime, thread)] == ["post", "post", "edit"]
 
 
 def test_transcript_prints_only_what_is_new() -> None:
@@ -38,16 +40,18 @@ async def test_an_upload_is_one_post_per_key_that_names_its_file(runtime: Runtim
     outbound = ConsoleOutbound(runtime.redis)
     thread = console_thread("t")
     upload = functools.partial(
-        outbound.upload_file, thread, filename="transcript.txt", content=b"hello\n", title="Transcript",
-        comment="The transcript.", idempotency_key="media:1:file",
-    )  # fmt: skip
+        outbound.upload_file,
+        thread,
+        FileUpload(filename="transcript.txt", content=b"hello\n", title="Transcript", comment="The transcript."),
+        idempotency_key="media:1:file",
+    )
     first = await upload()
     again = await upload(recovering=True)
     assert (again.message_id, again.existed, first.existed) == (first.message_id, True, False)
     [entry] = await stream_entries(runtime, thread)
     assert entry == {
-        "op": "post", "id": first.message_id, "text": "The transcript.", "file": "transcript.txt",
-        "title": "Transcript", "size": "6",
+        "op": "post", "id": first.message_id, "key": "media:1:file", "text": "The transcript.",
+        "file": "transcript.txt", "title": "Transcript", "size": "6",
     }  # fmt: skip
     assert await runtime.redis.get(file_key(first.message_id)) == b"hello\n"
     assert await thread_view(runtime, thread) == ["The transcript."], "readers that know no files show the comment"
@@ -56,6 +60,8 @@ async def test_an_upload_is_one_post_per_key_that_names_its_file(runtime: Runtim
 async def test_an_upload_too_big_for_redis_is_refused(runtime: Runtime) -> None:
     with pytest.raises(InvalidInput, match="the console keeps files up to"):
         await ConsoleOutbound(runtime.redis).upload_file(
-            console_thread("t"), filename="big.bin", content=bytes(MAX_UPLOAD_BYTES + 1), title="", idempotency_key="k"
+            console_thread("t"),
+            FileUpload(filename="big.bin", content=bytes(MAX_UPLOAD_BYTES + 1), title=""),
+            idempotency_key="k",
         )
     assert await stream_entries(runtime, console_thread("t")) == []

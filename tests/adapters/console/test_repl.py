@@ -10,6 +10,7 @@ import pytest
 from adapters.console.inbound import console_thread
 from adapters.console.outbound import ConsoleOutbound
 from adapters.console.repl import ThreadWatcher
+from bot.ports import FileUpload
 from bot.runtime import Runtime
 from tests.conftest import wait_for
 
@@ -31,9 +32,10 @@ async def test_an_upload_to_the_current_thread_is_shown_while_idle(
     try:
         await wait_for(watching)
         await outbound.upload_file(
-            thread, filename="digest.md", content=b"# Digest\n", title="Digest", comment="Your weekly digest.",
+            thread,
+            FileUpload(filename="digest.md", content=b"# Digest\n", title="Digest", comment="Your weekly digest."),
             idempotency_key="k-idle",
-        )  # fmt: skip
+        )
         out = await wait_for(lambda: (seen := capsys.readouterr().out) and "📎" in seen and seen)
     finally:
         await watcher.stop()

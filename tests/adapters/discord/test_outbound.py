@@ -4,7 +4,6 @@ replayed sends not duplicated, refusals turned into errors a user can read."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import AsyncIterator
 
@@ -16,7 +15,8 @@ from adapters.discord.rest import DiscordRest
 from adapters.discord.splitting import fence_state, join_messages
 from bot.config import Settings
 from bot.errors import InvalidInput, PermanentUpstreamError, TransientUpstreamError
-from bot.events import ThreadRef
+from bot.events import PostedMessage, ThreadRef
+from bot.ports import FileUpload
 from bot.runtime import Runtime
 from bot.streaming import open_reply
 from sandbox.discord_server import Fault
@@ -196,9 +196,15 @@ async def _first_message_status(rt: Runtime, status: str) -> bool:
 async def test_an_upload_lands_in_the_thread_with_its_comment(world: World, rest: DiscordRest) -> None:
     thread = where(world.general, world.guild)
     posted = await DiscordOutbound(rest).upload_file(
-        thread, filename="transcript.txt", content=b"hello\r\nworld\x00", title="Transcript",
-        comment="Here is the transcript.", idempotency_key="media:1:file",
-    )  # fmt: skip
+        thread,
+        FileUpload(
+            filename="transcript.txt",
+            content=b"hello\r\nworld\x00",
+            title="Transcript",
+            comment="Here is the transcript.",
+        ),
+        idempotency_key="media:1:file",
+    )
     [message] = world.fake.messages[world.general]
     assert (message.payload["id"], posted.existed) == (posted.message_id, False)
     assert message.payload["content"] == "Here is the transcript."
@@ -216,9 +222,11 @@ async def test_an_upload_lands_in_the_thread_with_its_comment(world: World, rest
 
 async def test_the_same_key_twice_uploads_one_file(world: World, rest: DiscordRest) -> None:
     outbound, thread = DiscordOutbound(rest), where(world.general, world.guild)
-    upload = functools.partial(
-        outbound.upload_file, thread, filename="t.txt", content=b"abc", title="T", idempotency_key="media:2:file"
-    )
+
+    async def upload(comment: str, recovering: bool = False) -> PostedMessage:
+        file = FileUpload(filename="t.txt", content=b"abc", title="T", comment=comment)
+        return await outbound.upload_file(thread, file, idempotency_key="media:2:file", recovering=recovering)
+
     first = await upload(comment="Here.")
     same = await upload(comment="Here.")
     # A replay is told apart by what Discord returns: here the comment a retried step would have changed.
@@ -233,9 +241,10 @@ async def test_an_upload_whose_answer_was_lost_is_sent_again_and_lands_once(worl
     """Discord stored the message, then answered 500: the retried send carries the same nonce and gets it back."""
     world.fake.fail(Fault(r"POST /channels/\d+/messages", status=500, after_acting=True))
     posted = await DiscordOutbound(rest).upload_file(
-        where(world.general, world.guild), filename="t.txt", content=b"abc", title="T", comment="Here.",
+        where(world.general, world.guild),
+        FileUpload(filename="t.txt", content=b"abc", title="T", comment="Here."),
         idempotency_key="media:3:file",
-    )  # fmt: skip
+    )
     assert [c.status for c in world.fake.calls_to("POST", r"/channels/\d+/messages")] == [500, 200]
     [message] = world.fake.messages[world.general]
     assert message.payload["id"] == posted.message_id
@@ -246,7 +255,9 @@ async def test_a_file_over_discords_limit_is_refused_before_sending(world: World
     big = bytes(MAX_UPLOAD_BYTES + 1)
     with pytest.raises(InvalidInput) as caught:
         await DiscordOutbound(rest).upload_file(
-            where(world.general, world.guild), filename="transcript.txt", content=big, title="", idempotency_key="k"
+            where(world.general, world.guild),
+            FileUpload(filename="transcript.txt", content=big, title=""),
+            idempotency_key="k",
         )
     assert caught.value.user_message == (
         "`transcript.txt` is 10,485,761 bytes; a bot may attach at most 10,485,760 bytes (10 MiB) to a Discord "
@@ -256,7 +267,9 @@ async def test_a_file_over_discords_limit_is_refused_before_sending(world: World
     # Discord itself refuses it too (413), should the limit we assume be set higher than the server's.
     with pytest.raises(PermanentUpstreamError, match="HTTP 413 code 40005"):
         await DiscordOutbound(rest, max_upload_bytes=2 * MAX_UPLOAD_BYTES).upload_file(
-            where(world.general, world.guild), filename="transcript.txt", content=big, title="", idempotency_key="k"
+            where(world.general, world.guild),
+            FileUpload(filename="transcript.txt", content=big, title=""),
+            idempotency_key="k",
         )
     assert world.fake.messages[world.general] == []
 
@@ -265,6 +278,8 @@ async def test_missing_permission_to_attach_files_is_a_clear_permanent_error(wor
     world.fake.forbid(world.general, "attach")
     with pytest.raises(PermanentUpstreamError) as caught:
         await DiscordOutbound(rest).upload_file(
-            where(world.general, world.guild), filename="t.txt", content=b"abc", title="", idempotency_key="k"
+            where(world.general, world.guild),
+            FileUpload(filename="t.txt", content=b"abc", title=""),
+            idempotency_key="k",
         )
     assert caught.value.user_message.startswith("I'm not allowed to attach files here")

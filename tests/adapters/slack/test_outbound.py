@@ -1,25 +1,48 @@
-"""The outbound port against the sandbox over HTTP: long answers, 429s, msg_too_long, idempotent posts, uploads."""
+"""The outbound port against the sandbox over HTTP: long answers, 429s, msg_too_long, idempotent posts, uploads.
+Most tests use Slack behind the outbox, as a workflow step does (`ctx.platform`): Postgres is the record of what
+was posted, Slack's metadata where a recovering attempt looks."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 
 import pytest
+from sqlalchemy import update
 
-from adapters.slack.outbound import SlackOutbound, upload_marker
+from adapters.slack.keys import upload_marker
+from adapters.slack.outbound import SlackOutbound
 from adapters.slack.webapi import fixed_token, web_client
 from bot.errors import TransientUpstreamError
 from bot.events import ThreadRef
+from bot.ports import FileUpload
 from bot.runtime import Runtime
+from bot.workflows.models import OUTBOX
+from bot.workflows.outbox import OutboxPlatform
 from sandbox.openai_server import StandInLLM, Step, long_text
 from sandbox.slack_server import MAX_TEXT_CHARS, TEAM_ID, Failure, SlackSandbox
 from tests.adapters.slack.conftest import CHANNEL, DM, SlackEvents, mention, message
 from tests.conftest import wait_for
 
 
-def outbound(runtime: Runtime, slack: SlackSandbox) -> SlackOutbound:
-    return SlackOutbound(web_client(None, slack.api_url), runtime.redis, fixed_token(slack.bot_token))
+def bare(slack: SlackSandbox, *, native_streaming: bool = True) -> SlackOutbound:
+    return SlackOutbound(
+        web_client(None, slack.api_url), fixed_token(slack.bot_token), native_streaming=native_streaming
+    )
+
+
+def outbound(runtime: Runtime, slack: SlackSandbox, platform: SlackOutbound | None = None) -> OutboxPlatform:
+    """A new attempt's view of Slack (each call is a step that ran again after a crash)."""
+    return OutboxPlatform(platform or bare(slack), runtime, 1)
+
+
+async def forget_sent(runtime: Runtime, key: str, *, note: bool = False) -> None:
+    """As if the worker died between Slack's answer and the outbox's `sent` (and, with `note`, before it noted the
+    file id too)."""
+    values: dict[str, object] = {"state": "intent", "message_id": None}
+    if note:
+        values["note"] = None
+    async with runtime.autocommit.connect() as conn:
+        await conn.execute(update(OUTBOX).where(OUTBOX.c.key == key).values(**values))
 
 
 def thread(ts: str = "1690000000.999999", channel: str = CHANNEL) -> ThreadRef:
@@ -88,13 +111,14 @@ async def test_msg_too_long_is_split_and_retried(runtime: Runtime, slack: SlackS
 async def test_same_key_never_posts_twice_and_recovery_finds_the_message_by_metadata(
     runtime: Runtime, slack: SlackSandbox
 ) -> None:
-    out = outbound(runtime, slack)
-    first = await out.post_message(thread(), "*once*", idempotency_key="k-once")
-    again = await out.post_message(thread(), "*once*", idempotency_key="k-once")
+    first = await outbound(runtime, slack).post_message(thread(), "*once*", idempotency_key="k-once")
+    await runtime.redis.flushdb()  # Redis holds no record of posts: losing it changes nothing
+    again = await outbound(runtime, slack).post_message(thread(), "*once*", idempotency_key="k-once")
     assert (first.existed, again.existed, again.message_id) == (False, True, first.message_id)
+    assert slack.calls_to("conversations.replies") == [], "a sent post is known without asking Slack"
 
-    await runtime.redis.flushdb()  # as if the process died between Slack's answer and our record
-    recovered = await out.post_message(thread(), "*once*", idempotency_key="k-once", recovering=True)
+    await forget_sent(runtime, "k-once")
+    recovered = await outbound(runtime, slack).post_message(thread(), "*once*", idempotency_key="k-once")
     assert recovered.message_id == first.message_id
     assert recovered.existed
     assert len(slack.calls_to("conversations.replies")) == 1
@@ -125,10 +149,12 @@ async def test_an_upload_lands_in_the_thread_with_its_comment(runtime: Runtime, 
     transcript = b"hello world\n" * 200_000  # 2.4 MB: sent as a stream, not one blocking write
     posted = await outbound(runtime, slack).upload_file(
         thread(),
-        filename="transcript.txt",
-        content=transcript,
-        title="Transcript",
-        comment="Here is the **full** transcript.",
+        FileUpload(
+            filename="transcript.txt",
+            content=transcript,
+            title="Transcript",
+            comment="Here is the **full** transcript.",
+        ),
         idempotency_key="k-file",
     )
     [file] = slack.files.values()
@@ -145,12 +171,12 @@ async def test_an_upload_lands_in_the_thread_with_its_comment(runtime: Runtime, 
 
 
 async def test_the_same_key_twice_uploads_one_file(runtime: Runtime, slack: SlackSandbox) -> None:
-    out = outbound(runtime, slack)
-    first = await out.upload_file(
-        thread(), filename="t.txt", content=b"once", title="T", comment="Here.", idempotency_key="k-twice"
+    first = await outbound(runtime, slack).upload_file(
+        thread(), FileUpload(filename="t.txt", content=b"once", title="T", comment="Here."), idempotency_key="k-twice"
     )
-    again = await out.upload_file(
-        thread(), filename="t.txt", content=b"once", title="T", comment="Here.", idempotency_key="k-twice"
+    await runtime.redis.flushdb()
+    again = await outbound(runtime, slack).upload_file(
+        thread(), FileUpload(filename="t.txt", content=b"once", title="T", comment="Here."), idempotency_key="k-twice"
     )
     assert (again.message_id, again.existed) == (first.message_id, True)
     assert len(slack.files) == 1
@@ -159,62 +185,52 @@ async def test_the_same_key_twice_uploads_one_file(runtime: Runtime, slack: Slac
 
 
 @pytest.mark.parametrize(
-    ("comment", "records_lost"),
+    ("comment", "note_lost"),
     [("Here.", False), ("Here.", True), ("", False)],
-    ids=["by-file-id", "by-marker-after-redis-was-lost", "no-comment-by-file-id"],
+    ids=["by-file-id", "by-marker-when-the-note-is-gone", "no-comment-by-file-id"],
 )
 async def test_an_upload_whose_answer_was_lost_is_found_when_recovering(
-    comment: str, records_lost: bool, runtime: Runtime, slack: SlackSandbox
+    comment: str, note_lost: bool, runtime: Runtime, slack: SlackSandbox
 ) -> None:
     """Slack shared the file, then answered 500: the call is not repeated, and the step's retry (recovering) finds
-    the share by the file id noted before completing, or by the comment's marker when even that note is gone."""
+    the share by the file id the outbox noted before completing, or by the comment's marker when even that note is
+    gone. Redis plays no part: it is flushed in between."""
     slack.fail(Failure("files.completeUploadExternal", error="internal_error", status=500, after_acting=True))
-    out = outbound(runtime, slack)
-    upload = functools.partial(
-        out.upload_file,
-        thread(),
-        filename="t.txt",
-        content=b"abc",
-        title="T",
-        comment=comment,
-        idempotency_key="k-lost",
-    )
+    upload = FileUpload(filename="t.txt", content=b"abc", title="T", comment=comment)
     with pytest.raises(TransientUpstreamError):
-        await upload()
+        await outbound(runtime, slack).upload_file(thread(), upload, idempotency_key="k-lost")
     assert len(slack.calls_to("files.completeUploadExternal")) == 1, "not retried inside the call"
-    if records_lost:
-        await runtime.redis.flushdb()
-    again = await upload(recovering=True)
+    await runtime.redis.flushdb()
+    if note_lost:
+        await forget_sent(runtime, "k-lost", note=True)
+    again = await outbound(runtime, slack).upload_file(thread(), upload, idempotency_key="k-lost")
     [shared] = slack.thread(CHANNEL, thread().thread_key)
     assert (again.message_id, again.existed) == (shared.ts, True)
     assert len(slack.files) == 1
     assert len(slack.calls_to("files.completeUploadExternal")) == 1
-    assert bool(slack.calls_to("conversations.replies")) == records_lost
+    assert bool(slack.calls_to("conversations.replies")) == note_lost
 
 
 async def test_an_upload_that_never_completed_is_made_when_recovering(runtime: Runtime, slack: SlackSandbox) -> None:
     slack.fail(Failure("files.completeUploadExternal", error="internal_error", status=500))
-    out = outbound(runtime, slack)
-    upload = functools.partial(
-        out.upload_file, thread(), filename="t.txt", content=b"abc", title="T", comment="Here.", idempotency_key="k-x"
-    )
+    upload = FileUpload(filename="t.txt", content=b"abc", title="T", comment="Here.")
     with pytest.raises(TransientUpstreamError):
-        await upload()
-    again = await upload(recovering=True)
+        await outbound(runtime, slack).upload_file(thread(), upload, idempotency_key="k-x")
+    again = await outbound(runtime, slack).upload_file(thread(), upload, idempotency_key="k-x")
     [shared] = slack.thread(CHANNEL, thread().thread_key)
     assert (again.message_id, again.existed) == (shared.ts, False)
     assert [slack.files[f].content for f in shared.files] == [b"abc"]
 
 
-async def test_native_stream_retried_after_a_crash_edits_instead_of_posting_again(
+async def test_native_stream_retried_after_a_crash_and_a_redis_flush_edits_instead_of_posting_again(
     runtime: Runtime, slack: SlackSandbox
 ) -> None:
-    out = outbound(runtime, slack)
     dm = thread(channel=DM)
-    first = out.open_reply(dm, "reply:7")
+    first = outbound(runtime, slack).open_reply(dm, "reply:7")
     assert first is not None
     await first.feed("Half an ans")  # the first attempt dies here, mid-stream
-    retry = out.open_reply(dm, "reply:7")
+    await runtime.redis.flushdb()
+    retry = outbound(runtime, slack).open_reply(dm, "reply:7")
     assert retry is not None
     await retry.feed("A whole answer.")
     ids = await retry.finish()
@@ -227,17 +243,17 @@ async def test_channel_threads_fall_back_to_post_and_edit(runtime: Runtime, slac
     out = outbound(runtime, slack)
     assert out.open_reply(thread(), "reply:8") is None
     assert out.open_reply(thread(channel=DM), "reply:8") is not None
-    switched_off = SlackOutbound(out.client, runtime.redis, fixed_token(""), native_streaming=False)
+    switched_off = outbound(runtime, slack, bare(slack, native_streaming=False))
     assert switched_off.open_reply(thread(channel=DM), "reply:8") is None
+    assert bare(slack).open_reply(thread(channel=DM), "reply:8") is None, "no record to keep its parts in"
 
 
 async def test_an_edit_refused_as_too_long_continues_in_a_follow_up(runtime: Runtime, slack: SlackSandbox) -> None:
-    out = outbound(runtime, slack)
-    posted = await out.post_message(thread(), "short", idempotency_key="k-grow")
+    posted = await outbound(runtime, slack).post_message(thread(), "short", idempotency_key="k-grow")
     text = long_text(3000)
     for _ in range(2):  # the second edit (a retried step) must not post the follow-up again
         slack.fail(Failure("chat.update", error="msg_too_long"))
-        await out.edit_message(thread(), posted.message_id, text)
+        await outbound(runtime, slack).edit_message(thread(), posted.message_id, text)
     shown = slack.thread(CHANNEL, thread().thread_key)
     assert len(shown) == 2
     assert shown[0].ts == posted.message_id
@@ -247,7 +263,8 @@ async def test_an_edit_refused_as_too_long_continues_in_a_follow_up(runtime: Run
 async def test_where_chat_streaming_is_refused_the_reply_is_posted_and_later_replies_post_and_edit(
     runtime: Runtime, slack: SlackSandbox
 ) -> None:
-    out = outbound(runtime, slack)
+    slack_platform = bare(slack)
+    out = outbound(runtime, slack, slack_platform)
     dm = thread(channel=DM)
     slack.fail(Failure("chat.startStream", error="not_allowed_token_type"))
     sink = out.open_reply(dm, "reply:9")
@@ -257,17 +274,16 @@ async def test_where_chat_streaming_is_refused_the_reply_is_posted_and_later_rep
     ids = await sink.finish()
     assert [m.text for m in slack.thread(DM, dm.thread_key)] == ["Hello there."]
     assert ids == [slack.thread(DM, dm.thread_key)[0].ts]
-    assert out.open_reply(dm, "reply:10") is None, "the next reply streams by post + edit"
+    assert outbound(runtime, slack, slack_platform).open_reply(dm, "reply:10") is None, "next: post + edit"
 
 
 async def test_a_post_whose_answer_was_lost_is_not_repeated_blindly(runtime: Runtime, slack: SlackSandbox) -> None:
     """Slack posted, then answered 500: a retry inside the call could post twice, so the error goes up instead
     and the next attempt (recovering) finds the message by its metadata."""
     slack.fail(Failure("chat.postMessage", error="internal_error", status=500, after_acting=True))
-    out = outbound(runtime, slack)
     with pytest.raises(TransientUpstreamError):
-        await out.post_message(thread(), "only once", idempotency_key="k-lost")
+        await outbound(runtime, slack).post_message(thread(), "only once", idempotency_key="k-lost")
     assert len(slack.calls_to("chat.postMessage")) == 1, "not retried inside the call"
-    again = await out.post_message(thread(), "only once", idempotency_key="k-lost", recovering=True)
+    again = await outbound(runtime, slack).post_message(thread(), "only once", idempotency_key="k-lost")
     assert again.existed
     assert [m.text for m in slack.messages] == ["only once"]

@@ -9,11 +9,11 @@ from sqlalchemy import select
 from adapters.console.inbound import console_thread
 from adapters.console.outbound import ConsoleOutbound
 from bot.events import PostedMessage, ThreadRef
-from bot.ports import ChatPlatform
+from bot.ports import ChatPlatform, FileUpload, PostLedger
 from bot.runtime import Runtime
 from bot.streaming import REPLACED, open_reply
 from bot.workflows.models import OUTBOX
-from bot.workflows.outbox import with_outbox
+from bot.workflows.outbox import OutboxPlatform
 from tests.bot.test_streaming import RecordingPlatform
 from tests.conftest import stream_entries
 
@@ -22,8 +22,8 @@ THREAD = ThreadRef("test", "w", "c", "t")
 
 async def test_a_replayed_post_returns_the_first_and_posts_nothing(runtime: Runtime) -> None:
     platform = RecordingPlatform()
-    first = await with_outbox(platform, runtime, 1).post_message(THREAD, "hello", idempotency_key="1:say:0")
-    again = await with_outbox(platform, runtime, 1).post_message(THREAD, "hello", idempotency_key="1:say:0")
+    first = await OutboxPlatform(platform, runtime, 1).post_message(THREAD, "hello", idempotency_key="1:say:0")
+    again = await OutboxPlatform(platform, runtime, 1).post_message(THREAD, "hello", idempotency_key="1:say:0")
     assert (again.message_id, again.existed) == (first.message_id, True)
     assert [call for call in platform.calls if call[0] == "post"] == [("post", "hello")]
 
@@ -31,12 +31,12 @@ async def test_a_replayed_post_returns_the_first_and_posts_nothing(runtime: Runt
 async def test_a_shorter_retry_replaces_the_earlier_attempts_extra_parts(runtime: Runtime) -> None:
     platform = RecordingPlatform()  # 50 characters a message
     long_answer = "word " * 40  # four messages
-    first = open_reply(with_outbox(platform, runtime, 7), THREAD, "7:reply")
+    first = open_reply(OutboxPlatform(platform, runtime, 7), THREAD, "7:reply")
     await first.feed(long_answer)
     await first.finish()
     assert len(platform.shown) == 4
 
-    retry = open_reply(with_outbox(platform, runtime, 7), THREAD, "7:reply")  # the step ran again
+    retry = open_reply(OutboxPlatform(platform, runtime, 7), THREAD, "7:reply")  # the step ran again
     await retry.feed("A short answer this time.")
     await retry.finish()
     assert list(platform.shown.values()) == ["A short answer this time.", REPLACED, REPLACED, REPLACED]
@@ -44,18 +44,19 @@ async def test_a_shorter_retry_replaces_the_earlier_attempts_extra_parts(runtime
 
 async def test_a_first_attempt_does_not_look_for_leftovers(runtime: Runtime) -> None:
     platform = RecordingPlatform()
-    outbox = with_outbox(platform, runtime, 9)
+    outbox = OutboxPlatform(platform, runtime, 9)
     stream = open_reply(outbox, THREAD, "9:reply")
     await stream.feed("fresh")
     await stream.finish()
-    assert await outbox.posted_beyond("9:reply", 1) == []  # type: ignore[attr-defined]
+    assert await outbox.posted_beyond("9:reply", 1) == []
 
 
 async def upload(platform: ChatPlatform, thread: ThreadRef, key: str) -> PostedMessage:
     return await platform.upload_file(
-        thread, filename="transcript.txt", content=b"words\n", title="Transcript", comment="The transcript.",
+        thread,
+        FileUpload(filename="transcript.txt", content=b"words\n", title="Transcript", comment="The transcript."),
         idempotency_key=key,
-    )  # fmt: skip
+    )
 
 
 async def outbox_row(runtime: Runtime, key: str) -> tuple[str, str | None]:
@@ -66,8 +67,8 @@ async def outbox_row(runtime: Runtime, key: str) -> tuple[str, str | None]:
 
 async def test_an_upload_replayed_after_sent_uploads_nothing(runtime: Runtime) -> None:
     platform = RecordingPlatform()
-    first = await upload(with_outbox(platform, runtime, 3), THREAD, "3:file:0")
-    again = await upload(with_outbox(platform, runtime, 3), THREAD, "3:file:0")
+    first = await upload(OutboxPlatform(platform, runtime, 3), THREAD, "3:file:0")
+    again = await upload(OutboxPlatform(platform, runtime, 3), THREAD, "3:file:0")
     assert (again.message_id, again.existed) == (first.message_id, True)
     assert [call for call in platform.calls if call[0] == "upload"] == [("upload", "transcript.txt recovering=False")]
     assert await outbox_row(runtime, "3:file:0") == ("sent", first.message_id)
@@ -83,28 +84,25 @@ class CrashAfterUpload(RecordingPlatform):
     async def upload_file(
         self,
         thread: ThreadRef,
+        upload: FileUpload,
         *,
-        filename: str,
-        content: bytes,
-        title: str,
-        comment: str = "",
         idempotency_key: str,
         recovering: bool = False,
+        ledger: PostLedger | None = None,
     ) -> PostedMessage:
         await self.platform.upload_file(
-            thread, filename=filename, content=content, title=title, comment=comment,
-            idempotency_key=idempotency_key, recovering=recovering,
-        )  # fmt: skip
+            thread, upload, idempotency_key=idempotency_key, recovering=recovering, ledger=ledger
+        )
         raise ConnectionResetError("worker lost")
 
 
 async def test_an_upload_replayed_after_intent_is_looked_for_and_made_once(runtime: Runtime) -> None:
     console, thread = ConsoleOutbound(runtime.redis), console_thread("media")
     with pytest.raises(ConnectionResetError):
-        await upload(with_outbox(CrashAfterUpload(console), runtime, 4), thread, "4:file:0")
+        await upload(OutboxPlatform(CrashAfterUpload(console), runtime, 4), thread, "4:file:0")
     assert await outbox_row(runtime, "4:file:0") == ("intent", None)
 
-    replayed = await upload(with_outbox(console, runtime, 4), thread, "4:file:0")
+    replayed = await upload(OutboxPlatform(console, runtime, 4), thread, "4:file:0")
     assert replayed.existed
     [entry] = await stream_entries(runtime, thread)
     assert (entry["id"], entry["file"]) == (replayed.message_id, "transcript.txt")
@@ -114,8 +112,8 @@ async def test_an_upload_replayed_after_intent_is_looked_for_and_made_once(runti
 async def test_an_upload_after_intent_asks_the_platform_to_look_for_it_first(runtime: Runtime) -> None:
     platform = RecordingPlatform()
     with pytest.raises(ConnectionResetError):
-        await upload(with_outbox(CrashAfterUpload(platform), runtime, 5), THREAD, "5:file:0")
-    await upload(with_outbox(platform, runtime, 5), THREAD, "5:file:0")
+        await upload(OutboxPlatform(CrashAfterUpload(platform), runtime, 5), THREAD, "5:file:0")
+    await upload(OutboxPlatform(platform, runtime, 5), THREAD, "5:file:0")
     assert [call for call in platform.calls if call[0] == "upload"] == [
         ("upload", "transcript.txt recovering=False"),
         ("upload", "transcript.txt recovering=True"),
