@@ -135,7 +135,7 @@ def make_settings(database_url: str, redis_url: str, llm_url: str, data_dir: Pat
         "scheduler_sync_interval_s": 0.5,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture

@@ -302,13 +302,13 @@ async def test_starting_with_the_same_dedupe_key_gives_one_run(runtime: Runtime)
 
 @pytest.mark.parametrize(("attempt", "low", "high"), [(1, 0.8, 1.2), (2, 1.6, 2.4), (3, 3.2, 4.8), (10, 50, 50)])
 def test_backoff_doubles_with_jitter_and_is_capped(attempt: int, low: float, high: float) -> None:
-    settings = Settings(_env_file=None, retry_base_delay_s=1.0, retry_max_delay_s=50.0)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, retry_base_delay_s=1.0, retry_max_delay_s=50.0)
     for _ in range(20):
         assert low <= backoff_s(attempt, settings) <= high
 
 
 def test_backoff_honours_retry_after() -> None:
-    settings = Settings(_env_file=None, retry_base_delay_s=1.0)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, retry_base_delay_s=1.0)
     assert backoff_s(1, settings, retry_after_s=30.0) == 30.0
 
 
