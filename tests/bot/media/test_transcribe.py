@@ -87,7 +87,7 @@ def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
 
 
 def wav_seconds(data: bytes) -> float:
-    with wave.open(io.BytesIO(data)) as w:
+    with wave.open(io.BytesIO(data), "rb") as w:
         return w.getnframes() / w.getframerate()
 
 
