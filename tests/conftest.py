@@ -229,7 +229,7 @@ async def run_of(rt: Runtime, message_id: int) -> int:
 
 async def run_status_is(rt: Runtime, run_id: int, status: str) -> bool:
     async with rt.autocommit.connect() as conn:
-        return (await conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id))).scalar_one() == status
+        return bool((await conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id))).scalar_one() == status)
 
 
 async def replay_after(
