@@ -3,6 +3,8 @@ out shorter than the attempt before it does not leave that attempt's tail under 
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 from sqlalchemy import select
 
@@ -13,7 +15,7 @@ from bot.ports import ChatPlatform
 from bot.runtime import Runtime
 from bot.streaming import REPLACED, open_reply
 from bot.workflows.models import OUTBOX
-from bot.workflows.outbox import with_outbox
+from bot.workflows.outbox import OutboxPlatform, with_outbox
 from tests.bot.test_streaming import RecordingPlatform
 from tests.conftest import stream_entries
 
@@ -48,7 +50,7 @@ async def test_a_first_attempt_does_not_look_for_leftovers(runtime: Runtime) -> 
     stream = open_reply(outbox, THREAD, "9:reply")
     await stream.feed("fresh")
     await stream.finish()
-    assert await outbox.posted_beyond("9:reply", 1) == []  # type: ignore[attr-defined]
+    assert await cast(OutboxPlatform, outbox).posted_beyond("9:reply", 1) == []
 
 
 async def upload(platform: ChatPlatform, thread: ThreadRef, key: str) -> PostedMessage:
