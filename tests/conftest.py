@@ -137,7 +137,7 @@ def make_settings(database_url: str, redis_url: str, llm_url: str, data_dir: Pat
         "scheduler_sync_interval_s": 0.5,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture
@@ -259,7 +259,7 @@ async def run_of(rt: Runtime, message_id: int) -> int:
 
 async def run_status_is(rt: Runtime, run_id: int, status: str) -> bool:
     async with rt.autocommit.connect() as conn:
-        return (await conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id))).scalar_one() == status
+        return bool((await conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id))).scalar_one() == status)
 
 
 async def replay_after(

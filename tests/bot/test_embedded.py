@@ -7,6 +7,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from bot.embedded import EmbeddedPostgres, EmbeddedRedis
 
@@ -27,7 +28,7 @@ def check_lifecycle(data: Path, postgres: EmbeddedPostgres, redis: EmbeddedRedis
     redis_url = redis.start()
     assert postgres.started_here
     assert redis.started_here
-    psql = Path(__import__("pgserver").__file__).parent / "pginstall" / "bin" / "psql"
+    psql = Path(cast(str, __import__("pgserver").__file__)).parent / "pginstall" / "bin" / "psql"
     subprocess.run([psql, url, "-c", "CREATE TABLE kept (n int); INSERT INTO kept VALUES (42);"], check=True)
 
     again_pg, again_redis = EmbeddedPostgres(data), EmbeddedRedis(data)

@@ -13,7 +13,7 @@ from jobs.queue import QUEUE_NAME, RESUME_JOB, WAKE_KEY
 
 async def _signals(runtime: Runtime) -> int:
     # redis-py types llen() for both its sync and async clients; the command itself is plain.
-    return int(await runtime.redis.execute_command("LLEN", WAKE_KEY))  # type: ignore[no-untyped-call]
+    return int(await runtime.redis.execute_command("LLEN", WAKE_KEY))
 
 
 async def test_a_wake_up_is_queued_once_as_arqs_job_and_signals_a_worker(runtime: Runtime) -> None:

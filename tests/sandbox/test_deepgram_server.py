@@ -12,7 +12,7 @@ import time
 import wave
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import httpx
@@ -108,13 +108,13 @@ async def test_sdk_parses_a_streamed_wav(deepgram: StandInDeepgram, client: Asyn
     assert response.metadata.duration == pytest.approx(2.5)
     assert response.metadata.sha256 == hashlib.sha256(media).hexdigest()
     assert response.metadata.request_id == deepgram.requests[0].request_id
-    transcript = response.results.channels[0].alternatives[0].transcript  # type: ignore[index]
+    transcript = cast(str, response.results.channels[0].alternatives[0].transcript)  # type: ignore[index]
     assert transcript.startswith("[stand-in transcription] This is not a real transcript.")
     assert f"2.50 seconds of audio, {len(media)} bytes received." in transcript
     utterances = response.results.utterances or []
     assert [u.speaker for u in utterances] == [0, 1, 0]
     assert " ".join(u.transcript or "" for u in utterances) == transcript
-    times = [t for u in utterances for t in (u.start, u.end)]
+    times = cast(list[float], [t for u in utterances for t in (u.start, u.end)])  # the stand-in times every one
     assert times == sorted(times)
     assert times[0] >= 0
     assert times[-1] <= 2.5

@@ -10,13 +10,14 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 import openai
 import pytest
 from jsonschema import Draft202012Validator
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
 
 from sandbox.openai_server import StandInLLM, Step
 
@@ -119,7 +120,7 @@ async def test_scripted_errors_then_reply(llm: StandInLLM, client: openai.AsyncO
     assert (again.choices[0].message.content or "").startswith("[stand-in model]")
 
 
-TAGS_FORMAT: dict[str, Any] = {
+TAGS_FORMAT: ResponseFormatJSONSchema = {
     "type": "json_schema",
     "json_schema": {
         "name": "output",
@@ -152,7 +153,7 @@ async def test_json_schema_requests_get_json_that_matches_the_schema(client: ope
     marker, _, words = value["tags"][0].partition(" ")
     assert marker == "[stand-in]", "strings say they come from the stand-in"
     assert words
-    assert set(words.split()) <= set(messages[0]["content"].split()), "and are taken from the user's text"
+    assert set(words.split()) <= set(cast(str, messages[0]["content"]).split()), "and are taken from the user's text"
     assert all(chapter["start"] >= 0 for chapter in value["chapters"])
 
     chunks = await stream_chunks(client, messages=messages, response_format=TAGS_FORMAT)

@@ -161,5 +161,5 @@ async def step_attempts(rt: Runtime, run_id: int | None) -> dict[str, int]:
 
 async def _status(rt: Runtime, message_id: int, wanted: str) -> bool:
     async with rt.sessions() as session:
-        status = (await session.execute(select(Message.status).where(Message.id == message_id))).scalar_one()
+        status = (await session.execute(select(col(Message.status)).where(col(Message.id) == message_id))).scalar_one()
     return bool(status == wanted)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from adapters.console.app import ConsoleSession
 from adapters.console.files import file_ref
@@ -51,8 +51,8 @@ async def test_replaying_a_media_turn_from_any_step_doubles_nothing(
 async def _state(rt: Runtime, run_id: int) -> dict[str, object]:
     async with rt.autocommit.connect() as conn:
 
-        async def count(table: object) -> int:
-            return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())  # type: ignore[arg-type]
+        async def count(table: Table) -> int:
+            return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
 
         return {
             "media": (await conn.execute(select(MEDIA.c.id, MEDIA.c.status, MEDIA.c.sha256))).all(),

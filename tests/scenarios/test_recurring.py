@@ -8,6 +8,7 @@ import itertools
 import signal
 import sys
 from datetime import datetime
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import select
 
@@ -94,14 +95,20 @@ async def test_two_schedulers_fire_each_tick_once_and_fail_over(runtime: Runtime
     assert len(completed) >= len(runs) - 1, "every tick's reminder was posted (the last may still be running)"
 
 
-async def _runs(rt: Runtime) -> list[dict[str, object]]:
+class _Run(TypedDict):
+    input: dict[str, Any]
+    status: str
+    created_at: datetime
+
+
+async def _runs(rt: Runtime) -> list[_Run]:
     async with rt.autocommit.connect() as conn:
         rows = await conn.execute(
             select(RUNS.c.input, RUNS.c.status, RUNS.c.created_at)
             .where(RUNS.c.workflow == "recurring_reminder")
             .order_by(RUNS.c.id)
         )
-        return [dict(row) for row in rows.mappings()]
+        return [cast(_Run, dict(row)) for row in rows.mappings()]
 
 
 async def _ticks(rt: Runtime, count: int) -> bool:

@@ -8,6 +8,7 @@ import signal
 from sqlalchemy import select
 
 from adapters.console.inbound import console_thread, to_event
+from bot.events import ThreadRef
 from bot.intake import accept
 from bot.models import MESSAGES
 from bot.runtime import Runtime
@@ -83,8 +84,8 @@ async def test_redis_flushed_while_runs_sleep_and_wait_the_sweeper_resumes_them(
     assert (await _run(runtime, sleeper.run_id))["output"] == {"doubled": 10, "flaky": "ok"}
 
 
-async def _posted(rt: Runtime, thread: object) -> bool:
-    return bool(await thread_view(rt, thread))  # type: ignore[arg-type]
+async def _posted(rt: Runtime, thread: ThreadRef) -> bool:
+    return bool(await thread_view(rt, thread))
 
 
 async def _run(rt: Runtime, run_id: int) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from typing import cast
 
 from typer.testing import CliRunner
 
@@ -69,7 +70,7 @@ async def test_serve_discord_answers_a_mention_in_a_thread(
         await wait_for(lambda: answered(runtime, 1), timeout_s=30)
         assert world.fake.bot_texts(asked["id"]) == ["Served from the gateway process."]
         message_content_intent = 1 << 15
-        assert world.fake.intents & message_content_intent
+        assert cast(int, world.fake.intents) & message_content_intent  # set: waited for above
     finally:
         proc.send_signal(signal.SIGINT)
         _, stderr = await asyncio.wait_for(proc.communicate(), 30)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from adapters.slack.files import SlackFileSource
 from adapters.slack.inbound import to_event
+from adapters.slack.types import MessageEvent
 from adapters.slack.webapi import fixed_token
 from bot.errors import InvalidInput, PermanentUpstreamError
 from bot.events import FileRef
@@ -71,7 +72,7 @@ async def test_a_file_shared_in_a_dm_is_digested_in_its_thread_with_the_transcri
     assert b"we ship the beta on Friday" in slack.files[file_id].content
     assert any("we ship the beta on Friday" in json.dumps(r["messages"]) for r in stand_in.chat_requests())
 
-    incoming = to_event(TEAM_ID, event, BOT_USER_ID)
+    incoming = to_event(TEAM_ID, cast(MessageEvent, event), BOT_USER_ID)
     assert incoming.user_id == USER
     assert incoming.text == "Shared “notes.txt”"
     assert incoming.files == (ref(slack, notes),)

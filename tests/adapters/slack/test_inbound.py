@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from adapters.slack.inbound import clean_text, files_of, is_own, thread_for, to_command, to_event
+from adapters.slack.types import MessageEvent, SlackFile, SlashCommandBody
 from bot.events import ThreadRef
 
 
 def test_a_top_level_message_starts_a_thread_at_its_ts_and_a_reply_continues_its_thread() -> None:
-    top = {"channel": "C1", "ts": "1.1"}
-    reply = {"channel": "C1", "ts": "1.5", "thread_ts": "1.1"}
+    top: MessageEvent = {"channel": "C1", "ts": "1.1"}
+    reply: MessageEvent = {"channel": "C1", "ts": "1.5", "thread_ts": "1.1"}
     assert thread_for("T1", top) == ThreadRef("slack", "T1", "C1", "1.1")
     assert thread_for("T1", reply) == thread_for("T1", top)
 
@@ -18,7 +19,7 @@ def test_the_mention_and_slack_escapes_are_removed() -> None:
 
 
 def test_one_message_is_one_event_whether_it_came_as_app_mention_or_message() -> None:
-    event = {"type": "app_mention", "channel": "C1", "ts": "1.1", "user": "U1", "text": "<@UBOT> hi"}
+    event: MessageEvent = {"type": "app_mention", "channel": "C1", "ts": "1.1", "user": "U1", "text": "<@UBOT> hi"}
     as_mention = to_event("T1", event, "UBOT")
     as_message = to_event("T1", {**event, "type": "message"}, "UBOT")
     assert as_mention == as_message
@@ -27,7 +28,7 @@ def test_one_message_is_one_event_whether_it_came_as_app_mention_or_message() ->
 
 
 def test_files_take_the_private_download_url_and_skip_deleted_ones() -> None:
-    files = [
+    files: list[SlackFile] = [
         {"id": "F1", "name": "a.mp3", "mimetype": "audio/mpeg", "size": 10, "url_private_download": "https://x/a"},
         {"id": "F2", "mode": "tombstone"},
     ]
@@ -42,6 +43,6 @@ def test_own_messages_are_recognised_by_bot_id_or_user() -> None:
 
 
 def test_a_slash_command_is_keyed_by_its_trigger() -> None:
-    body = {"user_id": "U1", "command": "/ask", "text": "why?", "trigger_id": "13.42"}
+    body: SlashCommandBody = {"user_id": "U1", "command": "/ask", "text": "why?", "trigger_id": "13.42"}
     command = to_command(body, ThreadRef("slack", "T1", "C1", "9.9"))
     assert (command.event_id, command.command, command.text) == ("command:13.42", "/ask", "why?")

@@ -65,7 +65,7 @@ def test_the_shipped_chains_load_without_problems() -> None:
 
 def test_a_good_user_chain_loads_with_its_triggers(tmp_path: Path) -> None:
     write(tmp_path / "chains", "standup.yaml", GOOD)
-    library = load_library(Settings(_env_file=None, chains_dir=tmp_path / "chains"))  # type: ignore[call-arg]
+    library = load_library(Settings(_env_file=None, chains_dir=tmp_path / "chains"))
     chain = library.require("STANDUP")
     assert chain.name == "standup-notes"
     assert chain.version == 3
@@ -90,7 +90,7 @@ def test_a_user_chain_replaces_the_shipped_one_of_the_same_name_and_the_list_say
         reply: "{{ steps.s }}"
         """,
     )
-    library = load_library(Settings(_env_file=None, chains_dir=tmp_path / "chains"))  # type: ignore[call-arg]
+    library = load_library(Settings(_env_file=None, chains_dir=tmp_path / "chains"))
     entry = library.entry("thread-summary")
     assert entry is not None
     assert entry.origin == "yours"
@@ -298,7 +298,7 @@ def test_load_library_lists_the_problems_of_every_file_and_clashing_aliases(tmp_
     write(folder, "d.yaml", GOOD)  # the same name as a.yaml
     (folder / "notes.txt").write_text("not a chain")
     with pytest.raises(ConfigurationError) as raised:
-        load_library(Settings(_env_file=None, chains_dir=folder))  # type: ignore[call-arg]
+        load_library(Settings(_env_file=None, chains_dir=folder))
     assert str(raised.value).splitlines() == [
         "4 problems in chain files:",
         "  chains/c.yaml: step \"tags\": prompt: unknown step 'steps.nope' (line 14); did you mean 'notes'?",
@@ -311,4 +311,4 @@ def test_load_library_lists_the_problems_of_every_file_and_clashing_aliases(tmp_
 
 def test_a_missing_chains_dir_is_a_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"CHAINS_DIR=.*nowhere: no such folder"):
-        load_library(Settings(_env_file=None, chains_dir=tmp_path / "nowhere"))  # type: ignore[call-arg]
+        load_library(Settings(_env_file=None, chains_dir=tmp_path / "nowhere"))

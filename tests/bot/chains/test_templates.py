@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from jinja2 import TemplateError, UndefinedError
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 from bot.chains.library import load_sources
 from bot.chains.runner import render_reply

@@ -77,7 +77,7 @@ def s3_settings(server: S3Server, bucket: str, **overrides: Any) -> Settings:
         "s3_secret_access_key": server.secret_access_key,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -267,7 +267,7 @@ def test_blob_store_for_picks_s3_when_a_bucket_is_set(s3_server: S3Server, tmp_p
     assert isinstance(s3, S3BlobStore)
     assert s3.bucket == "media"
     s3.close()
-    local = blob_store_for(Settings(_env_file=None, data_dir=tmp_path))  # type: ignore[call-arg]
+    local = blob_store_for(Settings(_env_file=None, data_dir=tmp_path))
     assert isinstance(local, LocalBlobStore)
     assert local.root == tmp_path / "media"
 

@@ -17,7 +17,17 @@ from bot.media.s3_errors import GONE, STORAGE_BROKEN, translate
 
 def s3_error(code: str, status: int, operation: str = "PutObject") -> ClientError:
     return ClientError(
-        {"Error": {"Code": code, "Message": f"{code} happened"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": f"{code} happened"},
+            # All of botocore's ResponseMetadata keys, as a real response has them.
+            "ResponseMetadata": {
+                "RequestId": "R1",
+                "HostId": "H1",
+                "HTTPStatusCode": status,
+                "HTTPHeaders": {},
+                "RetryAttempts": 0,
+            },
+        },
         operation,
     )
 

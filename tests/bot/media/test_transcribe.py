@@ -87,7 +87,7 @@ def wav_bytes(seconds: float, rate: int = 16_000) -> bytes:
 
 
 def wav_seconds(data: bytes) -> float:
-    with wave.open(io.BytesIO(data)) as w:
+    with wave.open(io.BytesIO(data), "rb") as w:
         return w.getnframes() / w.getframerate()
 
 
@@ -313,8 +313,8 @@ def test_base_url_as_people_write_it() -> None:
 
 
 async def test_transcriber_for_settings() -> None:
-    assert transcriber_for(Settings(_env_file=None)) is None  # type: ignore[call-arg]
-    settings = Settings(_env_file=None, deepgram_api_key=KEY, deepgram_base_url="http://dg.internal")  # type: ignore[call-arg]
+    assert transcriber_for(Settings(_env_file=None)) is None
+    settings = Settings(_env_file=None, deepgram_api_key=KEY, deepgram_base_url="http://dg.internal")
     configured = transcriber_for(settings)
     assert configured is not None
     assert configured.base_url == "http://dg.internal"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -188,7 +189,7 @@ async def test_timeout_and_event_at_the_same_moment_give_exactly_one_outcome(
 ) -> None:
     runs = [await start_run(runtime, "test.waiter", {"ticket": 100 + i, "timeout_s": 1.0}) for i in range(12)]
     for started in runs:
-        await wait_for(lambda started=started: _status_is(runtime, started.run_id, "waiting"))
+        await wait_for(partial(_status_is, runtime, started.run_id, "waiting"))
     waits = await _wait_rows(runtime)
     # Each event is sent within a few ms of its wait's deadline, some before and some after.
     sends = []
@@ -196,9 +197,9 @@ async def test_timeout_and_event_at_the_same_moment_give_exactly_one_outcome(
         deadline = waits[started.run_id]["expires_at"]
         sends.append(_send_at(runtime, deadline, (i - 6) * 0.004, {"ticket": 100 + i, "text": "race"}))
     results = await asyncio.gather(*sends)
-    outcomes = Counter()
+    outcomes: Counter[str] = Counter()
     for started, sent in zip(runs, results, strict=True):
-        row = await wait_for(lambda started=started: finished(runtime, started.run_id))
+        row = await wait_for(partial(finished, runtime, started.run_id))
         wait = (await _wait_rows(runtime))[started.run_id]
         if row["output"]["event"] is None:
             assert wait["state"] == "timed_out"
@@ -302,13 +303,13 @@ async def test_starting_with_the_same_dedupe_key_gives_one_run(runtime: Runtime)
 
 @pytest.mark.parametrize(("attempt", "low", "high"), [(1, 0.8, 1.2), (2, 1.6, 2.4), (3, 3.2, 4.8), (10, 50, 50)])
 def test_backoff_doubles_with_jitter_and_is_capped(attempt: int, low: float, high: float) -> None:
-    settings = Settings(_env_file=None, retry_base_delay_s=1.0, retry_max_delay_s=50.0)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, retry_base_delay_s=1.0, retry_max_delay_s=50.0)
     for _ in range(20):
         assert low <= backoff_s(attempt, settings) <= high
 
 
 def test_backoff_honours_retry_after() -> None:
-    settings = Settings(_env_file=None, retry_base_delay_s=1.0)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, retry_base_delay_s=1.0)
     assert backoff_s(1, settings, retry_after_s=30.0) == 30.0
 
 
