@@ -12,13 +12,13 @@ from bot.chains.runner import run_chain
 from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
 from bot.commands import Command, CommandReply
-from bot.errors import ConfigurationError, RateLimited
+from bot.errors import ConfigurationError
 from bot.events import SlashCommand
 from bot.failures import failure_reason
-from bot.intake import authorize
+from bot.guards import CHAIN_RUN as CHAIN_RUN_GUARDS
+from bot.guards import command_request
 from bot.media.attach import upload_transcript
 from bot.media.transcripts import load_transcript
-from bot.ratelimit import RateLimiter
 from bot.runtime import Runtime
 from bot.stores.media import latest_media, load_media
 from bot.stores.messages import last_message_id
@@ -34,24 +34,9 @@ CHAIN_RUN = "chain_run"
 SEND_TRANSCRIPT = "send_transcript"
 
 
-async def admit(runtime: Runtime, command: SlashCommand) -> None:
-    """The checks intake makes for a message: allowlists and the per-user rate. Raises `UserFacingError`."""
-    settings = runtime.settings
-    authorize(command.thread, command.user_id, settings)
-    subject = f"{command.thread.platform}:{command.thread.workspace_id}:{command.user_id}"
-    wait_s = await RateLimiter(runtime.redis, settings.rate_limit_per_minute).hit(subject)
-    if wait_s is not None:
-        raise RateLimited(
-            f"You're sending requests faster than I can take them ({settings.rate_limit_per_minute} a minute). "
-            f"Try again in {max(1, round(wait_s))} s.",
-            retry_after_s=wait_s,
-        )
-
-
 async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
     words = command.text.strip().split(maxsplit=1)
     verb = words[0].lower() if words else ""
-    authorize(command.thread, command.user_id, runtime.settings)
     try:
         library = load_library(runtime.settings)
     except ConfigurationError as exc:
@@ -67,7 +52,7 @@ async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply
     else:  # `/chain NAME text` works too
         name, text = verb, rest
     chain = library.require(name)
-    await admit(runtime, command)
+    await CHAIN_RUN_GUARDS.admit(runtime, command_request(command))
     thread_id = await ensure_thread(runtime, command.thread)
     started = await start_run(
         runtime,
@@ -167,7 +152,7 @@ async def media_for(ctx: WorkflowContext, input: dict[str, Any], chain: Chain) -
 
 
 async def transcribe_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
-    await admit(runtime, command)
+    await CHAIN_RUN_GUARDS.admit(runtime, command_request(command))
     thread_id = await ensure_thread(runtime, command.thread)
     media = await latest_media(runtime, thread_id, command.thread)
     if media is None:

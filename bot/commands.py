@@ -16,6 +16,7 @@ import structlog
 
 from bot.errors import UserFacingError
 from bot.events import IncomingMessage, SlashCommand
+from bot.guards import COMMAND, command_request
 from bot.intake import accept
 from bot.runtime import Runtime
 
@@ -74,6 +75,7 @@ class Commands:
             known = ", ".join(f"/{known}" for known in self._by_name)
             return CommandReply(f"I don't know /{name}. I know {known}.", accepted=False)
         try:
+            await COMMAND.admit(runtime, command_request(command))
             return await found.handler(runtime, command)
         except UserFacingError as exc:
             return CommandReply(exc.user_message, accepted=False)
@@ -82,12 +84,23 @@ class Commands:
 async def ask(runtime: Runtime, command: SlashCommand) -> CommandReply:
     if not command.text.strip():
         return CommandReply(ASK.help, accepted=False)
-    accepted = await accept(
-        runtime,
-        IncomingMessage(event_id=command.event_id, thread=command.thread, user_id=command.user_id, text=command.text),
-    )
+    accepted = await accept(runtime, ask_message(command))
     log.info("command accepted", command="ask", message_id=accepted.message_id, duplicate=accepted.duplicate)
-    return CommandReply("On it; the answer will appear in the thread.")
+    return CommandReply(ASKED)
+
+
+ASKED = "On it; the answer will appear in the thread."
+
+
+def ask_message(command: SlashCommand) -> IncomingMessage:
+    """`/ask QUESTION` is a message like any other, through the message guards."""
+    return IncomingMessage(
+        event_id=command.event_id,
+        thread=command.thread,
+        user_id=command.user_id,
+        text=command.text,
+        roles=command.roles,
+    )
 
 
 ASK = Command("ask", "Ask me anything; I answer in a thread.", "/ask QUESTION", ask)

@@ -11,7 +11,7 @@ import structlog
 from sqlalchemy import ScalarSelect, delete, func, select, update
 
 from bot.errors import InvalidInput
-from bot.intake import validate_text
+from bot.guards import validate_text
 from bot.models import MESSAGES, THREADS, WORKSPACES
 from bot.runtime import Runtime
 from bot.tokens import count_tokens

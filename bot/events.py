@@ -28,6 +28,15 @@ class FileRef:
 
 
 @dataclass(frozen=True, slots=True)
+class Roles:
+    """A user's roles where the platform has them (Discord: role ids and names), for `ALLOWED_ROLES`. `known` is
+    false where they can't be read (a Discord user outside a server)."""
+
+    names: frozenset[str] = frozenset()
+    known: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class IncomingMessage:
     """A user's message to the bot. `event_id` is the platform's delivery id, the key for deduplication."""
 
@@ -38,6 +47,7 @@ class IncomingMessage:
     platform_message_id: str = ""
     user_name: str = ""
     files: tuple[FileRef, ...] = field(default=())
+    roles: Roles | None = None  # None: the platform has no roles
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +57,7 @@ class SlashCommand:
     user_id: str
     command: str
     text: str
+    roles: Roles | None = None
 
 
 @dataclass(frozen=True, slots=True)

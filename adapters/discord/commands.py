@@ -8,17 +8,19 @@ in the channel and opens a thread from it, where the answer lands, so everyone s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord.inbound import authorize_roles, thread_name, thread_ref
+from adapters.discord.inbound import roles_of, thread_name, thread_ref
 from bot.catalog import COMMANDS
+from bot.commands import ASKED, ask_message
 from bot.errors import UserFacingError
 from bot.events import SlashCommand, ThreadRef
-from bot.intake import authorize
+from bot.intake import accept, admit
 from bot.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -61,14 +63,18 @@ async def run_command(runtime: Runtime, interaction: discord.Interaction[Any], n
     await interaction.response.defer(ephemeral=True, thinking=True)
     try:
         where = _where(interaction)
-        authorize(where, str(interaction.user.id), runtime.settings)
-        authorize_roles(interaction.user, runtime.settings.allowed_roles)
-        if name == "ask":
-            where = await _ask_thread(interaction, where, text)
         command = SlashCommand(
-            event_id=str(interaction.id), thread=where, user_id=str(interaction.user.id), command=name, text=text
+            event_id=str(interaction.id),
+            thread=where,
+            user_id=str(interaction.user.id),
+            command=name,
+            text=text,
+            roles=roles_of(interaction.user),
         )
-        reply = (await COMMANDS.handle(runtime, command)).text
+        if name == "ask" and text.strip():
+            reply = await _ask(runtime, interaction, command)
+        else:
+            reply = (await COMMANDS.handle(runtime, command)).text
     except UserFacingError as exc:
         reply = exc.user_message
     except Exception:  # the user is waiting on "thinking…": always complete the interaction
@@ -79,6 +85,18 @@ async def run_command(runtime: Runtime, interaction: discord.Interaction[Any], n
         await interaction.followup.send(reply, ephemeral=True)
     except discord.HTTPException as exc:  # the token lives 15 minutes; past that nobody is listening
         log.warning("could not complete a slash command", command=name, status=exc.status)
+
+
+async def _ask(runtime: Runtime, interaction: discord.Interaction[Any], command: SlashCommand) -> str:
+    """`/ask` posts the question visibly and opens a thread from it, so every message guard runs first: a refused
+    question leaves neither behind."""
+    event = ask_message(command)
+    admitted = await admit(runtime, event)
+    if admitted.duplicate is None:
+        event = replace(event, thread=await _ask_thread(interaction, command.thread, command.text))
+    accepted = await accept(runtime, event, admitted)
+    log.info("command accepted", command="ask", message_id=accepted.message_id, duplicate=accepted.duplicate)
+    return ASKED
 
 
 def _where(interaction: discord.Interaction[Any]) -> ThreadRef:

@@ -14,26 +14,13 @@ import structlog
 from bot.config import Settings
 from bot.errors import InvalidInput, PermanentUpstreamError, TransientUpstreamError
 from bot.events import FileRef
+from bot.media.accept import too_big
 
 log = structlog.get_logger(__name__)
 
 PLATFORM = "discord"
 CDN_HOSTS = frozenset({"cdn.discordapp.com", "media.discordapp.net"})
 CHUNK_BYTES = 256 * 1024
-
-
-def human_size(size: int) -> str:
-    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}".replace(".0 ", " ")
-    return f"{size} bytes"
-
-
-def too_big(file: FileRef, max_bytes: int) -> InvalidInput:
-    return InvalidInput(
-        f"`{file.name}` is {human_size(file.size)}; the largest file I accept is {human_size(max_bytes)}. "
-        "Share a shorter or compressed version."
-    )
 
 
 class DiscordFiles:

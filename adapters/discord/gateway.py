@@ -7,6 +7,7 @@ mentions; where no thread can be opened the bot answers inline and says why. DMs
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import discord
 import structlog
@@ -16,8 +17,6 @@ from sqlalchemy import select
 from adapters.discord.commands import add_commands, run_command
 from adapters.discord.inbound import (
     PLATFORM,
-    authorize_roles,
-    check_sizes,
     file_refs,
     mentions_user,
     message_text,
@@ -28,13 +27,14 @@ from adapters.discord.inbound import (
 )
 from bot.errors import UserFacingError
 from bot.events import IncomingMessage, ThreadRef
-from bot.intake import Accepted, accept, authorize, validate_text
+from bot.guards import Admitted
+from bot.intake import Accepted, accept, admit
 from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 
-Intake = Callable[[Runtime, IncomingMessage], Awaitable[Accepted]]
+Intake = Callable[[Runtime, IncomingMessage, Admitted | None], Awaitable[Accepted]]
 # Channels a thread can be started from a message in (announcement channels are TextChannels too). A channel
 # missing from the cache (PartialMessageable) is tried as well: Discord's answer then decides.
 THREADABLE = (discord.TextChannel, discord.PartialMessageable)
@@ -84,18 +84,17 @@ class DiscordGateway(discord.Client):
             await say(message.channel, "Something went wrong on my side and I couldn't take that message. Try again.")
 
     async def _take(self, message: discord.Message, ref: ThreadRef, open_thread: bool, me_id: int) -> None:
-        settings = self.runtime.settings
         files = file_refs(message.attachments)
         text = message_text(strip_mention(message.content, me_id), files)
-        # Every refusal comes before a thread is opened: a refused message must not leave an empty thread behind.
-        authorize(ref, str(message.author.id), settings)
-        authorize_roles(message.author, settings.allowed_roles)
-        check_sizes(files, settings.max_file_bytes)
-        validate_text(text, settings)
-        if open_thread:
-            ref = await self._open_thread(message, ref, text)
-        accepted = await self._intake(self.runtime, to_event(message, ref, text, files))
-        log.info("discord message taken", message=message.id, thread=ref.thread_key, duplicate=accepted.duplicate)
+        event = to_event(message, ref, text, files)
+        # Every guard runs before a thread is opened: a refused message must not leave an empty thread behind.
+        admitted = await admit(self.runtime, event)
+        if open_thread and admitted.duplicate is None:  # a redelivered mention has its thread already
+            event = replace(event, thread=await self._open_thread(message, ref, text))
+        accepted = await self._intake(self.runtime, event, admitted)
+        log.info(
+            "discord message taken", message=message.id, thread=event.thread.thread_key, duplicate=accepted.duplicate
+        )
 
     async def _conversation(self, message: discord.Message, me_id: int) -> tuple[ThreadRef, bool] | None:
         """Where this message's conversation lives and whether a thread must be opened for it; None when the

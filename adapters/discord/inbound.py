@@ -9,9 +9,7 @@ from collections.abc import Iterable
 
 import discord
 
-from adapters.discord.files import too_big
-from bot.errors import NotAllowed
-from bot.events import FileRef, IncomingMessage, ThreadRef
+from bot.events import FileRef, IncomingMessage, Roles, ThreadRef
 from bot.media.accept import shared_text
 
 PLATFORM = "discord"
@@ -50,13 +48,6 @@ def file_refs(attachments: Iterable[discord.Attachment]) -> tuple[FileRef, ...]:
     )
 
 
-def check_sizes(files: Iterable[FileRef], max_bytes: int) -> None:
-    """Refuse at once what the worker would refuse later, while the user is still looking."""
-    for file in files:
-        if file.size > max_bytes:
-            raise too_big(file, max_bytes)
-
-
 def message_text(content: str, files: tuple[FileRef, ...]) -> str:
     """A message with only attachments still says something, for the thread's history and the media flow."""
     if content or not files:
@@ -71,15 +62,11 @@ def thread_name(text: str) -> str:
     return first_line if len(first_line) <= THREAD_NAME_CHARS else first_line[: THREAD_NAME_CHARS - 1] + "…"
 
 
-def authorize_roles(user: discord.User | discord.Member, allowed: frozenset[str]) -> None:
-    """Roles are Discord's own access control; intake's allowlists cover guilds, channels and users."""
-    if not allowed:
-        return
-    roles = getattr(user, "roles", None)
-    if roles is None:
-        raise NotAllowed("Sorry, I only answer members with certain roles, and roles can't be checked here.")
-    if not any(str(role.id) in allowed or role.name in allowed for role in roles):
-        raise NotAllowed("Sorry, I only answer members with certain roles. Ask an administrator for access.")
+def roles_of(user: discord.User | discord.Member) -> Roles:
+    """A member's role ids and names, for `ALLOWED_ROLES`; a user outside a server has none that can be read."""
+    if not isinstance(user, discord.Member):
+        return Roles(known=False)
+    return Roles(frozenset(name for role in user.roles for name in (str(role.id), role.name)))
 
 
 def to_event(message: discord.Message, where: ThreadRef, text: str, files: tuple[FileRef, ...]) -> IncomingMessage:
@@ -92,4 +79,5 @@ def to_event(message: discord.Message, where: ThreadRef, text: str, files: tuple
         platform_message_id=str(message.id),
         user_name=author.display_name,
         files=files,
+        roles=roles_of(author),
     )

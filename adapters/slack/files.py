@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -16,6 +17,7 @@ from adapters.slack import PLATFORM
 from adapters.slack.webapi import TokenSource
 from bot.errors import InvalidInput, PermanentUpstreamError, TransientUpstreamError
 from bot.events import FileRef
+from bot.media.accept import too_big
 
 SLACK_FILE_HOSTS = frozenset({"files.slack.com"})
 # Slack's private file URLs name the workspace: https://files.slack.com/files-pri/T0123-F0456/...
@@ -27,10 +29,6 @@ def workspace_of(url: str) -> str:
     """The workspace a file URL belongs to, so a multi-workspace bot sends that workspace's token ("" if unnamed)."""
     match = _WORKSPACE_IN_URL.search(urlsplit(url).path)
     return match.group(1) if match else ""
-
-
-def _megabytes(n: int) -> str:
-    return f"{n / 1_000_000:,.1f} MB"
 
 
 class SlackFileSource:
@@ -48,16 +46,9 @@ class SlackFileSource:
         parts = urlsplit(url)
         return (parts.hostname or "", parts.scheme) in self._hosts
 
-    def too_large(self, file: FileRef, max_bytes: int, seen: int | None = None) -> InvalidInput:
-        size = seen if seen is not None else file.size
-        return InvalidInput(
-            f"“{file.name}” is {_megabytes(size)}; the largest file I accept is {_megabytes(max_bytes)}. "
-            "Share a shorter or compressed version."
-        )
-
     async def download(self, file: FileRef, *, max_bytes: int) -> AsyncGenerator[bytes, None]:
         if file.size > max_bytes:
-            raise self.too_large(file, max_bytes)
+            raise too_big(file, max_bytes)
         url = file.url
         token = ""
         async with httpx.AsyncClient(timeout=self._timeout, follow_redirects=False) as client:
@@ -81,7 +72,7 @@ class SlackFileSource:
                     async for chunk in response.aiter_bytes():
                         seen += len(chunk)
                         if seen > max_bytes:
-                            raise self.too_large(file, max_bytes, seen)
+                            raise too_big(replace(file, size=seen), max_bytes)
                         yield chunk
                     return
                 finally:

@@ -23,7 +23,7 @@ from bot.followups.models import SCHEDULES
 from bot.followups.parse import OneOff, Recurring, describe_duration, parse_when
 from bot.followups.triggers import build_trigger
 from bot.followups.workflows import FOLLOWUP, REMINDER
-from bot.intake import validate_text
+from bot.guards import validate_text
 from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
 from bot.threads import ensure_thread, thread_to_json

@@ -48,6 +48,21 @@ def check_files(files: Sequence[FileRef], settings: Settings) -> None:
             declared = file.mime_type or "an unknown type"
             raise InvalidInput(f"I can't digest “{file.name}” ({declared}): I take {ACCEPTED}.")
         if file.size > settings.max_file_bytes:
-            raise InvalidInput(
-                f"“{file.name}” is {file.size / 1e6:,.1f} MB; the limit is {settings.max_file_bytes / 1e6:,.0f} MB."
-            )
+            raise too_big(file, settings.max_file_bytes)
+
+
+def human_size(size: int) -> str:
+    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}".replace(".0 ", " ")
+    return f"{size} bytes"
+
+
+def too_big(file: FileRef, max_bytes: int) -> InvalidInput:
+    """The one wording of "too large", whether intake sees the declared size or a download finds more bytes."""
+    size, limit = human_size(file.size), human_size(max_bytes)
+    if size == limit:  # just over: rounded, both would read the same
+        size, limit = f"{file.size:,} bytes", f"{max_bytes:,} bytes"
+    return InvalidInput(
+        f"“{file.name}” is {size}; the largest file I accept is {limit}. Share a shorter or compressed version."
+    )

@@ -272,7 +272,9 @@ async def test_an_oversize_file_and_a_wrong_extension_are_refused_at_intake(runt
     big = tmp_path / "long.wav"
     with big.open("wb") as f:
         f.truncate(runtime.settings.max_file_bytes + 1)
-    with pytest.raises(InvalidInput, match=r"“long.wav” is 500.0 MB; the limit is 500 MB"):
+    with pytest.raises(
+        InvalidInput, match=r"“long.wav” is 500,000,001 bytes; the largest file I accept is 500,000,000 bytes"
+    ):
         await ConsoleSession(runtime, user="ada").send("", "big", files=(file_ref(big),))
     sheet = tmp_path / "numbers.xlsx"
     sheet.write_bytes(b"PK\x03\x04")

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from adapters.discord.gateway import DiscordGateway
 from bot.config import Settings
 from bot.events import IncomingMessage
+from bot.guards import Admitted
 from bot.intake import Accepted, accept
 from bot.models import MESSAGES
 from bot.runtime import Runtime
@@ -90,9 +91,9 @@ class Intake:
 
     events: list[IncomingMessage] = field(default_factory=list)
 
-    async def __call__(self, runtime: Runtime, event: IncomingMessage) -> Accepted:
+    async def __call__(self, runtime: Runtime, event: IncomingMessage, admitted: Admitted | None) -> Accepted:
         self.events.append(event)
-        return await accept(runtime, event)
+        return await accept(runtime, event, admitted)
 
 
 @pytest.fixture

@@ -199,3 +199,29 @@ async def test_when_even_sending_is_forbidden_the_gateway_logs_and_keeps_serving
     asked = await world.fake.user_message(world.general, "still there?", author=world.ada, mention_bot=True)
     await wait_for(lambda: answered(runtime, 1))
     assert world.fake.bot_texts(asked["id"]) == ["Still here."]
+
+
+async def test_a_mention_whose_file_is_refused_leaves_no_thread_behind(
+    world: World, gateway: DiscordGateway, intake: Intake
+) -> None:
+    photo = world.fake.add_file("screenshot.png", b"\x89PNG\r\n\x1a\n", "image/png")
+    await world.fake.user_message(
+        world.general, "what is this?", author=world.ada, mention_bot=True, attachments=(photo,)
+    )
+    refusal = await wait_for(lambda: world.fake.bot_texts(world.general))
+    assert refusal[0].startswith("I can't digest “screenshot.png” (image/png)")
+    assert world.fake.threads_of(world.general) == [], "refused before a thread was opened"
+    assert intake.events == []
+
+
+@pytest.mark.parametrize("discord_overrides", [{"rate_limit_per_minute": "1"}], indirect=True)
+async def test_a_rate_limited_mention_leaves_no_thread_behind(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="First."))
+    await world.fake.user_message(world.general, "one", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+    await world.fake.user_message(world.general, "two", author=world.ada, mention_bot=True)
+    refusal = await wait_for(lambda: world.fake.bot_texts(world.general))
+    assert refusal[0].startswith("You're sending messages faster than I can take them (1 a minute).")
+    assert len(world.fake.threads_of(world.general)) == 1, "only the answered message has a thread"

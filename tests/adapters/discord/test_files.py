@@ -36,7 +36,7 @@ async def test_an_attachment_over_the_limit_gets_a_clear_reply_and_nothing_else(
     )
     replies = await wait_for(lambda: world.fake.bot_texts(world.general))
     assert replies == [
-        "`all-hands.mp4` is 600 MB; the largest file I accept is 1 KB. Share a shorter or compressed version."
+        "“all-hands.mp4” is 600 MB; the largest file I accept is 1 KB. Share a shorter or compressed version."
     ]
     assert intake.events == []
     assert world.fake.threads_of(world.general) == []
@@ -89,6 +89,6 @@ async def test_a_file_larger_than_it_claimed_is_cut_off_at_the_limit(world: Worl
     liar = world.fake.add_file("small.txt", b"x" * 5000, "text/plain", size=10)
     file = FileRef(liar["id"], "small.txt", "text/plain", 10, liar["url"])
     async with DiscordFiles(settings) as source:
-        with pytest.raises(InvalidInput, match=r"`small\.txt` is 5 KB; the largest file I accept is 1 KB"):
+        with pytest.raises(InvalidInput, match=r"“small\.txt” is 5 KB; the largest file I accept is 1 KB"):
             await collect(source, file, max_bytes=1000)
         assert await collect(source, file, max_bytes=10_000) == b"x" * 5000
