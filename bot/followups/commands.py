@@ -16,7 +16,6 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.commands import Command, CommandReply
-from bot.context import load_preferences
 from bot.errors import InvalidInput
 from bot.events import SlashCommand
 from bot.followups.models import SCHEDULES
@@ -26,6 +25,7 @@ from bot.followups.workflows import FOLLOWUP, REMINDER
 from bot.intake import validate_text
 from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
+from bot.stores.preferences import load_preferences
 from bot.threads import ensure_thread, thread_to_json
 from bot.workflows.models import ACTIVE_STATUSES, RUNS
 from bot.workflows.runs import cancel_run, start_run

@@ -7,12 +7,14 @@ from typing import Any
 
 from sqlalchemy import Select, Update, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.context import PREFERENCE_COLUMNS, Preferences, Turn
+from bot.context import Preferences, Turn
 from bot.events import ThreadRef
 from bot.media.retrieval import channel_key_sql, has_chunks
 from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
 from bot.runtime import Runtime
+from bot.stores.preferences import PREFERENCE_COLUMNS
 from bot.tokens import count_tokens
 
 m, t, w = MESSAGES.c, THREADS.c, WORKSPACES.c
@@ -95,6 +97,7 @@ def _store_reply_statement() -> Update:
 # Built once (bind parameters named b_* where a column of that name is set).
 _CLAIM = _claim_statement()
 _STORE_REPLY = _store_reply_statement()
+_TURN = select(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts).where(m.id == bindparam("message_id"))
 _THREAD_OF = (
     select(t.platform, w.external_id.label("workspace_id"), t.channel_id, t.thread_key)
     .join(THREADS, t.id == m.thread_id)
@@ -114,6 +117,12 @@ async def claim_message(runtime: Runtime, message_id: int) -> Claimed | None:
     thread = ThreadRef(row.platform, row.workspace_id, row.channel_id, row.thread_key)
     prefs = Preferences(row.display_name, row.timezone, row.language, row.instructions) if row.has_prefs else None
     return Claimed(turn, thread, prefs, media_nearby=bool(row.media_nearby))
+
+
+async def load_turn(conn: AsyncConnection, message_id: int) -> Turn | None:
+    """The message as a turn to answer, without claiming it."""
+    row = (await conn.execute(_TURN, {"message_id": message_id})).first()
+    return None if row is None else Turn(row.id, row.thread_id, row.author_id, row.text, row.token_count, row.attempts)
 
 
 async def store_reply(
