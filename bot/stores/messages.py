@@ -1,11 +1,12 @@
-"""Messages: claiming a user's message for its turn, storing the bot's reply, statuses, and where a message lives."""
+"""Messages: claiming a user's message for its turn, storing the bot's reply, statuses, a user's edits and
+deletions, and where a message lives."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, func, select, update
+from sqlalchemy import Select, Update, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -103,6 +104,36 @@ _THREAD_OF = (
     .join(THREADS, t.id == m.thread_id)
     .join(WORKSPACES, w.id == t.workspace_id)
     .where(m.id == bindparam("message_id"))
+)
+
+
+# The messages of a channel a platform event names, for edits and deletions (which do not say which thread).
+_IN_CHANNEL = (
+    select(t.id)
+    .join(WORKSPACES, w.id == t.workspace_id)
+    .where(
+        t.platform == bindparam("b_platform"),
+        w.platform == bindparam("b_platform"),
+        w.external_id == bindparam("b_workspace_id"),
+        t.channel_id == bindparam("b_channel_id"),
+    )
+    .scalar_subquery()
+)
+_EDIT = (
+    update(MESSAGES)
+    .where(
+        m.platform_message_id == bindparam("b_platform_message_id"),
+        m.role == "user",
+        m.thread_id.in_(_IN_CHANNEL),
+    )
+    .values(text=bindparam("b_text"), token_count=bindparam("b_tokens"), updated_at=func.now())
+)
+# A turn being answered right now keeps its row: its reply refers to it.
+_DROP = delete(MESSAGES).where(
+    m.platform_message_id == bindparam("b_platform_message_id"),
+    m.role == "user",
+    m.status != "processing",
+    m.thread_id.in_(_IN_CHANNEL),
 )
 
 
@@ -204,3 +235,33 @@ async def end_message(runtime: Runtime, message_id: int, status: str, error: str
             .where(m.id == message_id)
             .values(status=status, error=error[:2000] if error else None, updated_at=func.now())
         )
+
+
+async def edit_user_message(
+    runtime: Runtime, *, platform: str, workspace_id: str, channel_id: str, platform_message_id: str, text: str
+) -> int:
+    """Replace the stored text of a user's message; how many rows changed (0: not one of ours)."""
+    params = {
+        "b_platform": platform,
+        "b_workspace_id": workspace_id,
+        "b_channel_id": channel_id,
+        "b_platform_message_id": platform_message_id,
+        "b_text": text,
+        "b_tokens": count_tokens(text),
+    }
+    async with runtime.autocommit.connect() as conn:
+        return int((await conn.execute(_EDIT, params)).rowcount)
+
+
+async def drop_user_message(
+    runtime: Runtime, *, platform: str, workspace_id: str, channel_id: str, platform_message_id: str
+) -> int:
+    """Delete a user's message unless it is being answered; how many rows went."""
+    params = {
+        "b_platform": platform,
+        "b_workspace_id": workspace_id,
+        "b_channel_id": channel_id,
+        "b_platform_message_id": platform_message_id,
+    }
+    async with runtime.autocommit.connect() as conn:
+        return int((await conn.execute(_DROP, params)).rowcount)
