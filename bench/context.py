@@ -9,8 +9,10 @@ from sqlalchemy import text
 from adapters.console.inbound import to_event
 from bench.harness import services
 from bench.report import Result, summary_ms
-from bot.context import gather_context, load_preferences, load_turn
+from bot.context import gather_context
 from bot.intake import accept
+from bot.stores.messages import load_turn
+from bot.stores.preferences import load_preferences
 from bot.tokens import count_tokens
 from jobs.queue import open_runtime
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Settings
-from bot.models import MESSAGES, USER_PREFERENCES
 from bot.ports import ChatMessage, Role
+from bot.stores.threads import history as thread_history
 from bot.tokens import count_tokens
 
 
@@ -64,51 +63,6 @@ def system_prompt(settings: Settings, prefs: Preferences | None) -> str:
     return "\n".join(parts)
 
 
-PREFERENCE_COLUMNS = (
-    USER_PREFERENCES.c.display_name,
-    USER_PREFERENCES.c.timezone,
-    USER_PREFERENCES.c.language,
-    USER_PREFERENCES.c.instructions,
-)
-
-
-async def load_preferences(conn: AsyncConnection, platform: str, workspace: str, user: str) -> Preferences | None:
-    row = (
-        await conn.execute(
-            select(*PREFERENCE_COLUMNS).where(
-                USER_PREFERENCES.c.platform == platform,
-                USER_PREFERENCES.c.workspace_id == workspace,
-                USER_PREFERENCES.c.user_id == user,
-            )
-        )
-    ).first()
-    return Preferences(*row) if row is not None else None
-
-
-async def load_turn(conn: AsyncConnection, message_id: int) -> Turn | None:
-    m = MESSAGES.c
-    query = select(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts).where(m.id == message_id)
-    row = (await conn.execute(query)).first()
-    return Turn(*row) if row is not None else None
-
-
-_m = MESSAGES.c
-# Built once; run with parameters (constructing a statement costs more CPU than running it).
-_HISTORY = (
-    select(_m.role, _m.text, _m.token_count)
-    .where(
-        _m.thread_id == bindparam("thread_id"),
-        _m.id < bindparam("before"),
-        or_(
-            and_(_m.role == "assistant", _m.status == "completed"),
-            and_(_m.role == "user", _m.status != "failed"),
-        ),
-    )
-    .order_by(_m.id.desc())
-    .limit(bindparam("limit"))
-)
-
-
 async def gather_context(conn: AsyncConnection, settings: Settings, turn: Turn, prefs: Preferences | None) -> Prompt:
     """The prompt for answering `turn`: newest history first until the budget is spent, then put back in order.
 
@@ -117,20 +71,15 @@ async def gather_context(conn: AsyncConnection, settings: Settings, turn: Turn, 
     """
     system = system_prompt(settings, prefs)
     spent = count_tokens(system) + turn.token_count
-    rows = (
-        await conn.execute(
-            _HISTORY,
-            {"thread_id": turn.thread_id, "before": turn.message_id, "limit": settings.context_max_messages},
-        )
-    ).all()
+    rows = await thread_history(conn, turn.thread_id, before=turn.message_id, limit=settings.context_max_messages)
     history: list[ChatMessage] = []
     truncated = len(rows) == settings.context_max_messages
-    for role, text, tokens in rows:
-        if spent + tokens > settings.context_token_budget:
+    for row in rows:
+        if spent + row.token_count > settings.context_token_budget:
             truncated = True
             break
-        spent += tokens
-        history.append(ChatMessage(role=_role(role), content=text))
+        spent += row.token_count
+        history.append(ChatMessage(role=_role(row.role), content=row.text))
     history.reverse()
     messages = [ChatMessage(role="system", content=system), *history, ChatMessage(role="user", content=turn.text)]
     return Prompt(messages=messages, tokens=spent, history_included=len(history), history_truncated=truncated)

@@ -5,30 +5,14 @@ Platform-neutral: adapters pass where the message lives and its platform message
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
-from sqlalchemy import ScalarSelect, delete, func, select, update
 
 from bot.errors import InvalidInput
 from bot.guards import validate_text
-from bot.models import MESSAGES, THREADS, WORKSPACES
 from bot.runtime import Runtime
-from bot.tokens import count_tokens
+from bot.stores.messages import drop_user_message, edit_user_message
 
 log = structlog.get_logger(__name__)
-m, t, w = MESSAGES.c, THREADS.c, WORKSPACES.c
-
-
-def _in_channel(platform: str, workspace_id: str, channel_id: str) -> ScalarSelect[Any]:
-    return (
-        select(t.id)
-        .join(WORKSPACES, w.id == t.workspace_id)
-        .where(
-            t.platform == platform, w.platform == platform, w.external_id == workspace_id, t.channel_id == channel_id
-        )
-        .scalar_subquery()
-    )
 
 
 async def update_stored_text(
@@ -40,19 +24,16 @@ async def update_stored_text(
         clean = validate_text(text, runtime.settings)
     except InvalidInput:
         return 0
-    statement = (
-        update(MESSAGES)
-        .where(
-            m.platform_message_id == platform_message_id,
-            m.role == "user",
-            m.thread_id.in_(_in_channel(platform, workspace_id, channel_id)),
-        )
-        .values(text=clean, token_count=count_tokens(clean), updated_at=func.now())
+    changed = await edit_user_message(
+        runtime,
+        platform=platform,
+        workspace_id=workspace_id,
+        channel_id=channel_id,
+        platform_message_id=platform_message_id,
+        text=clean,
     )
-    async with runtime.autocommit.connect() as conn:
-        changed = (await conn.execute(statement)).rowcount
     log.info("stored message edited", platform_message_id=platform_message_id, rows=changed)
-    return int(changed)
+    return changed
 
 
 async def drop_stored_message(
@@ -60,13 +41,12 @@ async def drop_stored_message(
 ) -> int:
     """Forget the user's deleted message. A turn being answered right now keeps its row (its reply refers to it);
     a pending one is dropped, and the worker then finds nothing to answer."""
-    statement = delete(MESSAGES).where(
-        m.platform_message_id == platform_message_id,
-        m.role == "user",
-        m.status != "processing",
-        m.thread_id.in_(_in_channel(platform, workspace_id, channel_id)),
+    dropped = await drop_user_message(
+        runtime,
+        platform=platform,
+        workspace_id=workspace_id,
+        channel_id=channel_id,
+        platform_message_id=platform_message_id,
     )
-    async with runtime.autocommit.connect() as conn:
-        dropped = (await conn.execute(statement)).rowcount
     log.info("stored message dropped", platform_message_id=platform_message_id, rows=dropped)
-    return int(dropped)
+    return dropped

@@ -5,13 +5,9 @@ from __future__ import annotations
 import shlex
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func
-from sqlalchemy.dialects.postgresql import insert
-
-from bot.context import load_preferences
 from bot.errors import InvalidInput
-from bot.models import UserPreference
 from bot.runtime import Runtime
+from bot.stores.preferences import load_preferences, save_preferences
 
 FIELDS = {
     "name": "display_name",
@@ -52,12 +48,7 @@ def parse_assignments(text: str) -> dict[str, str]:
 
 
 async def set_preferences(runtime: Runtime, platform: str, workspace: str, user: str, values: dict[str, str]) -> None:
-    async with runtime.sessions() as session, session.begin():
-        await session.execute(
-            insert(UserPreference)
-            .values(platform=platform, workspace_id=workspace, user_id=user, **values)
-            .on_conflict_do_update(constraint="uq_user_preferences_user", set_={**values, "updated_at": func.now()})
-        )
+    await save_preferences(runtime, platform, workspace, user, values)
 
 
 async def describe_preferences(runtime: Runtime, platform: str, workspace: str, user: str) -> str:

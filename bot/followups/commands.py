@@ -12,29 +12,23 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.dialects.postgresql import insert
-
 from bot.commands import Command, CommandReply
-from bot.context import load_preferences
 from bot.errors import InvalidInput
 from bot.events import SlashCommand
-from bot.followups.models import SCHEDULES
-from bot.followups.parse import OneOff, Recurring, describe_duration, parse_when
+from bot.followups.parse import OneOff, describe_duration, parse_when
 from bot.followups.triggers import build_trigger
 from bot.followups.workflows import FOLLOWUP, REMINDER
 from bot.guards import validate_text
-from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
+from bot.stores.followups import cancel_schedule, count_active, create_schedule, list_scheduled, owns_run
+from bot.stores.preferences import load_preferences
 from bot.threads import ensure_thread, thread_to_json
-from bot.workflows.models import ACTIVE_STATUSES, RUNS
 from bot.workflows.runs import cancel_run, start_run
 
 USAGE = (
     "Usage: /remind in 2 hours check the deploy · /remind tomorrow 9am standup · "
     "/remind every Monday 09:00 weekly report · /remind list [here] · /remind cancel ID"
 )
-r, s, t, w = RUNS.c, SCHEDULES.c, THREADS.c, WORKSPACES.c
 
 
 async def user_zone(runtime: Runtime, command: SlashCommand) -> ZoneInfo:
@@ -78,7 +72,16 @@ async def remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
             f"⏰ I'll remind you {parsed.describe(tz)}: {parsed.text} "
             f"(id r{started.run_id}; /remind cancel r{started.run_id} to cancel)"
         )
-    schedule_id = await create_schedule(runtime, command, thread_id, parsed, tz, key)
+    schedule_id = await create_schedule(
+        runtime,
+        thread_id=thread_id,
+        user_id=command.user_id,
+        spec=command.text.strip(),
+        trigger=parsed.trigger,
+        timezone=tz.key,
+        text=parsed.text,
+        dedupe_key=key,
+    )
     upcoming = build_trigger(parsed.trigger).get_next_fire_time(None, datetime.now(tz))
     first = f" First on {upcoming.astimezone(tz):%a %d %b at %H:%M %Z}." if upcoming else ""
     return CommandReply(
@@ -92,23 +95,7 @@ async def check_quota(runtime: Runtime, command: SlashCommand) -> None:
     limit = runtime.settings.max_scheduled_per_user
     if limit <= 0:
         return
-    runs = (
-        select(func.count())
-        .select_from(RUNS)
-        .join(THREADS, t.id == r.thread_id)
-        .join(WORKSPACES, w.id == t.workspace_id)
-        .where(_mine(command), r.user_id == command.user_id, r.workflow.in_((REMINDER, FOLLOWUP)))
-        .where(r.status.in_(ACTIVE_STATUSES))
-    )
-    schedules = (
-        select(func.count())
-        .select_from(SCHEDULES)
-        .join(THREADS, t.id == s.thread_id)
-        .join(WORKSPACES, w.id == t.workspace_id)
-        .where(_mine(command), s.user_id == command.user_id, s.status == "active")
-    )
-    async with runtime.autocommit.connect() as conn:
-        active = int((await conn.execute(runs)).scalar_one()) + int((await conn.execute(schedules)).scalar_one())
+    active = await count_active(runtime, command.thread, command.user_id)
     if active >= limit:
         raise InvalidInput(
             f"You have {active} reminders and follow-ups scheduled here; the limit is {limit}. "
@@ -116,66 +103,13 @@ async def check_quota(runtime: Runtime, command: SlashCommand) -> None:
         )
 
 
-async def create_schedule(
-    runtime: Runtime, command: SlashCommand, thread_id: int, parsed: Recurring, tz: ZoneInfo, key: str
-) -> int:
-    async with runtime.autocommit.connect() as conn:
-        created = (
-            await conn.execute(
-                insert(SCHEDULES)
-                .values(
-                    thread_id=thread_id,
-                    user_id=command.user_id,
-                    spec=command.text.strip(),
-                    trigger=parsed.trigger,
-                    timezone=tz.key,
-                    text=parsed.text,
-                    status="active",
-                    dedupe_key=key,
-                )
-                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                .returning(s.id)
-            )
-        ).scalar_one_or_none()
-        if created is None:
-            created = (await conn.execute(select(s.id).where(s.dedupe_key == key))).scalar_one()
-    return int(created)
-
-
-def _mine(command: SlashCommand) -> ColumnElement[bool]:
-    """Rows of threads in the command's platform and workspace."""
-    return (t.platform == command.thread.platform) & (w.external_id == command.thread.workspace_id)
-
-
 async def list_items(runtime: Runtime, command: SlashCommand, *, here: bool) -> str:
-    where = command.thread
-    scope = (t.channel_id == where.channel_id) & (t.thread_key == where.thread_key) if here else None
-    runs = (
-        select(r.id, r.workflow, r.status, r.description)
-        .join(THREADS, t.id == r.thread_id)
-        .join(WORKSPACES, w.id == t.workspace_id)
-        .where(_mine(command), r.workflow.in_((REMINDER, FOLLOWUP)), r.status.in_(ACTIVE_STATUSES))
-        .order_by(r.id)
-    )
-    schedules = (
-        select(s.id, s.spec, s.text)
-        .join(THREADS, t.id == s.thread_id)
-        .join(WORKSPACES, w.id == t.workspace_id)
-        .where(_mine(command), s.status == "active")
-        .order_by(s.id)
-    )
-    if scope is not None:
-        runs, schedules = runs.where(scope), schedules.where(scope)
-    else:
-        runs, schedules = runs.where(r.user_id == command.user_id), schedules.where(s.user_id == command.user_id)
-    async with runtime.autocommit.connect() as conn:
-        run_rows = (await conn.execute(runs)).all()
-        schedule_rows = (await conn.execute(schedules)).all()
-    if not run_rows and not schedule_rows:
+    scheduled = await list_scheduled(runtime, command.thread, command.user_id, here=here)
+    if not scheduled.runs and not scheduled.schedules:
         return "Nothing scheduled " + ("in this thread." if here else "for you here.")
     lines = ["Scheduled " + ("in this thread:" if here else "for you:")]
-    lines += [f"• r{run_id} — {desc or workflow}" for run_id, workflow, _, desc in run_rows]
-    lines += [f"• s{schedule_id} — {spec}" for schedule_id, spec, _ in schedule_rows]
+    lines += [f"• r{run.id} — {run.description or run.workflow}" for run in scheduled.runs]
+    lines += [f"• s{schedule.id} — {schedule.spec}" for schedule in scheduled.schedules]
     return "\n".join(lines)
 
 
@@ -184,32 +118,11 @@ async def cancel_item(runtime: Runtime, command: SlashCommand, item: str) -> Com
     if len(item) < 2 or item[0] not in "rs" or not item[1:].isdigit():
         return CommandReply("Which one? Give its id from /remind list, e.g. /remind cancel r12.", accepted=False)
     number = int(item[1:])
-    async with runtime.autocommit.connect() as conn:
-        if item[0] == "r":
-            owned = (
-                await conn.execute(
-                    select(r.id)
-                    .join(THREADS, t.id == r.thread_id)
-                    .join(WORKSPACES, w.id == t.workspace_id)
-                    .where(r.id == number, r.user_id == command.user_id, r.workflow.in_((REMINDER, FOLLOWUP)))
-                    .where(_mine(command))
-                )
-            ).scalar_one_or_none()
-        else:
-            owned = (
-                await conn.execute(
-                    update(SCHEDULES)
-                    .where(
-                        s.id == number,
-                        s.user_id == command.user_id,
-                        s.status == "active",
-                        s.thread_id.in_(select(t.id).join(WORKSPACES, w.id == t.workspace_id).where(_mine(command))),
-                    )
-                    .values(status="cancelled", cancelled_at=func.now())
-                    .returning(s.id)
-                )
-            ).scalar_one_or_none()
-    if owned is None:
+    if item[0] == "r":
+        owned = await owns_run(runtime, command.thread, command.user_id, number)
+    else:
+        owned = await cancel_schedule(runtime, command.thread, command.user_id, number)
+    if not owned:
         return CommandReply(f"You have no active item {item} here. See /remind list.", accepted=False)
     if item[0] == "r" and not await cancel_run(runtime, number, reason=f"cancelled by {command.user_id}"):
         return CommandReply(f"{item} has already happened or was cancelled.", accepted=False)

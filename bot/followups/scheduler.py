@@ -23,14 +23,12 @@ import structlog
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, text
 
-from bot.events import ThreadRef
-from bot.followups.models import SCHEDULES
 from bot.followups.triggers import build_trigger
 from bot.followups.workflows import RECURRING
-from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
+from bot.stores.followups import active_schedules, load_schedule
 from bot.threads import thread_to_json
 from bot.workflows.runs import start_run
 
@@ -137,19 +135,14 @@ class SchedulerLeader:
         assert self._engine is not None
         assert self._scheduler is not None
         scheduler = self._scheduler
-        s = SCHEDULES.c
         with self._engine.connect() as conn:
-            active = {
-                row[0]: (row[1], row[2])
-                for row in conn.execute(select(s.id, s.trigger, s.created_at).where(s.status == "active"))
-            }
+            active = {row.id: row for row in active_schedules(conn)}
         jobs = {job.id for job in scheduler.get_jobs()}
-        for schedule_id, (trigger, created_at) in active.items():
+        for schedule_id, row in active.items():
             job_id = f"{JOB_PREFIX}{schedule_id}"
             if job_id not in jobs:
-                scheduler.add_job(
-                    tick, build_trigger(trigger, created_at), args=[schedule_id], id=job_id, replace_existing=True
-                )
+                trigger = build_trigger(row.trigger, row.created_at)
+                scheduler.add_job(tick, trigger, args=[schedule_id], id=job_id, replace_existing=True)
                 log.info("schedule added", schedule_id=schedule_id)
         for job_id in jobs:
             if job_id.startswith(JOB_PREFIX) and int(job_id[len(JOB_PREFIX) :]) not in active:
@@ -167,24 +160,14 @@ class SchedulerLeader:
 
 async def fire(runtime: Runtime, schedule_id: int, run_time: datetime) -> int | None:
     """Start the run for one tick of a schedule (once: the tick's time is in the dedupe key)."""
-    s, t, w = SCHEDULES.c, THREADS.c, WORKSPACES.c
-    async with runtime.autocommit.connect() as conn:
-        row = (
-            await conn.execute(
-                select(s.status, s.user_id, s.text, s.thread_id, t.platform, w.external_id, t.channel_id, t.thread_key)
-                .join(THREADS, t.id == s.thread_id)
-                .join(WORKSPACES, w.id == t.workspace_id)
-                .where(s.id == schedule_id)
-            )
-        ).first()
-    if row is None or row[0] != "active":
+    schedule = await load_schedule(runtime, schedule_id)
+    if schedule is None or schedule.status != "active":
         return None
-    thread = ThreadRef(row[4], row[5], row[6], row[7])
     payload: dict[str, Any] = {
         "schedule_id": schedule_id,
-        "thread": thread_to_json(thread),
-        "user_id": row[1],
-        "text": row[2],
+        "thread": thread_to_json(schedule.thread),
+        "user_id": schedule.user_id,
+        "text": schedule.text,
         "tick": run_time.isoformat(),
     }
     started = await start_run(
@@ -192,9 +175,9 @@ async def fire(runtime: Runtime, schedule_id: int, run_time: datetime) -> int | 
         RECURRING,
         payload,
         dedupe_key=f"schedule:{schedule_id}:{run_time.isoformat()}",
-        thread_id=row[3],
-        user_id=row[1],
-        description=f"s{schedule_id} tick {run_time:%Y-%m-%d %H:%M:%S %Z}: {row[2]}",
+        thread_id=schedule.thread_id,
+        user_id=schedule.user_id,
+        description=f"s{schedule_id} tick {run_time:%Y-%m-%d %H:%M:%S %Z}: {schedule.text}",
     )
     log.info("schedule fired", schedule_id=schedule_id, tick=run_time.isoformat(), run_id=started.run_id)
     return started.run_id

@@ -1,18 +1,21 @@
-"""Messages: claiming a user's message for its turn, storing the bot's reply, statuses, and where a message lives."""
+"""Messages: claiming a user's message for its turn, storing the bot's reply, statuses, a user's edits and
+deletions, and where a message lives."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, func, select, update
+from sqlalchemy import Select, Update, bindparam, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from bot.context import PREFERENCE_COLUMNS, Preferences, Turn
+from bot.context import Preferences, Turn
 from bot.events import ThreadRef
 from bot.media.retrieval import channel_key_sql, has_chunks
 from bot.models import MESSAGES, THREADS, USER_PREFERENCES, WORKSPACES
 from bot.runtime import Runtime
+from bot.stores.preferences import PREFERENCE_COLUMNS
 from bot.tokens import count_tokens
 
 m, t, w = MESSAGES.c, THREADS.c, WORKSPACES.c
@@ -95,11 +98,42 @@ def _store_reply_statement() -> Update:
 # Built once (bind parameters named b_* where a column of that name is set).
 _CLAIM = _claim_statement()
 _STORE_REPLY = _store_reply_statement()
+_TURN = select(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts).where(m.id == bindparam("message_id"))
 _THREAD_OF = (
     select(t.platform, w.external_id.label("workspace_id"), t.channel_id, t.thread_key)
     .join(THREADS, t.id == m.thread_id)
     .join(WORKSPACES, w.id == t.workspace_id)
     .where(m.id == bindparam("message_id"))
+)
+
+
+# The messages of a channel a platform event names, for edits and deletions (which do not say which thread).
+_IN_CHANNEL = (
+    select(t.id)
+    .join(WORKSPACES, w.id == t.workspace_id)
+    .where(
+        t.platform == bindparam("b_platform"),
+        w.platform == bindparam("b_platform"),
+        w.external_id == bindparam("b_workspace_id"),
+        t.channel_id == bindparam("b_channel_id"),
+    )
+    .scalar_subquery()
+)
+_EDIT = (
+    update(MESSAGES)
+    .where(
+        m.platform_message_id == bindparam("b_platform_message_id"),
+        m.role == "user",
+        m.thread_id.in_(_IN_CHANNEL),
+    )
+    .values(text=bindparam("b_text"), token_count=bindparam("b_tokens"), updated_at=func.now())
+)
+# A turn being answered right now keeps its row: its reply refers to it.
+_DROP = delete(MESSAGES).where(
+    m.platform_message_id == bindparam("b_platform_message_id"),
+    m.role == "user",
+    m.status != "processing",
+    m.thread_id.in_(_IN_CHANNEL),
 )
 
 
@@ -114,6 +148,12 @@ async def claim_message(runtime: Runtime, message_id: int) -> Claimed | None:
     thread = ThreadRef(row.platform, row.workspace_id, row.channel_id, row.thread_key)
     prefs = Preferences(row.display_name, row.timezone, row.language, row.instructions) if row.has_prefs else None
     return Claimed(turn, thread, prefs, media_nearby=bool(row.media_nearby))
+
+
+async def load_turn(conn: AsyncConnection, message_id: int) -> Turn | None:
+    """The message as a turn to answer, without claiming it."""
+    row = (await conn.execute(_TURN, {"message_id": message_id})).first()
+    return None if row is None else Turn(row.id, row.thread_id, row.author_id, row.text, row.token_count, row.attempts)
 
 
 async def store_reply(
@@ -195,3 +235,33 @@ async def end_message(runtime: Runtime, message_id: int, status: str, error: str
             .where(m.id == message_id)
             .values(status=status, error=error[:2000] if error else None, updated_at=func.now())
         )
+
+
+async def edit_user_message(
+    runtime: Runtime, *, platform: str, workspace_id: str, channel_id: str, platform_message_id: str, text: str
+) -> int:
+    """Replace the stored text of a user's message; how many rows changed (0: not one of ours)."""
+    params = {
+        "b_platform": platform,
+        "b_workspace_id": workspace_id,
+        "b_channel_id": channel_id,
+        "b_platform_message_id": platform_message_id,
+        "b_text": text,
+        "b_tokens": count_tokens(text),
+    }
+    async with runtime.autocommit.connect() as conn:
+        return int((await conn.execute(_EDIT, params)).rowcount)
+
+
+async def drop_user_message(
+    runtime: Runtime, *, platform: str, workspace_id: str, channel_id: str, platform_message_id: str
+) -> int:
+    """Delete a user's message unless it is being answered; how many rows went."""
+    params = {
+        "b_platform": platform,
+        "b_workspace_id": workspace_id,
+        "b_channel_id": channel_id,
+        "b_platform_message_id": platform_message_id,
+    }
+    async with runtime.autocommit.connect() as conn:
+        return int((await conn.execute(_DROP, params)).rowcount)

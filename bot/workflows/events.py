@@ -89,15 +89,16 @@ async def send_event(runtime: Runtime, name: str, data: dict[str, Any], *, dedup
                 await conn.execute(select(func.count()).where(w.event_id == event_id, w.consumes.is_(True)))
             ).scalar_one()
             return Sent(event_id, (), consumed=bool(consumed), duplicate=True)
-        event_id, created_at = row
-        params = {"b_name": name, "b_data": data, "b_created_at": created_at, "b_event_id": event_id}
-        rows = (await conn.execute(_RESOLVE, params)).all()
-    for run_id, _, seq in rows:
-        if seq is not None:  # a run still `running` picks the match up itself when it parks (see suspend)
-            await enqueue_run(runtime, run_id, seq)
-    if rows:
-        log.info("event matched waits", event_name=name, event_id=event_id, runs=[row[0] for row in rows])
-    return Sent(event_id, tuple(row[0] for row in rows), consumed=any(row[1] for row in rows))
+        event_id = row.id
+        params = {"b_name": name, "b_data": data, "b_created_at": row.created_at, "b_event_id": event_id}
+        matches = (await conn.execute(_RESOLVE, params)).all()
+    for match in matches:
+        if match.wake_seq is not None:  # a run still `running` picks the match up itself when it parks (see suspend)
+            await enqueue_run(runtime, match.run_id, match.wake_seq)
+    runs = tuple(match.run_id for match in matches)
+    if matches:
+        log.info("event matched waits", event_name=name, event_id=event_id, runs=list(runs))
+    return Sent(event_id, runs, consumed=any(match.consumes for match in matches))
 
 
 @dataclass(frozen=True, slots=True)

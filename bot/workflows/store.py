@@ -158,7 +158,7 @@ async def save_step(
     }
     async with runtime.autocommit.connect() as conn:
         row = (await conn.execute(_SAVE, params)).first()
-    return None if row is None else row[0]
+    return None if row is None else row.progressed_at
 
 
 async def heartbeat(runtime: Runtime, run_id: int, owner: str, lease_s: float) -> bool:

@@ -100,9 +100,10 @@ async def sweep(runtime: Runtime) -> int:
     if abandoned:
         log.error("abandoned runs whose workers kept dying", runs=list(abandoned))
     if rescued:
-        log.warning("rescued runs whose worker died", runs=[row[0] for row in rescued])
+        log.warning("rescued runs whose worker died", runs=[row.id for row in rescued])
     queued = 0
-    for run_id, seq in {*rescued, *renumbered, *due}:
+    # A set: a run both renumbered and overdue in this pass is queued once.
+    for run_id, seq in {(row.id, row.wake_seq) for row in (*rescued, *renumbered, *due)}:
         if await enqueue_run(runtime, run_id, seq):
             queued += 1
     if queued:

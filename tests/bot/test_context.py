@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from adapters.console.inbound import to_event
-from bot.context import Preferences, Turn, gather_context, load_turn
+from bot.context import Preferences, Turn, gather_context
 from bot.intake import accept
 from bot.runtime import Runtime
+from bot.stores.messages import load_turn
 from bot.tokens import count_tokens
 
 
