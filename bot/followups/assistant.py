@@ -3,7 +3,7 @@ call to it starts a `followup` run (a durable wait on the thread, then a nudge w
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,13 +41,13 @@ async def schedule_from_tool(ctx: WorkflowContext, turn: dict[str, Any], call: T
     after = str(call.arguments.get("after", "")).strip()
     note = str(call.arguments.get("note", "")).strip()[:500]
     try:
-        parsed = parse_when(f"in {after}", ZoneInfo("UTC"), datetime.now(UTC), require_text=False)
+        parsed = parse_when(f"in {after}", ZoneInfo("UTC"), ctx.clock.now(), require_text=False)
     except InvalidInput as exc:
         log.info("model asked for an unreadable follow-up", after=after)
         return f"_(I couldn't schedule the follow-up: {exc.user_message})_"
     if not isinstance(parsed, OneOff) or parsed.text:
         return f"_(I couldn't schedule the follow-up: {after!r} is not a duration.)_"
-    wait = min(parsed.due - datetime.now(UTC), MAX_AFTER)
+    wait = min(parsed.due - ctx.clock.now(), MAX_AFTER)
     label = describe_duration(wait)
     started = await start_run(
         ctx.runtime,

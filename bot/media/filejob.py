@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,11 +56,12 @@ class FileJob:
     async def while_showing(self, label: str, work: Awaitable[T], detail: Callable[[], str] = lambda: "") -> T:
         """Run `work`, editing the progress message with the time spent every MEDIA_PROGRESS_INTERVAL_S."""
         interval = self.ctx.runtime.settings.media_progress_interval_s
-        started = time.monotonic()
+        clock = self.ctx.clock
+        started = clock.monotonic()
 
         async def tick() -> None:
             while True:
-                await self.show(f"⏳ {self.file.name}: {label}… {detail()}{round(time.monotonic() - started)} s")
+                await self.show(f"⏳ {self.file.name}: {label}… {detail()}{round(clock.monotonic() - started)} s")
                 await asyncio.sleep(interval)
 
         ticker = asyncio.create_task(tick())

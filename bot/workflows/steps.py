@@ -23,16 +23,13 @@ from bot.workflows.outbox import OutboxPlatform
 from bot.workflows.runs import start_run
 
 if TYPE_CHECKING:
+    from bot.clock import Clock
     from bot.deps import WorkerDeps
     from bot.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def backoff_s(attempt: int, settings: Settings, retry_after_s: float | None = None) -> float:
@@ -79,6 +76,11 @@ class WorkflowContext:
     @property
     def runtime(self) -> Runtime:
         return self.deps.runtime
+
+    @property
+    def clock(self) -> Clock:
+        """The time due times are measured by (the runtime's; a test's FakeClock)."""
+        return self.deps.runtime.clock
 
     def platform(self, thread: ThreadRef) -> OutboxPlatform:
         """The thread's platform, each post and upload recorded in this run's outbox: a replay never posts twice."""
@@ -139,9 +141,9 @@ class Steps:
                 record.attempts,
                 memo.get("reason", "refused"),
             )
-        if record is not None and record.due_at is not None and record.due_at > utcnow():
-            raise Suspend("pending", record.due_at)  # woken before its retry was due
         ctx = self._ctx
+        if record is not None and record.due_at is not None and record.due_at > ctx.clock.now():
+            raise Suspend("pending", record.due_at)  # woken before its retry was due
         attempt = (record.attempts if record is not None else 0) + 1
         limit = max_attempts or ctx.max_step_attempts
         if ctx.exhausted and not final:
@@ -165,7 +167,7 @@ class Steps:
                 error = f"gave up after {attempt} attempts: {detail}"
                 await self._fail(step_id, attempt, error, service=what, reason="gave_up")
             retry_after = exc.retry_after_s if isinstance(exc, TransientUpstreamError) else None
-            due = utcnow() + timedelta(seconds=backoff_s(attempt, ctx.runtime.settings, retry_after))
+            due = ctx.clock.now() + timedelta(seconds=backoff_s(attempt, ctx.runtime.settings, retry_after))
             if not isinstance(exc, TransientUpstreamError):
                 log.exception("step raised; retrying", step=step_id, attempt=attempt)
             else:
@@ -192,7 +194,7 @@ class Steps:
     async def sleep(self, step_id: str, duration: timedelta | float) -> None:
         record = self._memo.get(step_id)
         if record is None or record.due_at is None:
-            await self.sleep_until(step_id, utcnow() + timedelta(seconds=_seconds(duration)))
+            await self.sleep_until(step_id, self._ctx.clock.now() + timedelta(seconds=_seconds(duration)))
         else:
             await self.sleep_until(step_id, record.due_at)
 
@@ -202,7 +204,7 @@ class Steps:
         if record is not None and record.status == "completed":
             return
         due = record.due_at if record is not None and record.due_at is not None else when
-        if due <= utcnow():
+        if due <= self._ctx.clock.now():
             await self._save(step_id, kind="sleep", status="completed", due_at=due)
             return
         if record is None:
@@ -226,7 +228,7 @@ class Steps:
         if record is not None and record.status == "completed":
             return record.output  # type: ignore[no-any-return]
         ctx = self._ctx
-        expires = utcnow() + timedelta(seconds=_seconds(timeout)) if timeout is not None else None
+        expires = ctx.clock.now() + timedelta(seconds=_seconds(timeout)) if timeout is not None else None
         outcome = await register_wait(
             ctx.runtime,
             ctx.run_id,
@@ -236,9 +238,10 @@ class Steps:
             since=since or self._since,
             expires_at=expires,
             consumes=consume,
+            now=ctx.clock.now(),
         )
-        if outcome.state == "pending" and outcome.expires_at is not None and outcome.expires_at <= utcnow():
-            outcome = await time_out_wait(ctx.runtime, ctx.run_id, step_id)
+        if outcome.state == "pending" and outcome.expires_at is not None and outcome.expires_at <= ctx.clock.now():
+            outcome = await time_out_wait(ctx.runtime, ctx.run_id, step_id, ctx.clock.now())
         if outcome.state == "cancelled":
             raise RunAborted(f"run {ctx.run_id} cancelled")
         if outcome.state == "pending":
