@@ -4,14 +4,14 @@ call to it starts a `followup` run (a durable wait on the thread, then a nudge w
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from bot.errors import InvalidInput
+from bot.events import ThreadRef
 from bot.followups.parse import OneOff, describe_duration, parse_when
-from bot.followups.workflows import FOLLOWUP
+from bot.followups.workflows import FollowupInput, followup
 from bot.ports import Tool, ToolCall
 from bot.workflows.runs import start_run
 from bot.workflows.steps import WorkflowContext
@@ -36,8 +36,11 @@ SCHEDULE_FOLLOWUP = Tool(
 )
 
 
-async def schedule_from_tool(ctx: WorkflowContext, turn: dict[str, Any], call: ToolCall, index: int) -> str:
-    """Start the follow-up the model asked for (once per reply step) and return a line for the reply."""
+async def schedule_from_tool(
+    ctx: WorkflowContext, call: ToolCall, index: int, *, thread: ThreadRef, thread_id: int, user_id: str
+) -> str:
+    """Start the follow-up the model asked for (once per reply step) in the turn's thread and return a line for
+    the reply."""
     after = str(call.arguments.get("after", "")).strip()
     note = str(call.arguments.get("note", "")).strip()[:500]
     try:
@@ -51,18 +54,11 @@ async def schedule_from_tool(ctx: WorkflowContext, turn: dict[str, Any], call: T
     label = describe_duration(wait)
     started = await start_run(
         ctx.runtime,
-        FOLLOWUP,
-        {
-            "thread": turn["thread"],
-            "thread_id": turn["thread_id"],
-            "user_id": turn.get("user_id", ""),
-            "after_s": wait.total_seconds(),
-            "after_label": label,
-            "note": note,
-        },
+        followup,
+        FollowupInput(thread, thread_id, wait.total_seconds(), label, user_id=user_id, note=note),
         dedupe_key=f"{ctx.key('reply')}:followup:{index}",
-        thread_id=turn["thread_id"],
-        user_id=turn.get("user_id") or None,
+        thread_id=thread_id,
+        user_id=user_id or None,
         description=f"follow up if quiet for {label}" + (f": {note}" if note else ""),
     )
     log.info("assistant scheduled a follow-up", followup_run=started.run_id, after_s=wait.total_seconds())

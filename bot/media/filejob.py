@@ -7,14 +7,13 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from bot.errors import ConfigurationError, PermanentUpstreamError, UserFacingError
 from bot.events import FileRef, ThreadRef
 from bot.failures import SERVICE_NAMES, failure_reason
-from bot.threads import thread_from_json
 from bot.workflows.errors import StepFailed
 from bot.workflows.outbox import OutboxPlatform
 from bot.workflows.steps import WorkflowContext
@@ -23,19 +22,31 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class MediaTurn:
+    """The media turn's `context` step result: the message that shared the files, and the files."""
+
+    message_id: int
+    thread_id: int
+    thread: ThreadRef
+    user_id: str
+    text: str
+    files: list[FileRef]
+
+
 @dataclass
 class FileJob:
     """One file's progress through the stages, with the message that shows it."""
 
     ctx: WorkflowContext
-    turn: dict[str, Any]
+    turn: MediaTurn
     index: int
     file: FileRef
     progress_id: str = ""
 
     @property
     def thread(self) -> ThreadRef:
-        return thread_from_json(self.turn["thread"])
+        return self.turn.thread
 
     @property
     def platform(self) -> OutboxPlatform:

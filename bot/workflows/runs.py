@@ -6,18 +6,22 @@ wake-up is a new one: the queue refuses an id it still holds, and a stale wake-u
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 
 from bot.runtime import Runtime
+from bot.workflows import data
 from bot.workflows.models import ACTIVE_STATUSES, RUNS, STEPS, WAITS
+from bot.workflows.registry import Workflow
 
 log = structlog.get_logger(__name__)
+InputT = TypeVar("InputT")
 
 r = RUNS.c
 
@@ -66,8 +70,8 @@ async def wake_due_runs(runtime: Runtime, batch: int = 500) -> int:
 
 async def start_run(
     runtime: Runtime,
-    workflow: str,
-    input: dict[str, Any],
+    workflow: Workflow[InputT] | str,
+    input: InputT | Mapping[str, Any],
     *,
     dedupe_key: str | None = None,
     parent_run_id: int | None = None,
@@ -76,12 +80,17 @@ async def start_run(
     description: str = "",
     wake_at: datetime | None = None,
 ) -> Started:
-    """Create a run (or find the one with this `dedupe_key`) and queue it."""
+    """Create a run (or find the one with this `dedupe_key`) and queue it. Given the workflow itself, the input is
+    checked against its input type first (`InvalidWorkflowInput` if it does not fit); given only its name, the input
+    is stored as JSON and checked when the run starts."""
+    name, stored = (
+        (workflow, data.to_json(input)) if isinstance(workflow, str) else (workflow.name, workflow.encode(input))
+    )
     statement = (
         insert(RUNS)
         .values(
-            workflow=workflow,
-            input=input,
+            workflow=name,
+            input=stored,
             status="pending",
             dedupe_key=dedupe_key,
             parent_run_id=parent_run_id,
@@ -102,7 +111,7 @@ async def start_run(
             existing = (await conn.execute(select(r.id).where(r.dedupe_key == dedupe_key))).scalar_one()
             return Started(existing, created=False)
     await enqueue_run(runtime, run_id, 0, wake_at)
-    log.info("run started", run_id=run_id, workflow=workflow)
+    log.info("run started", run_id=run_id, workflow=name)
     return Started(run_id, created=True)
 
 

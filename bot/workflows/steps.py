@@ -5,21 +5,22 @@ through the outbox, keyed by run and step, for the case where it crashed before 
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
+from pydantic import TypeAdapter
 
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, UserFacingError
 from bot.events import ThreadRef
-from bot.workflows import store
+from bot.workflows import data, store
 from bot.workflows.errors import NonRetriableError, RunAborted, StepFailed, Suspend
 from bot.workflows.events import Sent, register_wait, send_event, time_out_wait
 from bot.workflows.outbox import OutboxPlatform
+from bot.workflows.registry import Workflow
 from bot.workflows.runs import start_run
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+InputT = TypeVar("InputT")
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 
 
@@ -122,15 +124,18 @@ class Steps:
         step_id: str,
         fn: Callable[[], Awaitable[T]],
         *,
+        result: type[T] | TypeAdapter[T] | None = None,
         max_attempts: int | None = None,
         final: bool = False,
     ) -> T:
-        """Run `fn` once and keep its (JSON) result. Failures are retried with backoff, each retry a new
-        resumption of the run; `NonRetriableError`, permanent upstream errors and user-facing errors fail the step
-        at once. A step that failed for good raises `StepFailed` here, now and on every replay."""
+        """Run `fn` once and keep its result as JSON. With `result` (a dataclass, a pydantic model, or an adapter
+        for a union), the JSON is read back as that type, so a replay gets what a fresh run got; without it, the
+        JSON is returned as it is. Failures are retried with backoff, each retry a new resumption of the run;
+        `NonRetriableError`, permanent upstream errors and user-facing errors fail the step at once. A step that
+        failed for good raises `StepFailed` here, now and on every replay."""
         record = self._enter(step_id)
         if record is not None and record.status == "completed":
-            return record.output  # type: ignore[no-any-return]
+            return record.output if result is None else data.decode(result, record.output)
         if record is not None and record.status == "failed":
             memo = record.output or {}
             raise StepFailed(
@@ -154,8 +159,10 @@ class Steps:
                 reason="interrupted",
             )
         try:
-            result = await fn()
-            output = json.loads(json.dumps(result))  # what a replay will get back, exactly
+            value = await fn()
+            output = data.to_json(value) if result is None else data.encode(result, value)
+            # What a replay will get back, exactly.
+            fresh = output if result is None else data.decode(result, output)
         except (Suspend, RunAborted, StepFailed):
             raise
         except (NonRetriableError, PermanentUpstreamError, UserFacingError, ConfigurationError) as exc:
@@ -175,7 +182,7 @@ class Steps:
             await self._save(step_id, kind="run", status="retrying", error=detail, attempts=attempt, due_at=due)
             raise Suspend("pending", due) from exc
         await self._save(step_id, kind="run", status="completed", output=output, attempts=attempt)
-        return output  # type: ignore[no-any-return]
+        return fresh
 
     async def _fail(
         self,
@@ -262,8 +269,11 @@ class Steps:
 
         return await self.run(step_id, send)
 
-    async def start(self, step_id: str, workflow: str, input: dict[str, Any], **options: Any) -> int:
-        """Start another workflow and go on without waiting; a replay does not start it twice."""
+    async def start(
+        self, step_id: str, workflow: Workflow[InputT] | str, input: InputT | dict[str, Any], **options: Any
+    ) -> int:
+        """Start another workflow and go on without waiting; a replay does not start it twice. An input that does
+        not fit the workflow fails this step (see `start_run`)."""
         runtime, parent = self._ctx.runtime, self._ctx.run_id
 
         async def begin() -> int:
@@ -275,12 +285,14 @@ class Steps:
     async def invoke(
         self,
         step_id: str,
-        workflow: str,
-        input: dict[str, Any],
+        workflow: Workflow[InputT] | str,
+        input: InputT | dict[str, Any],
         *,
         timeout: timedelta | float | None = None,  # noqa: ASYNC109
+        result: type[T] | TypeAdapter[T] | None = None,
     ) -> Any:
-        """Start another workflow and wait for its output. Its failure raises `StepFailed` here."""
+        """Start another workflow and wait for its output (as `result`, if given). Its failure raises `StepFailed`
+        here."""
         runtime, parent = self._ctx.runtime, self._ctx.run_id
 
         async def begin() -> int:
@@ -294,10 +306,12 @@ class Steps:
         event = await self.wait_for_event(
             f"{step_id}.result", "run.finished", match={"run_id": child}, timeout=timeout, since=EPOCH
         )
+        name = workflow if isinstance(workflow, str) else workflow.name
         if event is None:
-            raise StepFailed(step_id, f"workflow {workflow} (run {child}) did not finish in time", reason="child")
-        data = event["data"]
-        if data["status"] != "completed":
-            error = f"workflow {workflow} (run {child}) {data['status']}: {data.get('error')}"
+            raise StepFailed(step_id, f"workflow {name} (run {child}) did not finish in time", reason="child")
+        finished = event["data"]
+        if finished["status"] != "completed":
+            error = f"workflow {name} (run {child}) {finished['status']}: {finished.get('error')}"
             raise StepFailed(step_id, error, reason="child")
-        return data.get("output")
+        output = finished.get("output")
+        return output if result is None else data.decode(result, output)
