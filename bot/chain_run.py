@@ -3,6 +3,7 @@ there most recently. Both start durable runs; the command itself only validates 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -13,7 +14,7 @@ from bot.chains.scope import load_thread, media_scope, transcript_scope
 from bot.chains.spec import Chain
 from bot.commands import Command, CommandReply
 from bot.errors import ConfigurationError
-from bot.events import SlashCommand
+from bot.events import SlashCommand, ThreadRef
 from bot.failures import failure_reason
 from bot.guards import CHAIN_RUN as CHAIN_RUN_GUARDS
 from bot.guards import command_request
@@ -23,7 +24,7 @@ from bot.runtime import Runtime
 from bot.stores.media import latest_media, load_media
 from bot.stores.messages import last_message_id
 from bot.streaming import open_reply
-from bot.threads import ensure_thread, thread_from_json, thread_to_json
+from bot.threads import ensure_thread
 from bot.workflows.errors import NonRetriableError, StepFailed
 from bot.workflows.registry import workflow
 from bot.workflows.runs import start_run
@@ -32,6 +33,21 @@ from bot.workflows.steps import WorkflowContext
 log = structlog.get_logger(__name__)
 CHAIN_RUN = "chain_run"
 SEND_TRANSCRIPT = "send_transcript"
+
+
+@dataclass(frozen=True, slots=True)
+class ChainRunInput:
+    chain: str  # its name: the definition is read when the run begins and kept in its first step
+    thread: ThreadRef
+    thread_id: int
+    user_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class SendTranscriptInput:
+    thread: ThreadRef
+    media_id: int
 
 
 async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply:
@@ -56,14 +72,8 @@ async def chain_command(runtime: Runtime, command: SlashCommand) -> CommandReply
     thread_id = await ensure_thread(runtime, command.thread)
     started = await start_run(
         runtime,
-        CHAIN_RUN,
-        {
-            "chain": chain.name,
-            "thread": thread_to_json(command.thread),
-            "thread_id": thread_id,
-            "user_id": command.user_id,
-            "text": text.strip(),
-        },
+        chain_run,
+        ChainRunInput(chain.name, command.thread, thread_id, command.user_id, text.strip()),
         dedupe_key=f"chain:{command.thread.platform}:{command.thread.workspace_id}:{command.event_id}",
         thread_id=thread_id,
         user_id=command.user_id,
@@ -77,19 +87,21 @@ def needs_transcript(chain: Chain) -> bool:
     return "transcript" in chain.needs
 
 
-@workflow(CHAIN_RUN, description="Run a prompt chain in a thread (/chain run NAME) and post its result there.")
-async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
-    thread = thread_from_json(input["thread"])
+@workflow(
+    CHAIN_RUN,
+    input=ChainRunInput,
+    description="Run a prompt chain in a thread (/chain run NAME) and post its result there.",
+)
+async def chain_run(ctx: WorkflowContext, input: ChainRunInput) -> dict[str, Any]:
+    thread = input.thread
     platform = ctx.platform(thread)
     try:
-        chain = Chain.model_validate(await ctx.step.run("chain", lambda: resolve_chain(ctx, input)))
+        chain = await ctx.step.run("chain", lambda: resolve_chain(ctx, input), result=Chain)
         media_id = await ctx.step.run("media", lambda: media_for(ctx, input, chain))
         # The thread as it stood when the run began: a resumed run's later steps see what its first ones saw.
-        up_to = await ctx.step.run("snapshot", lambda: last_message_id(ctx.runtime, input["thread_id"]))
+        up_to = await ctx.step.run("snapshot", lambda: last_message_id(ctx.runtime, input.thread_id))
         scope = await chain_scope(ctx.runtime, input, media_id, up_to)
-        result = await run_chain(
-            ctx, chain, scope, thread=thread, thread_id=input["thread_id"], user_id=input["user_id"]
-        )
+        result = await run_chain(ctx, chain, scope, thread=thread, thread_id=input.thread_id, user_id=input.user_id)
 
         async def reply() -> list[str]:
             stream = open_reply(platform, thread, ctx.key("reply"))
@@ -99,7 +111,7 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
         posted = await ctx.step.run("reply", reply)
     except StepFailed as exc:
         failure = exc
-        text = f"⚠️ The chain “{input['chain']}” failed: {failure_reason(failure)}"
+        text = f"⚠️ The chain “{input.chain}” failed: {failure_reason(failure)}"
 
         async def tell() -> str:
             log.warning("chain run failed", run_id=ctx.run_id, error=failure.error)
@@ -111,9 +123,9 @@ async def chain_run(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
     return {"chain": result.chain, "version": result.version, "message_ids": posted}
 
 
-async def chain_scope(runtime: Runtime, input: dict[str, Any], media_id: int | None, up_to: int) -> dict[str, Any]:
-    thread = await load_thread(runtime, input["thread_id"], up_to=up_to)
-    scope: dict[str, Any] = {"input": input["text"], "thread": thread}
+async def chain_scope(runtime: Runtime, input: ChainRunInput, media_id: int | None, up_to: int) -> dict[str, Any]:
+    thread = await load_thread(runtime, input.thread_id, up_to=up_to)
+    scope: dict[str, Any] = {"input": input.text, "thread": thread}
     if media_id is not None:
         media = await load_media(runtime, media_id)
         async with runtime.autocommit.connect() as conn:
@@ -124,18 +136,18 @@ async def chain_scope(runtime: Runtime, input: dict[str, Any], media_id: int | N
     return scope
 
 
-async def resolve_chain(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
+async def resolve_chain(ctx: WorkflowContext, input: ChainRunInput) -> Chain:
     """Kept whole in the step, so a replay runs the version this run started with even if the file changed."""
-    chain = load_library(ctx.runtime.settings).get(input["chain"])
+    chain = load_library(ctx.runtime.settings).get(input.chain)
     if chain is None:
-        raise NonRetriableError(f"chain {input['chain']!r} is gone", f"the chain “{input['chain']}” no longer exists.")
-    return chain.model_dump(mode="json")
+        raise NonRetriableError(f"chain {input.chain!r} is gone", f"the chain “{input.chain}” no longer exists.")
+    return chain
 
 
-async def media_for(ctx: WorkflowContext, input: dict[str, Any], chain: Chain) -> int | None:
+async def media_for(ctx: WorkflowContext, input: ChainRunInput, chain: Chain) -> int | None:
     if not needs_transcript(chain):
         return None
-    media = await latest_media(ctx.runtime, input["thread_id"], thread_from_json(input["thread"]))
+    media = await latest_media(ctx.runtime, input.thread_id, input.thread)
     if media is None:
         raise NonRetriableError(
             "no media in the thread",
@@ -167,8 +179,8 @@ async def transcribe_command(runtime: Runtime, command: SlashCommand) -> Command
         return CommandReply(f"“{media['name']}” is still being processed; its transcript will follow the digest.")
     await start_run(
         runtime,
-        SEND_TRANSCRIPT,
-        {"thread": thread_to_json(command.thread), "media_id": media["id"]},
+        send_transcript,
+        SendTranscriptInput(command.thread, media["id"]),
         dedupe_key=f"transcribe:{command.thread.platform}:{command.thread.workspace_id}:{command.event_id}",
         thread_id=thread_id,
         user_id=command.user_id,
@@ -177,15 +189,17 @@ async def transcribe_command(runtime: Runtime, command: SlashCommand) -> Command
     return CommandReply(f"Posting the transcript of “{media['name']}” in the thread.")
 
 
-@workflow(SEND_TRANSCRIPT, description="Attach a stored transcript to a thread (/transcribe).")
-async def send_transcript(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
-    thread = thread_from_json(input["thread"])
+@workflow(
+    SEND_TRANSCRIPT, input=SendTranscriptInput, description="Attach a stored transcript to a thread (/transcribe)."
+)
+async def send_transcript(ctx: WorkflowContext, input: SendTranscriptInput) -> dict[str, Any]:
+    thread = input.thread
     platform = ctx.platform(thread)
 
     async def attach() -> str:
-        media = await load_media(ctx.runtime, input["media_id"])
+        media = await load_media(ctx.runtime, input.media_id)
         async with ctx.runtime.autocommit.connect() as conn:
-            transcript = await load_transcript(conn, input["media_id"])
+            transcript = await load_transcript(conn, input.media_id)
         if transcript is None:
             raise NonRetriableError("no transcript", f"“{media['name']}” has no transcript.")
         return await upload_transcript(platform, thread, media["name"], transcript, ctx.key("attach"))

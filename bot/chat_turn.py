@@ -9,9 +9,11 @@ in the thread (itself a step, so the notice is posted once) and marks the messag
 from __future__ import annotations
 
 from contextlib import aclosing
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import structlog
+from pydantic import TypeAdapter
 
 from bot.context import Turn, gather_context
 from bot.errors import PermanentUpstreamError, UpstreamError
@@ -23,7 +25,7 @@ from bot.media.retrieval import excerpts_prompt, search
 from bot.ports import ChatMessage, ToolCall
 from bot.stores import messages
 from bot.streaming import open_reply
-from bot.threads import THREAD_MESSAGE, thread_from_json, thread_to_json
+from bot.threads import THREAD_MESSAGE
 from bot.workflows.errors import StepFailed
 from bot.workflows.events import send_event
 from bot.workflows.registry import workflow
@@ -32,28 +34,66 @@ from bot.workflows.steps import WorkflowContext
 log = structlog.get_logger(__name__)
 
 
-@workflow(CHAT_TURN, description="Answer one user message in its thread.")
-async def chat_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
-    message_id: int = input["message_id"]
+@dataclass(frozen=True, slots=True)
+class ChatTurnInput:
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTurn:
+    """The `context` step's result: the prompt, gathered once, and where the answer goes."""
+
+    message_id: int
+    thread_id: int
+    thread: ThreadRef
+    user_id: str
+    messages: list[ChatMessage]
+    history: int  # earlier messages of the thread in the prompt
+    consumed: Literal[False] = False
+
+
+@dataclass(frozen=True, slots=True)
+class Consumed:
+    """The `context` step's result when the message was the answer a waiting run asked for: no reply of its own."""
+
+    consumed: Literal[True] = True
+
+
+# The `consumed` field tells the two apart in the stored JSON (as it did when both were dicts); None: no message.
+CONTEXT = TypeAdapter[PreparedTurn | Consumed | None](PreparedTurn | Consumed | None)
+
+
+@dataclass(frozen=True, slots=True)
+class PostedReply:
+    text: str
+    message_ids: list[str]
+
+
+@workflow(CHAT_TURN, input=ChatTurnInput, description="Answer one user message in its thread.")
+async def chat_turn(ctx: WorkflowContext, input: ChatTurnInput) -> dict[str, Any]:
+    message_id = input.message_id
     settings = ctx.runtime.settings
     try:
-        turn = await ctx.step.run("context", lambda: prepare(ctx, message_id))
+        turn = await ctx.step.run("context", lambda: prepare(ctx, message_id), result=CONTEXT)
         if turn is None:
             return {"skipped": "the message is gone or was answered already"}
-        if turn["consumed"]:
+        if isinstance(turn, Consumed):
             return {"consumed": True}
-        reply = await ctx.step.run("reply", lambda: answer(ctx, turn), max_attempts=settings.llm_max_attempts)
+        prepared = turn  # narrowed, for the lambdas
+        reply = await ctx.step.run(
+            "reply", lambda: answer(ctx, prepared), result=PostedReply, max_attempts=settings.llm_max_attempts
+        )
         await ctx.step.run(
             "store",
             lambda: messages.store_reply(
                 ctx.runtime,
-                thread_id=turn["thread_id"],
+                thread_id=prepared.thread_id,
                 message_id=message_id,
-                text=reply["text"],
-                platform_message_id=reply["message_ids"][0],
+                text=reply.text,
+                platform_message_id=reply.message_ids[0],
             ),
         )
-        return {"message_ids": reply["message_ids"]}
+        return {"message_ids": reply.message_ids}
     except StepFailed as exc:
         failure = exc  # the name bound by `except` is cleared when the block ends; the lambda needs its own
         try:
@@ -67,7 +107,7 @@ async def chat_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, An
         raise
 
 
-async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | None:
+async def prepare(ctx: WorkflowContext, message_id: int) -> PreparedTurn | Consumed | None:
     """Claim the message, announce it to runs waiting on the thread, and gather the prompt."""
     claimed = await messages.claim_message(ctx.runtime, message_id)
     if claimed is None:
@@ -82,20 +122,12 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
     if sent.consumed:
         # A run asked this user a question in this thread and takes this message as the answer.
         await messages.set_status(ctx.runtime, message_id, "completed")
-        return {"consumed": True}
+        return Consumed()
     async with ctx.runtime.autocommit.connect() as conn:
         prompt = await gather_context(conn, ctx.runtime.settings, turn, prefs)
     media_here = ctx.runtime.settings.retrieval_chunks > 0 and claimed.media_nearby
     chat = await with_excerpts(ctx, prompt.messages, turn, thread) if media_here else prompt.messages
-    return {
-        "consumed": False,
-        "message_id": message_id,
-        "thread_id": turn.thread_id,
-        "thread": thread_to_json(thread),
-        "user_id": turn.author_id,
-        "messages": [{"role": msg.role, "content": msg.content} for msg in chat],
-        "history": prompt.history_included,
-    }
+    return PreparedTurn(message_id, turn.thread_id, thread, turn.author_id, chat, prompt.history_included)
 
 
 async def with_excerpts(
@@ -118,12 +150,12 @@ async def with_excerpts(
     return [messages[0], ChatMessage("system", excerpts_prompt(excerpts)), *messages[1:]]
 
 
-async def answer(ctx: WorkflowContext, turn: dict[str, Any]) -> dict[str, Any]:
-    thread = thread_from_json(turn["thread"])
+async def answer(ctx: WorkflowContext, turn: PreparedTurn) -> PostedReply:
+    thread = turn.thread
     platform = ctx.platform(thread)
     await platform.show_working(thread, "is thinking…")
     stream = open_reply(platform, thread, ctx.key("reply"))
-    chat = [ChatMessage(role=msg["role"], content=msg["content"]) for msg in turn["messages"]]
+    chat = turn.messages
     settings = ctx.runtime.settings
     tools = (SCHEDULE_FOLLOWUP,) if settings.assistant_followups else ()
     calls: list[ToolCall] = []
@@ -135,7 +167,7 @@ async def answer(ctx: WorkflowContext, turn: dict[str, Any]) -> dict[str, Any]:
             await stream.feed(delta)
     # The model's tool calls are acted on here and confirmed in the reply (no second model round trip).
     notes = [
-        await schedule_from_tool(ctx, turn, call, index)
+        await schedule_from_tool(ctx, call, index, thread=thread, thread_id=turn.thread_id, user_id=turn.user_id)
         for index, call in enumerate(calls)
         if call.name == SCHEDULE_FOLLOWUP.name
     ]
@@ -144,4 +176,4 @@ async def answer(ctx: WorkflowContext, turn: dict[str, Any]) -> dict[str, Any]:
     if not stream.text.strip():
         raise PermanentUpstreamError("llm", "empty reply", "The language model returned an empty answer. Try again.")
     posted = await stream.finish()
-    return {"text": stream.text, "message_ids": posted}
+    return PostedReply(stream.text, posted)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import autocommit, create_engine, session_factory
 from bot.workflows.queue import WakeQueue
@@ -28,6 +29,8 @@ class Runtime:
     sessions: async_sessionmaker[AsyncSession]
     redis: ArqRedis
     queue: WakeQueue
+    # Due times (sleeps, retries, timeouts, reminders) come from here; tests put a FakeClock in.
+    clock: Clock = field(default_factory=SystemClock)
 
     @cached_property
     def autocommit(self) -> AsyncEngine:

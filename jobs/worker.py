@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.catalog import WORKFLOWS
 from bot.chains.library import load_library
+from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.db import create_engine, require_current_schema, session_factory
 from bot.deps import WorkerDeps
@@ -41,7 +42,12 @@ async def startup(ctx: dict[str, Any]) -> None:
     engine: AsyncEngine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     await require_current_schema(engine)
     runtime = Runtime(
-        settings=settings, engine=engine, sessions=session_factory(engine), redis=redis, queue=ArqWakeQueue(redis)
+        settings=settings,
+        engine=engine,
+        sessions=session_factory(engine),
+        redis=redis,
+        queue=ArqWakeQueue(redis),
+        clock=ctx.get("clock") or SystemClock(),  # a test's FakeClock, shared with the test's own runtime
     )
 
     stack = AsyncExitStack()
@@ -199,12 +205,12 @@ def create_worker(settings: Settings, *, workflows: Workflows = WORKFLOWS, **ove
 
 @asynccontextmanager
 async def in_process_worker(
-    settings: Settings, *, workflows: Workflows = WORKFLOWS
+    settings: Settings, *, workflows: Workflows = WORKFLOWS, clock: Clock | None = None
 ) -> AsyncIterator[asyncio.Task[None]]:
-    """Run the production arq worker in this process, for the single-command embedded default."""
-    worker = create_worker(
-        settings, workflows=workflows, handle_signals=False, ctx={"settings": settings, "stand_in_announced": True}
-    )
+    """Run the production arq worker in this process, for the single-command embedded default (and tests, which
+    hand it their clock)."""
+    context = {"settings": settings, "stand_in_announced": True, "clock": clock}
+    worker = create_worker(settings, workflows=workflows, handle_signals=False, ctx=context)
     task = asyncio.create_task(worker.async_run())
     try:
         yield task

@@ -20,6 +20,7 @@ from sqlalchemy import delete, func, select, text, update
 
 from adapters.console.outbound import stream_key
 from bot.catalog import WORKFLOWS
+from bot.clock import FakeClock
 from bot.config import Settings
 from bot.db import create_engine, upgrade
 from bot.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -141,8 +142,16 @@ def make_settings(database_url: str, redis_url: str, llm_url: str, data_dir: Pat
 
 
 @pytest.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+def clock() -> FakeClock:
+    """The clock of the test's runtime and of its worker: the wall clock's time until the test moves it on (a
+    reminder "in 2 hours" fires when the test advances it, not two hours later)."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def runtime(settings: Settings, clock: FakeClock) -> AsyncIterator[Runtime]:
     async with open_runtime(settings) as rt:
+        rt.clock = clock
         await reset_state(rt)
         yield rt
 
@@ -157,7 +166,7 @@ async def reset_state(rt: Runtime) -> None:
 async def worker(runtime: Runtime, request: pytest.FixtureRequest) -> AsyncIterator[asyncio.Task[None]]:
     """The production arq worker, consuming the test's queue in this event loop. It runs the bot's workflows and
     those the test module defines in `TEST_WORKFLOWS`."""
-    async with in_process_worker(runtime.settings, workflows=workflows_for(request)) as task:
+    async with in_process_worker(runtime.settings, workflows=workflows_for(request), clock=runtime.clock) as task:
         yield task
 
 

@@ -3,15 +3,15 @@ call to it starts a `followup` run (a durable wait on the thread, then a nudge w
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from bot.errors import InvalidInput
+from bot.events import ThreadRef
 from bot.followups.parse import OneOff, describe_duration, parse_when
-from bot.followups.workflows import FOLLOWUP
+from bot.followups.workflows import FollowupInput, followup
 from bot.ports import Tool, ToolCall
 from bot.workflows.runs import start_run
 from bot.workflows.steps import WorkflowContext
@@ -36,33 +36,29 @@ SCHEDULE_FOLLOWUP = Tool(
 )
 
 
-async def schedule_from_tool(ctx: WorkflowContext, turn: dict[str, Any], call: ToolCall, index: int) -> str:
-    """Start the follow-up the model asked for (once per reply step) and return a line for the reply."""
+async def schedule_from_tool(
+    ctx: WorkflowContext, call: ToolCall, index: int, *, thread: ThreadRef, thread_id: int, user_id: str
+) -> str:
+    """Start the follow-up the model asked for (once per reply step) in the turn's thread and return a line for
+    the reply."""
     after = str(call.arguments.get("after", "")).strip()
     note = str(call.arguments.get("note", "")).strip()[:500]
     try:
-        parsed = parse_when(f"in {after}", ZoneInfo("UTC"), datetime.now(UTC), require_text=False)
+        parsed = parse_when(f"in {after}", ZoneInfo("UTC"), ctx.clock.now(), require_text=False)
     except InvalidInput as exc:
         log.info("model asked for an unreadable follow-up", after=after)
         return f"_(I couldn't schedule the follow-up: {exc.user_message})_"
     if not isinstance(parsed, OneOff) or parsed.text:
         return f"_(I couldn't schedule the follow-up: {after!r} is not a duration.)_"
-    wait = min(parsed.due - datetime.now(UTC), MAX_AFTER)
+    wait = min(parsed.due - ctx.clock.now(), MAX_AFTER)
     label = describe_duration(wait)
     started = await start_run(
         ctx.runtime,
-        FOLLOWUP,
-        {
-            "thread": turn["thread"],
-            "thread_id": turn["thread_id"],
-            "user_id": turn.get("user_id", ""),
-            "after_s": wait.total_seconds(),
-            "after_label": label,
-            "note": note,
-        },
+        followup,
+        FollowupInput(thread, thread_id, wait.total_seconds(), label, user_id=user_id, note=note),
         dedupe_key=f"{ctx.key('reply')}:followup:{index}",
-        thread_id=turn["thread_id"],
-        user_id=turn.get("user_id") or None,
+        thread_id=thread_id,
+        user_id=user_id or None,
         description=f"follow up if quiet for {label}" + (f": {note}" if note else ""),
     )
     log.info("assistant scheduled a follow-up", followup_run=started.run_id, after_s=wait.total_seconds())

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from bot.commands import Command, CommandReply
@@ -49,7 +49,7 @@ async def remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
         return await cancel_item(runtime, command, text.split(maxsplit=1)[1] if " " in text else "")
     validate_text(text, runtime.settings)  # the same rules as a message: length, encoding, no NUL
     tz = await user_zone(runtime, command)
-    parsed = parse_when(text, tz, datetime.now(UTC), min_repeat_s=runtime.settings.min_repeat_interval_s)
+    parsed = parse_when(text, tz, runtime.clock.now(), min_repeat_s=runtime.settings.min_repeat_interval_s)
     await check_quota(runtime, command)
     thread_id = await ensure_thread(runtime, command.thread)
     key = f"remind:{command.thread.platform}:{command.thread.workspace_id}:{command.event_id}"
@@ -82,7 +82,7 @@ async def remind(runtime: Runtime, command: SlashCommand) -> CommandReply:
         text=parsed.text,
         dedupe_key=key,
     )
-    upcoming = build_trigger(parsed.trigger).get_next_fire_time(None, datetime.now(tz))
+    upcoming = build_trigger(parsed.trigger).get_next_fire_time(None, runtime.clock.now().astimezone(tz))
     first = f" First on {upcoming.astimezone(tz):%a %d %b at %H:%M %Z}." if upcoming else ""
     return CommandReply(
         f"🔁 I'll remind you {parsed.description}: {parsed.text}.{first} "
@@ -134,11 +134,11 @@ async def followup(runtime: Runtime, command: SlashCommand) -> CommandReply:
     text = command.text.strip()
     if not text.lower().startswith("in "):
         return CommandReply("Usage: /followup in 1 day [what to check] — I nudge this thread if it goes quiet.", False)
-    parsed = parse_when(text, ZoneInfo("UTC"), datetime.now(UTC), require_text=False)
+    parsed = parse_when(text, ZoneInfo("UTC"), runtime.clock.now(), require_text=False)
     if not isinstance(parsed, OneOff):
         raise InvalidInput("A follow-up happens once; use /remind every … for repeats.")
     await check_quota(runtime, command)
-    after = parsed.due - datetime.now(UTC)
+    after = parsed.due - runtime.clock.now()
     return await start_followup(runtime, command, after, describe_duration(after), parsed.text)
 
 

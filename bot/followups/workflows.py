@@ -3,16 +3,18 @@ nudges a thread nobody answered (a durable wait on the thread's messages)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from bot.conversation import mention, post
+from bot.events import ThreadRef
 from bot.followups.models import SCHEDULES
 from bot.models import MESSAGES
 from bot.ports import ChatMessage
-from bot.threads import THREAD_MESSAGE, thread_from_json
+from bot.threads import THREAD_MESSAGE
 from bot.workflows.registry import workflow
 from bot.workflows.steps import WorkflowContext
 
@@ -21,46 +23,73 @@ RECURRING = "recurring_reminder"
 FOLLOWUP = "followup"
 
 
-@workflow(REMINDER, description="Sleep until the time the user asked for, then post the reminder.")
-async def reminder(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
-    thread = thread_from_json(input["thread"])
-    await ctx.step.sleep_until("wait", datetime.fromisoformat(input["due"]))
-    text = f"⏰ Reminder for {mention(input['user_id'], thread)}: {input['text']}"
+@dataclass(frozen=True, slots=True)
+class ReminderInput:
+    thread: ThreadRef
+    user_id: str
+    text: str
+    due: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringInput:
+    schedule_id: int
+    thread: ThreadRef
+    user_id: str
+    text: str
+    tick: datetime  # the schedule's time this firing is for (its dedupe key says it too)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowupInput:
+    thread: ThreadRef
+    thread_id: int
+    after_s: float
+    after_label: str  # how the wait was asked for ("2 hours"), for the nudge's words
+    user_id: str = ""
+    note: str = ""
+
+
+@workflow(REMINDER, input=ReminderInput, description="Sleep until the time the user asked for, then post the reminder.")
+async def reminder(ctx: WorkflowContext, input: ReminderInput) -> dict[str, Any]:
+    thread = input.thread
+    await ctx.step.sleep_until("wait", input.due)
+    text = f"⏰ Reminder for {mention(input.user_id, thread)}: {input.text}"
     message_id = await ctx.step.run("post", lambda: post(ctx, "post", thread, text))
     return {"message_id": message_id}
 
 
-@workflow(RECURRING, description="One firing of a recurring schedule: post its reminder.")
-async def recurring_reminder(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
-    thread = thread_from_json(input["thread"])
+@workflow(RECURRING, input=RecurringInput, description="One firing of a recurring schedule: post its reminder.")
+async def recurring_reminder(ctx: WorkflowContext, input: RecurringInput) -> dict[str, Any]:
+    thread = input.thread
 
     async def fire() -> str | None:
         async with ctx.runtime.autocommit.connect() as conn:
             status = (
-                await conn.execute(select(SCHEDULES.c.status).where(SCHEDULES.c.id == input["schedule_id"]))
+                await conn.execute(select(SCHEDULES.c.status).where(SCHEDULES.c.id == input.schedule_id))
             ).scalar_one_or_none()
         if status != "active":
             return None  # cancelled after this firing was queued
-        text = f"🔁 {mention(input['user_id'], thread)}: {input['text']}"
+        text = f"🔁 {mention(input.user_id, thread)}: {input.text}"
         return await post(ctx, "post", thread, text)
 
     return {"message_id": await ctx.step.run("post", fire)}
 
 
-@workflow(FOLLOWUP, description="If nobody writes in the thread in time, nudge it with a summary.")
-async def followup(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
-    thread = thread_from_json(input["thread"])
+@workflow(FOLLOWUP, input=FollowupInput, description="If nobody writes in the thread in time, nudge it with a summary.")
+async def followup(ctx: WorkflowContext, input: FollowupInput) -> dict[str, Any]:
+    thread = input.thread
     activity = await ctx.step.wait_for_event(
-        "quiet", THREAD_MESSAGE, match={"thread_id": input["thread_id"]}, timeout=input["after_s"]
+        "quiet", THREAD_MESSAGE, match={"thread_id": input.thread_id}, timeout=input.after_s
     )
     if activity is not None:
         data = activity["data"]
         return {"nudged": False, "answered_by": data.get("user_id") or data.get("sharer_id", "")}
 
     async def nudge() -> str:
-        summary = await summarize_thread(ctx, input["thread_id"])
-        note = f" {input['note']}" if input.get("note") else ""
-        text = f"👋 Nobody has written here for {input['after_label']}.{note}\n\n*Where this thread stands:* {summary}"
+        summary = await summarize_thread(ctx, input.thread_id)
+        note = f" {input.note}" if input.note else ""
+        text = f"👋 Nobody has written here for {input.after_label}.{note}\n\n*Where this thread stands:* {summary}"
         return await post(ctx, "nudge", thread, text)
 
     return {"nudged": True, "message_id": await ctx.step.run("nudge", nudge)}

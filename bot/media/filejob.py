@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import structlog
 
 from bot.errors import ConfigurationError, PermanentUpstreamError, UserFacingError
 from bot.events import FileRef, ThreadRef
 from bot.failures import SERVICE_NAMES, failure_reason
-from bot.threads import thread_from_json
 from bot.workflows.errors import StepFailed
 from bot.workflows.outbox import OutboxPlatform
 from bot.workflows.steps import WorkflowContext
@@ -24,19 +22,31 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class MediaTurn:
+    """The media turn's `context` step result: the message that shared the files, and the files."""
+
+    message_id: int
+    thread_id: int
+    thread: ThreadRef
+    user_id: str
+    text: str
+    files: list[FileRef]
+
+
 @dataclass
 class FileJob:
     """One file's progress through the stages, with the message that shows it."""
 
     ctx: WorkflowContext
-    turn: dict[str, Any]
+    turn: MediaTurn
     index: int
     file: FileRef
     progress_id: str = ""
 
     @property
     def thread(self) -> ThreadRef:
-        return thread_from_json(self.turn["thread"])
+        return self.turn.thread
 
     @property
     def platform(self) -> OutboxPlatform:
@@ -57,11 +67,12 @@ class FileJob:
     async def while_showing(self, label: str, work: Awaitable[T], detail: Callable[[], str] = lambda: "") -> T:
         """Run `work`, editing the progress message with the time spent every MEDIA_PROGRESS_INTERVAL_S."""
         interval = self.ctx.runtime.settings.media_progress_interval_s
-        started = time.monotonic()
+        clock = self.ctx.clock
+        started = clock.monotonic()
 
         async def tick() -> None:
             while True:
-                await self.show(f"⏳ {self.file.name}: {label}… {detail()}{round(time.monotonic() - started)} s")
+                await self.show(f"⏳ {self.file.name}: {label}… {detail()}{round(clock.monotonic() - started)} s")
                 await asyncio.sleep(interval)
 
         ticker = asyncio.create_task(tick())

@@ -15,6 +15,7 @@ import structlog
 from bot.chains.library import load_library
 from bot.chains.runner import ChainResult
 from bot.chains.scope import load_thread, media_scope, transcript_scope
+from bot.chains.spec import Chain
 from bot.errors import ConfigurationError, InvalidInput
 from bot.events import FileRef
 from bot.media.accept import extension, shared_text
@@ -46,11 +47,11 @@ async def media_row(job: FileJob) -> int:
     thread, turn = job.thread, job.turn
     return await create_media(
         job.ctx.runtime,
-        message_id=turn["message_id"],
+        message_id=turn.message_id,
         file_index=job.index,
-        thread_id=turn["thread_id"],
+        thread_id=turn.thread_id,
         thread=thread,
-        owner_id=turn["user_id"],
+        owner_id=turn.user_id,
         run_id=job.ctx.run_id,
         name=job.file.name,
         platform_file_id=job.file.file_id,
@@ -137,7 +138,7 @@ async def speech_to_text(job: FileJob, media: dict[str, Any]) -> Transcript:
     return await transcriber.transcribe_stream(blobs.read(media["blob_key"]), content_type=media["content_type"])
 
 
-async def pick_chain(job: FileJob, media_id: int) -> dict[str, Any]:
+async def pick_chain(job: FileJob, media_id: int) -> Chain:
     """Choose the chain for this file and keep its whole definition in the step: a replay after someone edits
     the YAML file still runs the version this run started with."""
     library = load_library(job.ctx.runtime.settings)
@@ -149,7 +150,7 @@ async def pick_chain(job: FileJob, media_id: int) -> dict[str, Any]:
     await set_chain(job.ctx.runtime, media_id, chain.name, str(chain.version))
     # Said here, in a step, so a later replay does not set the message back to "writing" after the digest is out.
     await job.show(f"⏳ {job.file.name}: writing the digest ({chain.name})…")
-    return chain.model_dump(mode="json")
+    return chain
 
 
 async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
@@ -161,16 +162,16 @@ async def chain_scope(job: FileJob, media_id: int) -> dict[str, Any]:
         raise RuntimeError(f"media {media_id} has no transcript after its transcribe step")
     row = await load_media(job.ctx.runtime, media_id)
     return {
-        "input": user_words(job.turn["text"], job.turn["files"]),
+        "input": user_words(job.turn.text, job.turn.files),
         "transcript": transcript_scope(transcript),
         "media": media_scope(row["name"], row["kind"], row["duration_s"]),
-        "thread": await load_thread(job.ctx.runtime, job.turn["thread_id"], up_to=job.turn["message_id"]),
+        "thread": await load_thread(job.ctx.runtime, job.turn.thread_id, up_to=job.turn.message_id),
     }
 
 
-def user_words(text: str, files: list[dict[str, Any]]) -> str:
+def user_words(text: str, files: list[FileRef]) -> str:
     """What the user wrote with the files: nothing, when the text is the line adapters write for a bare share."""
-    return "" if text == shared_text([FileRef(**f) for f in files]) else text
+    return "" if text == shared_text(files) else text
 
 
 async def save_digest(ctx: WorkflowContext, media_id: int, result: ChainResult) -> list[str]:
@@ -208,12 +209,12 @@ async def post_digest(job: FileJob, result: ChainResult) -> list[str]:
     posted = await stream.finish()
     await messages.store_digest(
         job.ctx.runtime,
-        thread_id=job.turn["thread_id"],
+        thread_id=job.turn.thread_id,
         text=result.reply,
         key=f"digest:{job.ctx.run_id}:{job.index}",
         platform_message_id=posted[0],
         # The first file's digest answers the message.
-        reply_to_id=job.turn["message_id"] if job.index == 0 else None,
+        reply_to_id=job.turn.message_id if job.index == 0 else None,
     )
     await job.show(f"✅ {job.file.name}: digest below ({result.chain} v{result.version}).")
     return posted
@@ -236,7 +237,7 @@ async def embed(job: FileJob, media_id: int) -> int:
         job.ctx.runtime,
         job.ctx.deps.llm,
         media_id=media_id,
-        thread_id=job.turn["thread_id"],
+        thread_id=job.turn.thread_id,
         thread=job.thread,
         chunks=chunk_transcript(transcript),
     )

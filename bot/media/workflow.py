@@ -10,16 +10,18 @@ saying what went wrong, and in a `failed` media row with the error.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
+from pydantic import TypeAdapter
 
 from bot.chains.runner import run_chain
 from bot.chains.spec import Chain
 from bot.events import FileRef
 from bot.failures import tell_failure
 from bot.intake import MEDIA_TURN
-from bot.media.filejob import FileJob, media_failure_text, post_progress, tell_file_failed
+from bot.media.filejob import FileJob, MediaTurn, media_failure_text, post_progress, tell_file_failed
 from bot.media.stages import (
     attach_transcript,
     chain_scope,
@@ -34,7 +36,7 @@ from bot.media.stages import (
 )
 from bot.stores import messages
 from bot.stores.media import mark_failed
-from bot.threads import THREAD_MESSAGE, thread_to_json
+from bot.threads import THREAD_MESSAGE
 from bot.workflows.errors import StepFailed
 from bot.workflows.events import send_event
 from bot.workflows.registry import workflow
@@ -44,11 +46,23 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-@workflow(MEDIA_TURN, description="Store, transcribe and digest the files a message shared; answer in its thread.")
-async def media_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, Any]:
-    message_id: int = input["message_id"]
+@dataclass(frozen=True, slots=True)
+class MediaTurnInput:
+    message_id: int
+
+
+CONTEXT = TypeAdapter[MediaTurn | None](MediaTurn | None)  # None: the message is gone or was handled
+
+
+@workflow(
+    MEDIA_TURN,
+    input=MediaTurnInput,
+    description="Store, transcribe and digest the files a message shared; answer in its thread.",
+)
+async def media_turn(ctx: WorkflowContext, input: MediaTurnInput) -> dict[str, Any]:
+    message_id = input.message_id
     try:
-        turn = await ctx.step.run("context", lambda: prepare(ctx, message_id))
+        turn = await ctx.step.run("context", lambda: prepare(ctx, message_id), result=CONTEXT)
     except StepFailed as exc:
         # Not even the message could be read: end it, saying so in its thread, as a chat turn would.
         failure = exc
@@ -56,7 +70,7 @@ async def media_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, A
         raise
     if turn is None:
         return {"skipped": "the message is gone or was handled already"}
-    outcomes = [await digest_file(ctx, turn, index, file) for index, file in enumerate(turn["files"])]
+    outcomes = [await digest_file(ctx, turn, index, file) for index, file in enumerate(turn.files)]
     ok = [outcome for outcome in outcomes if not outcome.get("error")]
     status = "completed" if ok else "failed"
     errors = "; ".join(outcome["error"] for outcome in outcomes if outcome.get("error")) or None
@@ -64,7 +78,7 @@ async def media_turn(ctx: WorkflowContext, input: dict[str, Any]) -> dict[str, A
     return {"files": outcomes}
 
 
-async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | None:
+async def prepare(ctx: WorkflowContext, message_id: int) -> MediaTurn | None:
     claimed = await messages.claim_message(ctx.runtime, message_id)
     if claimed is None:
         return None
@@ -78,20 +92,13 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> dict[str, Any] | Non
         {"thread_id": turn.thread_id, "message_id": message_id, "sharer_id": turn.author_id, "text": turn.text},
         dedupe_key=f"message:{message_id}",
     )
-    return {
-        "message_id": message_id,
-        "thread_id": turn.thread_id,
-        "thread": thread_to_json(thread),
-        "user_id": turn.author_id,
-        "text": turn.text,
-        "files": files,
-    }
+    return MediaTurn(message_id, turn.thread_id, thread, turn.author_id, turn.text, [FileRef(**f) for f in files])
 
 
-async def digest_file(ctx: WorkflowContext, turn: dict[str, Any], index: int, raw: dict[str, Any]) -> dict[str, Any]:
+async def digest_file(ctx: WorkflowContext, turn: MediaTurn, index: int, file: FileRef) -> dict[str, Any]:
     """One file through every stage. A failure ends in the file's progress message and its media row, and the
     other files of the message go on; only what is needed for the digest can fail the file."""
-    job = FileJob(ctx, turn, index, FileRef(**raw))
+    job = FileJob(ctx, turn, index, file)
     media_id = 0
     try:
         job.progress_id = await ctx.step.run(job.step("progress"), lambda: post_progress(job))
@@ -102,15 +109,15 @@ async def digest_file(ctx: WorkflowContext, turn: dict[str, Any], index: int, ra
         # saving it does not pay for the transcription twice.
         heard = await ctx.step.run(job.step("transcribe"), lambda: transcribe(job, media_id), max_attempts=6)
         await ctx.step.run(job.step("keep"), lambda: keep_transcript(job, media_id, heard))
-        chain = Chain.model_validate(await ctx.step.run(job.step("chain"), lambda: pick_chain(job, media_id)))
+        chain = await ctx.step.run(job.step("chain"), lambda: pick_chain(job, media_id), result=Chain)
         scope = await chain_scope(job, media_id)
         result = await run_chain(
             ctx,
             chain,
             scope,
             thread=job.thread,
-            thread_id=turn["thread_id"],
-            user_id=turn["user_id"],
+            thread_id=turn.thread_id,
+            user_id=turn.user_id,
             prefix=job.step("chain"),
         )
         await ctx.step.run(job.step("reply"), lambda: post_digest(job, result))

@@ -12,8 +12,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.deps import WorkerDeps
-from bot.workflows import store
-from bot.workflows.errors import RunAborted, StepFailed, Suspend
+from bot.workflows import data, store
+from bot.workflows.errors import InvalidWorkflowInput, RunAborted, StepFailed, Suspend
 from bot.workflows.events import send_event
 from bot.workflows.registry import Workflows
 from bot.workflows.runs import enqueue_run
@@ -40,6 +40,12 @@ async def resume(deps: WorkerDeps, workflows: Workflows, run_id: int, seq: int, 
     if workflow is None:
         await _finish(deps, run_id, owner, "failed", error=f"no workflow named {run.workflow!r} in this worker")
         return "failed"
+    try:
+        input = workflow.decode(run.input)
+    except InvalidWorkflowInput as exc:
+        # Stored by a start that did not check it (by name), or by a version whose input type differed.
+        await _finish(deps, run_id, owner, "failed", error=str(exc)[:4000])
+        return "failed"
     ctx = WorkflowContext(
         deps,
         run,
@@ -51,7 +57,7 @@ async def resume(deps: WorkerDeps, workflows: Workflows, run_id: int, seq: int, 
     structlog.contextvars.bind_contextvars(run_id=run_id, workflow=run.workflow)
     keeper = asyncio.create_task(_keep_lease(ctx))
     try:
-        output = await workflow.fn(ctx, run.input)
+        output = data.to_json(await workflow.fn(ctx, input))
     except Suspend as suspend:
         parked = await store.park(runtime, run_id, owner, suspend.status, suspend.wake_at, suspend.wait_step)
         if parked is None:

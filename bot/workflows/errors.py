@@ -1,6 +1,7 @@
 """How steps and runs end abnormally.
 
 NonRetriableError   raised by a step's code: fail the step now, no retries
+  InvalidWorkflowInput  an input that does not fit its workflow's input type (refused at the start)
 StepFailed          raised into the workflow when a step has failed for good (it may catch it)
 RunAborted          the run was cancelled or another worker took over its lease: stop, write nothing
 Suspend             internal: the run must wait (sleep, event, retry backoff); the engine parks it
@@ -9,6 +10,8 @@ Suspend             internal: the run must wait (sleep, event, retry backoff); t
 from __future__ import annotations
 
 from datetime import datetime
+
+from pydantic import ValidationError
 
 from bot.errors import BotError
 
@@ -19,6 +22,19 @@ class NonRetriableError(BotError):
     def __init__(self, detail: str, user_message: str = "") -> None:
         super().__init__(detail)
         self.user_message = user_message
+
+
+class InvalidWorkflowInput(NonRetriableError):
+    """Raised where a run is started (and where a stored input is read back): not retried, since the same input
+    would fail the same way. Says which fields are wrong."""
+
+    def __init__(self, workflow: str, error: ValidationError) -> None:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in problem['loc']) or 'the input'}: {problem['msg']}"
+            for problem in error.errors()
+        )
+        super().__init__(f"input of workflow {workflow!r} does not fit {error.title}: {problems}")
+        self.workflow = workflow
 
 
 class StepFailed(BotError):

@@ -118,8 +118,10 @@ async def register_wait(
     since: datetime,
     expires_at: datetime | None,
     consumes: bool,
+    now: datetime,
 ) -> WaitOutcome:
-    """Store the wait (once), then settle it if it can be: a matching event since `since`, or its timeout."""
+    """Store the wait (once), then settle it if it can be: a matching event since `since`, or its timeout (due by
+    `now`, the runtime clock's: timeouts are due times, like sleeps)."""
     async with runtime.autocommit.connect() as conn:
         await conn.execute(
             insert(WAITS)
@@ -153,7 +155,7 @@ async def register_wait(
             .values(
                 state=case(
                     (earliest.is_not(None), "matched"),
-                    (and_(w.expires_at.is_not(None), w.expires_at <= func.now()), "timed_out"),
+                    (and_(w.expires_at.is_not(None), w.expires_at <= now), "timed_out"),
                     else_="pending",
                 ),
                 event_id=earliest,
@@ -177,7 +179,7 @@ async def read_wait(conn: Any, run_id: int, step_id: str) -> WaitOutcome:
     return WaitOutcome(state, event, expires_at)
 
 
-async def time_out_wait(runtime: Runtime, run_id: int, step_id: str) -> WaitOutcome:
+async def time_out_wait(runtime: Runtime, run_id: int, step_id: str, now: datetime) -> WaitOutcome:
     """The run's side of a due timeout: `timed_out` unless an event got there first."""
     async with runtime.autocommit.connect() as conn:
         await conn.execute(
@@ -187,7 +189,7 @@ async def time_out_wait(runtime: Runtime, run_id: int, step_id: str) -> WaitOutc
                 w.step_id == step_id,
                 w.state == "pending",
                 w.expires_at.is_not(None),
-                w.expires_at <= func.now(),
+                w.expires_at <= now,
             )
             .values(state="timed_out")
         )

@@ -5,34 +5,33 @@ through the outbox, keyed by run and step, for the case where it crashed before 
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
+from pydantic import TypeAdapter
 
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, UserFacingError
 from bot.events import ThreadRef
-from bot.workflows import store
+from bot.workflows import data, store
 from bot.workflows.errors import NonRetriableError, RunAborted, StepFailed, Suspend
 from bot.workflows.events import Sent, register_wait, send_event, time_out_wait
 from bot.workflows.outbox import OutboxPlatform
+from bot.workflows.registry import Workflow
 from bot.workflows.runs import start_run
 
 if TYPE_CHECKING:
+    from bot.clock import Clock
     from bot.deps import WorkerDeps
     from bot.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+InputT = TypeVar("InputT")
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def backoff_s(attempt: int, settings: Settings, retry_after_s: float | None = None) -> float:
@@ -80,6 +79,11 @@ class WorkflowContext:
     def runtime(self) -> Runtime:
         return self.deps.runtime
 
+    @property
+    def clock(self) -> Clock:
+        """The time due times are measured by (the runtime's; a test's FakeClock)."""
+        return self.deps.runtime.clock
+
     def platform(self, thread: ThreadRef) -> OutboxPlatform:
         """The thread's platform, each post and upload recorded in this run's outbox: a replay never posts twice."""
         return OutboxPlatform(self.deps.platform_for(thread), self.runtime, self.run_id)
@@ -120,15 +124,18 @@ class Steps:
         step_id: str,
         fn: Callable[[], Awaitable[T]],
         *,
+        result: type[T] | TypeAdapter[T] | None = None,
         max_attempts: int | None = None,
         final: bool = False,
     ) -> T:
-        """Run `fn` once and keep its (JSON) result. Failures are retried with backoff, each retry a new
-        resumption of the run; `NonRetriableError`, permanent upstream errors and user-facing errors fail the step
-        at once. A step that failed for good raises `StepFailed` here, now and on every replay."""
+        """Run `fn` once and keep its result as JSON. With `result` (a dataclass, a pydantic model, or an adapter
+        for a union), the JSON is read back as that type, so a replay gets what a fresh run got; without it, the
+        JSON is returned as it is. Failures are retried with backoff, each retry a new resumption of the run;
+        `NonRetriableError`, permanent upstream errors and user-facing errors fail the step at once. A step that
+        failed for good raises `StepFailed` here, now and on every replay."""
         record = self._enter(step_id)
         if record is not None and record.status == "completed":
-            return record.output  # type: ignore[no-any-return]
+            return record.output if result is None else data.decode(result, record.output)
         if record is not None and record.status == "failed":
             memo = record.output or {}
             raise StepFailed(
@@ -139,9 +146,9 @@ class Steps:
                 record.attempts,
                 memo.get("reason", "refused"),
             )
-        if record is not None and record.due_at is not None and record.due_at > utcnow():
-            raise Suspend("pending", record.due_at)  # woken before its retry was due
         ctx = self._ctx
+        if record is not None and record.due_at is not None and record.due_at > ctx.clock.now():
+            raise Suspend("pending", record.due_at)  # woken before its retry was due
         attempt = (record.attempts if record is not None else 0) + 1
         limit = max_attempts or ctx.max_step_attempts
         if ctx.exhausted and not final:
@@ -152,8 +159,10 @@ class Steps:
                 reason="interrupted",
             )
         try:
-            result = await fn()
-            output = json.loads(json.dumps(result))  # what a replay will get back, exactly
+            value = await fn()
+            output = data.to_json(value) if result is None else data.encode(result, value)
+            # What a replay will get back, exactly.
+            fresh = output if result is None else data.decode(result, output)
         except (Suspend, RunAborted, StepFailed):
             raise
         except (NonRetriableError, PermanentUpstreamError, UserFacingError, ConfigurationError) as exc:
@@ -165,7 +174,7 @@ class Steps:
                 error = f"gave up after {attempt} attempts: {detail}"
                 await self._fail(step_id, attempt, error, service=what, reason="gave_up")
             retry_after = exc.retry_after_s if isinstance(exc, TransientUpstreamError) else None
-            due = utcnow() + timedelta(seconds=backoff_s(attempt, ctx.runtime.settings, retry_after))
+            due = ctx.clock.now() + timedelta(seconds=backoff_s(attempt, ctx.runtime.settings, retry_after))
             if not isinstance(exc, TransientUpstreamError):
                 log.exception("step raised; retrying", step=step_id, attempt=attempt)
             else:
@@ -173,7 +182,7 @@ class Steps:
             await self._save(step_id, kind="run", status="retrying", error=detail, attempts=attempt, due_at=due)
             raise Suspend("pending", due) from exc
         await self._save(step_id, kind="run", status="completed", output=output, attempts=attempt)
-        return output  # type: ignore[no-any-return]
+        return fresh
 
     async def _fail(
         self,
@@ -192,7 +201,7 @@ class Steps:
     async def sleep(self, step_id: str, duration: timedelta | float) -> None:
         record = self._memo.get(step_id)
         if record is None or record.due_at is None:
-            await self.sleep_until(step_id, utcnow() + timedelta(seconds=_seconds(duration)))
+            await self.sleep_until(step_id, self._ctx.clock.now() + timedelta(seconds=_seconds(duration)))
         else:
             await self.sleep_until(step_id, record.due_at)
 
@@ -202,7 +211,7 @@ class Steps:
         if record is not None and record.status == "completed":
             return
         due = record.due_at if record is not None and record.due_at is not None else when
-        if due <= utcnow():
+        if due <= self._ctx.clock.now():
             await self._save(step_id, kind="sleep", status="completed", due_at=due)
             return
         if record is None:
@@ -226,7 +235,7 @@ class Steps:
         if record is not None and record.status == "completed":
             return record.output  # type: ignore[no-any-return]
         ctx = self._ctx
-        expires = utcnow() + timedelta(seconds=_seconds(timeout)) if timeout is not None else None
+        expires = ctx.clock.now() + timedelta(seconds=_seconds(timeout)) if timeout is not None else None
         outcome = await register_wait(
             ctx.runtime,
             ctx.run_id,
@@ -236,9 +245,10 @@ class Steps:
             since=since or self._since,
             expires_at=expires,
             consumes=consume,
+            now=ctx.clock.now(),
         )
-        if outcome.state == "pending" and outcome.expires_at is not None and outcome.expires_at <= utcnow():
-            outcome = await time_out_wait(ctx.runtime, ctx.run_id, step_id)
+        if outcome.state == "pending" and outcome.expires_at is not None and outcome.expires_at <= ctx.clock.now():
+            outcome = await time_out_wait(ctx.runtime, ctx.run_id, step_id, ctx.clock.now())
         if outcome.state == "cancelled":
             raise RunAborted(f"run {ctx.run_id} cancelled")
         if outcome.state == "pending":
@@ -259,8 +269,11 @@ class Steps:
 
         return await self.run(step_id, send)
 
-    async def start(self, step_id: str, workflow: str, input: dict[str, Any], **options: Any) -> int:
-        """Start another workflow and go on without waiting; a replay does not start it twice."""
+    async def start(
+        self, step_id: str, workflow: Workflow[InputT] | str, input: InputT | dict[str, Any], **options: Any
+    ) -> int:
+        """Start another workflow and go on without waiting; a replay does not start it twice. An input that does
+        not fit the workflow fails this step (see `start_run`)."""
         runtime, parent = self._ctx.runtime, self._ctx.run_id
 
         async def begin() -> int:
@@ -272,12 +285,14 @@ class Steps:
     async def invoke(
         self,
         step_id: str,
-        workflow: str,
-        input: dict[str, Any],
+        workflow: Workflow[InputT] | str,
+        input: InputT | dict[str, Any],
         *,
         timeout: timedelta | float | None = None,  # noqa: ASYNC109
+        result: type[T] | TypeAdapter[T] | None = None,
     ) -> Any:
-        """Start another workflow and wait for its output. Its failure raises `StepFailed` here."""
+        """Start another workflow and wait for its output (as `result`, if given). Its failure raises `StepFailed`
+        here."""
         runtime, parent = self._ctx.runtime, self._ctx.run_id
 
         async def begin() -> int:
@@ -291,10 +306,12 @@ class Steps:
         event = await self.wait_for_event(
             f"{step_id}.result", "run.finished", match={"run_id": child}, timeout=timeout, since=EPOCH
         )
+        name = workflow if isinstance(workflow, str) else workflow.name
         if event is None:
-            raise StepFailed(step_id, f"workflow {workflow} (run {child}) did not finish in time", reason="child")
-        data = event["data"]
-        if data["status"] != "completed":
-            error = f"workflow {workflow} (run {child}) {data['status']}: {data.get('error')}"
+            raise StepFailed(step_id, f"workflow {name} (run {child}) did not finish in time", reason="child")
+        finished = event["data"]
+        if finished["status"] != "completed":
+            error = f"workflow {name} (run {child}) {finished['status']}: {finished.get('error')}"
             raise StepFailed(step_id, error, reason="child")
-        return data.get("output")
+        output = finished.get("output")
+        return output if result is None else data.decode(result, output)

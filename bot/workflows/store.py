@@ -5,7 +5,7 @@ the lease (cancelled, or presumed dead and replaced) can no longer change the ru
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Boolean, Interval, Select, bindparam, case, exists, func, literal, select, update
@@ -45,7 +45,9 @@ def _claim_statement() -> Select[Any]:
             r.wake_seq == bindparam("seq"),
             r.status.in_(ACTIVE_STATUSES),
             (r.lease_until.is_(None)) | (r.lease_until < func.now()),
-            (r.wake_at.is_(None)) | (r.wake_at <= func.now()),
+            # Due by the runtime's clock (a sleep's or retry's due time) or by the database's (a wake-up "now"
+            # written in SQL); the two agree but for skew, unless a test has moved its FakeClock ahead.
+            (r.wake_at.is_(None)) | (r.wake_at <= func.greatest(func.now(), bindparam("now", type_=r.wake_at.type))),
         )
         .values(
             status="running",
@@ -81,7 +83,13 @@ _CLAIM = _claim_statement()
 
 async def claim(runtime: Runtime, run_id: int, seq: int, owner: str, lease_s: float) -> ClaimedRun | None:
     """Take the run's lease if this job is its current wake-up, it is due and nobody holds it; load its steps."""
-    params = {"run_id": run_id, "seq": seq, "b_owner": owner, "lease": timedelta(seconds=lease_s)}
+    params = {
+        "run_id": run_id,
+        "seq": seq,
+        "b_owner": owner,
+        "lease": timedelta(seconds=lease_s),
+        "now": runtime.clock.now(),
+    }
     async with runtime.autocommit.connect() as conn:
         row = (await conn.execute(_CLAIM, params)).first()
     if row is None:
@@ -200,7 +208,7 @@ async def park(
         ).first()
         if row is None:
             return None
-        if wait_step is None or status != "waiting" or (row.wake_at is not None and row.wake_at <= datetime.now(UTC)):
+        if wait_step is None or status != "waiting" or (row.wake_at is not None and row.wake_at <= runtime.clock.now()):
             return row.wake_seq, row.wake_at
         # The check above read the wait as of this statement's start: an event that settled it while the run was
         # still `running`, and committed in the meantime, found nothing to wake. A fresh look closes that gap.

@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select, update
 
 from bot.runtime import Runtime
 from bot.workflows.models import EVENTS, FINISHED_STATUSES, OUTBOX, RUNS, STEPS, WAITS
-from bot.workflows.runs import enqueue_run
+from bot.workflows.runs import enqueue_run, wake_due_runs
 
 log = structlog.get_logger(__name__)
 r = RUNS.c
@@ -108,6 +108,7 @@ async def sweep(runtime: Runtime) -> int:
             queued += 1
     if queued:
         log.warning("re-queued runs", count=queued)
+    await wake_due_runs(runtime)
     await _resend_lost_finishes(runtime)
     await _purge_old_events(runtime)
     await prune_finished_runs(runtime)

@@ -4,6 +4,7 @@ the production worker in this process."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -11,13 +12,14 @@ from sqlalchemy import select
 from adapters.console.app import ConsoleSession
 from adapters.console.inbound import console_thread
 from bot.catalog import COMMANDS
+from bot.clock import FakeClock
 from bot.conversation import ask_in_thread
 from bot.events import SlashCommand
 from bot.runtime import Runtime
 from bot.threads import ensure_thread
 from bot.workflows.models import RUNS
 from bot.workflows.registry import workflow
-from bot.workflows.runs import start_run
+from bot.workflows.runs import start_run, wake_due_runs
 from bot.workflows.steps import WorkflowContext
 from jobs.worker import in_process_worker
 from sandbox.openai_server import StandInLLM, Step
@@ -38,20 +40,24 @@ async def run_of(rt: Runtime, reply_text: str) -> dict[str, Any]:
         return dict((await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).mappings().one())
 
 
-async def test_reminder_in_two_seconds_fires_once_and_survives_a_worker_restart(runtime: Runtime) -> None:
-    async with in_process_worker(runtime.settings):
-        reply = await COMMANDS.handle(runtime, remind("in 2 seconds stand up and stretch"))
+async def test_reminder_in_two_hours_fires_once_when_due_and_survives_a_worker_restart(
+    runtime: Runtime, clock: FakeClock
+) -> None:
+    async with in_process_worker(runtime.settings, clock=clock):
+        reply = await COMMANDS.handle(runtime, remind("in 2 hours stand up and stretch"))
         assert reply.accepted, reply.text
         assert reply.text.startswith("⏰ I'll remind you ")
         assert ": stand up and stretch (id r" in reply.text
         await wait_for(lambda: _status(runtime, reply.text, "sleeping"))
+        clock.advance(timedelta(hours=1, minutes=59))
+        assert await wake_due_runs(runtime) == 0, "not due a minute early"
     # The worker is gone while the reminder sleeps; a new one picks it up when it is due.
     assert await thread_view(runtime, console_thread("plans")) == []
-    async with in_process_worker(runtime.settings):
-        await wait_for(lambda: thread_view(runtime, console_thread("plans")))
-        await asyncio.sleep(1.0)
+    clock.advance(timedelta(minutes=1))
+    async with in_process_worker(runtime.settings, clock=clock):
+        # Its sweeper sees the reminder due by the clock and wakes it; no two-hour timer has to run out.
+        await wait_for(lambda: _status(runtime, reply.text, "completed"))
     assert await thread_view(runtime, console_thread("plans")) == ["⏰ Reminder for ada: stand up and stretch"]
-    assert (await run_of(runtime, reply.text))["status"] == "completed"
 
 
 async def test_the_same_command_delivered_twice_schedules_once(runtime: Runtime) -> None:
@@ -63,8 +69,8 @@ async def test_the_same_command_delivered_twice_schedules_once(runtime: Runtime)
     assert listed.text.count("check the oven") == 1
 
 
-async def test_list_and_cancel_scheduled_items(runtime: Runtime, worker: asyncio.Task[None]) -> None:
-    one = await COMMANDS.handle(runtime, remind("in 2 seconds water the plants"))
+async def test_list_and_cancel_scheduled_items(runtime: Runtime, clock: FakeClock, worker: asyncio.Task[None]) -> None:
+    one = await COMMANDS.handle(runtime, remind("in 2 hours water the plants"))
     weekly = await COMMANDS.handle(runtime, remind("every Monday 09:00 weekly report"))
     assert weekly.text.startswith("🔁 I'll remind you every Monday at 09:00 (UTC): weekly report. First on Mon ")
     await COMMANDS.handle(runtime, remind("in 3 hours someone else's", user="bob"))
@@ -83,7 +89,10 @@ async def test_list_and_cancel_scheduled_items(runtime: Runtime, worker: asyncio
     assert cancelled.text == f"Cancelled {run_id}."
     assert (await COMMANDS.handle(runtime, remind(f"cancel {schedule_id}"))).text == f"Cancelled {schedule_id}."
     assert (await COMMANDS.handle(runtime, remind(f"cancel {schedule_id}"))).accepted is False
-    await asyncio.sleep(2.5)
+    # Another reminder due at the same time shows when the cancelled one would have fired.
+    kept = await COMMANDS.handle(runtime, remind("in 2 hours feed the cat", thread="kitchen"))
+    clock.advance(timedelta(hours=2))
+    await wait_for(lambda: _status(runtime, kept.text, "completed"))
     assert await thread_view(runtime, console_thread("plans")) == [], "a cancelled reminder never fires"
     assert (await run_of(runtime, one.text))["status"] == "cancelled"
     remaining = await COMMANDS.handle(runtime, remind("list"))
@@ -107,27 +116,31 @@ async def test_reminder_uses_the_users_time_zone(runtime: Runtime) -> None:
 
 
 async def test_followup_nudges_a_quiet_thread_with_a_summary(
-    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+    runtime: Runtime, clock: FakeClock, worker: asyncio.Task[None], stand_in: StandInLLM
 ) -> None:
     stand_in.script(Step(reply="Ada asked about the release; nobody answered yet."))
-    reply = await COMMANDS.handle(runtime, remind("in 2 seconds is the release ready?", command="/followup"))
-    assert reply.text.startswith("👋 If nobody writes here within 2 seconds, I'll nudge this thread")
+    reply = await COMMANDS.handle(runtime, remind("in 2 hours is the release ready?", command="/followup"))
+    assert reply.text.startswith("👋 If nobody writes here within 2 hours, I'll nudge this thread")
+    await wait_for(lambda: _status(runtime, reply.text, "waiting"))
+    clock.advance(timedelta(hours=2))
     posts = await wait_for(lambda: thread_view(runtime, console_thread("plans")))
     assert posts == [
-        "👋 Nobody has written here for 2 seconds. is the release ready?\n\n"
+        "👋 Nobody has written here for 2 hours. is the release ready?\n\n"
         "*Where this thread stands:* Ada asked about the release; nobody answered yet."
     ]
 
 
 async def test_followup_stays_quiet_when_someone_writes(
-    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+    runtime: Runtime, clock: FakeClock, worker: asyncio.Task[None], stand_in: StandInLLM
 ) -> None:
-    reply = await COMMANDS.handle(runtime, remind("in 3 seconds", command="/followup", thread="busy"))
+    reply = await COMMANDS.handle(runtime, remind("in 3 hours", command="/followup", thread="busy"))
     await wait_for(lambda: _status(runtime, reply.text, "waiting"))
+    clock.advance(timedelta(hours=1))
     await ConsoleSession(runtime, user="bob").send("I'm on it.", "busy")
     run = await wait_for(lambda: _finished(runtime, reply.text))
     assert run["output"] == {"nudged": False, "answered_by": "bob"}
-    await asyncio.sleep(3.5)
+    clock.advance(timedelta(hours=3))
+    assert await wake_due_runs(runtime) == 0, "nothing is left waiting to nudge"
     assert len(await thread_view(runtime, console_thread("busy"))) == 1, "only the answer to bob, no nudge"
 
 
@@ -161,9 +174,13 @@ async def test_asked_question_continues_with_the_users_reply(
     assert stand_in.chat_requests() == [], "the answer went to the waiting run, not to a new chat turn"
 
 
-async def test_unanswered_question_times_out_with_a_nudge(runtime: Runtime, worker: asyncio.Task[None]) -> None:
+async def test_unanswered_question_times_out_with_a_nudge(
+    runtime: Runtime, clock: FakeClock, worker: asyncio.Task[None]
+) -> None:
     thread_id = await ensure_thread(runtime, console_thread("shop"))
-    started = await start_run(runtime, "test.ask", {"thread": "shop", "thread_id": thread_id, "timeout_s": 1})
+    started = await start_run(runtime, "test.ask", {"thread": "shop", "thread_id": thread_id, "timeout_s": 3600})
+    await wait_for(lambda: _status_id(runtime, started.run_id, "waiting"))
+    clock.advance(timedelta(hours=1))
     run = await wait_for(lambda: _finished_id(runtime, started.run_id))
     assert run["output"] == {"answer": None}
     assert await thread_view(runtime, console_thread("shop")) == [
@@ -181,6 +198,11 @@ async def _finished(rt: Runtime, reply_text: str) -> dict[str, Any] | None:
     return run if run["status"] in ("completed", "failed", "cancelled") else None
 
 
+async def _status_id(rt: Runtime, run_id: int, status: str) -> bool:
+    async with rt.autocommit.connect() as conn:
+        return bool((await conn.execute(select(RUNS.c.status).where(RUNS.c.id == run_id))).scalar_one() == status)
+
+
 async def _finished_id(rt: Runtime, run_id: int) -> dict[str, Any] | None:
     async with rt.autocommit.connect() as conn:
         run = dict((await conn.execute(select(RUNS).where(RUNS.c.id == run_id))).mappings().one())
@@ -188,24 +210,28 @@ async def _finished_id(rt: Runtime, run_id: int) -> dict[str, Any] | None:
 
 
 async def test_the_assistant_schedules_a_followup_itself(
-    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+    runtime: Runtime, clock: FakeClock, worker: asyncio.Task[None], stand_in: StandInLLM
 ) -> None:
     stand_in.script(
         Step(
             reply="Sure, I'll keep an eye on this thread.",
-            tool_calls=[{"name": "schedule_followup", "arguments": {"after": "2 seconds", "note": "Deploy done?"}}],
+            tool_calls=[{"name": "schedule_followup", "arguments": {"after": "2 hours", "note": "Deploy done?"}}],
         ),
         Step(reply="Ada asked whether the deploy went out; nobody answered."),
     )
     result = await ConsoleSession(runtime, user="ada").send("Nudge us if nobody answers soon.", "deploy")
     assert result.status == "completed"
-    assert result.reply.startswith("Sure, I'll keep an eye on this thread.\n\n_(I'll check back here in 2 seconds")
+    assert result.reply.startswith("Sure, I'll keep an eye on this thread.\n\n_(I'll check back here in 2 hours")
     request = stand_in.chat_requests()[0]
     assert [tool["function"]["name"] for tool in request["tools"]] == ["schedule_followup"]
     assert "schedule_followup" in request["messages"][0]["content"]
+    async with runtime.autocommit.connect() as conn:
+        [followup] = (await conn.execute(select(RUNS.c.id).where(RUNS.c.workflow == "followup"))).scalars().all()
+    await wait_for(lambda: _status_id(runtime, followup, "waiting"))
+    clock.advance(timedelta(hours=2))
     posts = await wait_for(lambda: _two_posts(runtime, "deploy"))
     assert posts[1] == (
-        "👋 Nobody has written here for 2 seconds. Deploy done?\n\n"
+        "👋 Nobody has written here for 2 hours. Deploy done?\n\n"
         "*Where this thread stands:* Ada asked whether the deploy went out; nobody answered."
     )
     summary_prompt = stand_in.chat_requests()[1]["messages"][1]["content"]

@@ -6,14 +6,16 @@ Workflows defined here are registered under `test.*` names; counters in Python s
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from bot.clock import FakeClock
 from bot.config import Settings
 from bot.runtime import Runtime
 from bot.workflows import store
@@ -21,9 +23,9 @@ from bot.workflows.errors import NonRetriableError, StepFailed
 from bot.workflows.events import send_event
 from bot.workflows.models import RUNS, STEPS, WAITS
 from bot.workflows.registry import workflow
-from bot.workflows.runs import cancel_run, retry_run, start_run
+from bot.workflows.runs import cancel_run, retry_run, start_run, wake_due_runs
 from bot.workflows.steps import WorkflowContext, backoff_s
-from jobs.queue import job_id
+from jobs.queue import QUEUE_NAME, job_id
 from tests.conftest import wait_for
 
 ran: Counter[str] = Counter()
@@ -397,5 +399,43 @@ async def test_a_parent_whose_childs_finish_event_was_lost_is_woken_by_the_sweep
     assert row["output"] == {"squared": 16}
 
 
+@workflow("test.overnight")
+async def overnight(ctx: WorkflowContext, input: dict[str, Any]) -> Any:
+    await ctx.step.sleep("night", timedelta(days=1))
+    ran["morning"] += 1
+    return await ctx.step.run("morning", lambda: _echo(ctx.clock.now().isoformat()))
+
+
+async def test_a_day_long_sleep_resumes_when_the_clock_reaches_its_due_time(
+    runtime: Runtime, clock: FakeClock, worker: asyncio.Task[None]
+) -> None:
+    started = await start_run(runtime, "test.overnight", {})
+    await wait_for(lambda: _status_is(runtime, started.run_id, "sleeping"))
+    due = (await run_row(runtime, started.run_id))["wake_at"]
+    assert due - clock.now() > timedelta(hours=23)
+    clock.advance(timedelta(hours=23))
+    assert await wake_due_runs(runtime) == 0, "an hour early, nothing wakes"
+    assert (await run_row(runtime, started.run_id))["status"] == "sleeping"
+    clock.advance(timedelta(hours=1))
+    # The worker's sweeper wakes it: the wake-up it queued still waits for the wall clock's tomorrow.
+    row = await wait_for(lambda: finished(runtime, started.run_id))
+    assert row["status"] == "completed"
+    assert datetime.fromisoformat(row["output"]) >= due
+    assert ran["morning"] == 1
+
+
+async def test_a_sleep_begun_on_a_moved_clock_is_queued_for_its_length_of_wall_time(
+    runtime: Runtime, clock: FakeClock, worker: asyncio.Task[None]
+) -> None:
+    clock.advance(timedelta(days=3))
+    started = await start_run(runtime, "test.overnight", {})
+    await wait_for(lambda: _status_is(runtime, started.run_id, "sleeping"))
+    seq = (await run_row(runtime, started.run_id))["wake_seq"]
+    score = await runtime.redis.zscore(QUEUE_NAME, job_id(started.run_id, seq))
+    assert score is not None
+    queued_for = score / 1000 - time.time()
+    assert abs(queued_for - 86400) < 60, "a day from now on the wall, not a day after the clock's reading"
+
+
 # The worker fixture runs these beside the bot's own workflows.
-TEST_WORKFLOWS = (pipeline, non_retriable, always_failing, waiter, gated, child, parent, buggy)
+TEST_WORKFLOWS = (pipeline, non_retriable, always_failing, waiter, gated, child, parent, buggy, overnight)
