@@ -2,7 +2,9 @@
 
 Each part's message is started through the outbox's ledger under `{key_prefix}:{part}`, so a replayed reply finds
 the parts an earlier attempt started (in Postgres, whatever happened to Redis) and edits them instead of starting
-new ones. A finished part carries its key in metadata too, for `find_by_key` when recovering.
+new ones. A finished part carries its key in metadata too, for `find_by_key` when recovering. The one window left:
+a crash between Slack's answer to chat.startStream and the ledger's record of it (a stream has no metadata until
+it stops), where the replay starts a second message.
 """
 
 from __future__ import annotations
