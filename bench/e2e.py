@@ -30,6 +30,7 @@ REPLY_END = b"not a real model."
 @dataclass
 class Seen:
     sent_at: float
+    run_id: int = 0
     first_at: float = 0.0
     done_at: float = 0.0
 
@@ -62,13 +63,17 @@ def llm_times(requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["body"]["messages"][-1]["content"]: r for r in requests if r["path"].endswith("/chat/completions")}
 
 
-async def sequential(bench: Bench, prefix: str, n: int) -> tuple[list[float], list[float], list[float], list[float]]:
-    """n turns one after another: end-to-end, model time, overhead, and first-token-to-first-visible gaps."""
-    seen: dict[str, Seen] = {}
+async def sequential(
+    bench: Bench, prefix: str, n: int, seen: dict[str, Seen] | None = None
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """n turns one after another: end-to-end, model time, overhead, and first-token-to-first-visible gaps. `seen`:
+    filled with each turn's times, for a caller that wants them turn by turn."""
+    seen = {} if seen is None else seen
     for i in range(n):
         name = f"{prefix}-{i}"
         seen[name] = Seen(sent_at=time.monotonic())
-        await accept(bench.runtime, to_event(f"{name} question", name, user=f"user-{i % 50}"))
+        accepted = await accept(bench.runtime, to_event(f"{name} question", name, user=f"user-{i % 50}"))
+        seen[name].run_id = accepted.run_id
         await watch(bench, {name: seen[name]}, timeout_s=30)
     records = llm_times(await bench.llm_requests())
     e2e, llm, overhead, first_gap = [], [], [], []

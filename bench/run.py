@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import ack, context, e2e, floor, media
+from bench import ack, context, e2e, floor, media, stages
 from bench.report import BENCH_DIR, Result
 
 AVAILABLE: dict[str, Callable[[bool], Awaitable[Result]]] = {
@@ -15,6 +15,7 @@ AVAILABLE: dict[str, Callable[[bool], Awaitable[Result]]] = {
     "ack": ack.run,
     "e2e": e2e.run_e2e,
     "first-token": e2e.run_first_token,
+    "stages": stages.run,
     "context": lambda quick: context.run(repeats=50 if quick else 300),
     "media": media.run,
 }

@@ -17,6 +17,7 @@ from bot.guards import MESSAGE, Admitted, dedupe_key, message_request
 from bot.runtime import Runtime
 from bot.stores.intake import NewMessage, StoredMessage, persist_message
 from bot.tokens import count_tokens
+from bot.trace import mark
 from bot.workflows.runs import enqueue_run
 
 # The workflows a message starts, named here so intake does not import the worker's code: bot.chat_turn answers
@@ -74,7 +75,9 @@ async def accept(runtime: Runtime, event: IncomingMessage, admitted: Admitted | 
     if accepted.duplicate:
         bound.info("intake duplicate delivery (raced)", message_id=accepted.message_id)
         return accepted
+    mark("persisted", accepted.run_id)
     await enqueue_run(runtime, accepted.run_id, 0)
+    mark("enqueued", accepted.run_id)
     bound.info("intake accepted", message_id=accepted.message_id, run_id=accepted.run_id)
     return accepted
 

@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from bot.errors import PermanentUpstreamError, TransientUpstreamError
 from bot.ports import ChatMessage, Tool, ToolCall
+from bot.trace import mark
 
 log = structlog.get_logger(__name__)
 SERVICE = "llm"
@@ -85,6 +86,7 @@ class OpenAILLM:
                 "json_schema": {"name": "output", "schema": json_schema, "strict": False},
             }
         calls = _ToolCallParts()
+        mark("llm:request")
         try:
             # The raw server-sent events, parsed with json.loads: the SDK's typed chunk objects cost about
             # 0.2 ms each, which at hundreds of chunks per reply was the worker's largest CPU cost.
@@ -99,6 +101,7 @@ class OpenAILLM:
                 stream=True,
                 **extra,
             ) as response:
+                mark("llm:open")
                 lines = response.iter_lines()
                 async for line in lines:
                     if not line.startswith("data:"):
@@ -111,6 +114,7 @@ class OpenAILLM:
                         return
                     content = _delta_content(data, calls)
                     if content:
+                        mark("llm:delta")
                         yield content
         except openai.APIError as exc:
             raise translate_error(exc) from exc

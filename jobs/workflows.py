@@ -12,6 +12,7 @@ import structlog
 from arq import Retry
 
 from bot.deps import WorkerDeps
+from bot.trace import mark
 from bot.workflows import engine, store
 from bot.workflows.engine import INFRASTRUCTURE_ERRORS
 from bot.workflows.registry import Workflows
@@ -21,6 +22,7 @@ log = structlog.get_logger(__name__)
 
 
 async def resume_run(ctx: dict[str, Any], run_id: int, seq: int) -> str:
+    mark("job", run_id)
     deps: WorkerDeps = ctx["deps"]
     workflows: Workflows = ctx["workflows"]
     attempt: int = ctx.get("job_try", 1)

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from bot import trace
 from bot.deps import WorkerDeps
 from bot.workflows import data, store
 from bot.workflows.errors import InvalidWorkflowInput, RunAborted, StepFailed, Suspend
@@ -36,6 +37,8 @@ async def resume(deps: WorkerDeps, workflows: Workflows, run_id: int, seq: int, 
     run = await store.claim(runtime, run_id, seq, owner, settings.workflow_lease_s)
     if run is None:
         return "skipped"
+    trace.current_run.set(run_id)
+    trace.mark("claimed")
     workflow = workflows.get(run.workflow)
     if workflow is None:
         await _finish(deps, run_id, owner, "failed", error=f"no workflow named {run.workflow!r} in this worker")
@@ -83,6 +86,7 @@ async def resume(deps: WorkerDeps, workflows: Workflows, run_id: int, seq: int, 
         return "failed"
     else:
         await _finish(deps, run_id, owner, "completed", output=output)
+        trace.mark("finished")
         return "completed"
     finally:
         keeper.cancel()

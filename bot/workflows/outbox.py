@@ -20,6 +20,7 @@ from bot.errors import MessageTooLong
 from bot.events import PostedMessage, ThreadRef
 from bot.ports import ChatPlatform, FileUpload, PostLedger, ReplySink, Send
 from bot.runtime import Runtime
+from bot.trace import mark
 from bot.workflows.models import OUTBOX
 
 o = OUTBOX.c
@@ -68,11 +69,14 @@ class OutboxPlatform(ChatPlatform):
             return PostedMessage(claimed.message_id, existed=True)
         if claimed.note:
             self._notes[key] = claimed.note
+        mark("outbox:intent")
         return await self._sent(key, await send(recovering or not claimed.inserted))
 
     async def _sent(self, key: str, posted: PostedMessage) -> PostedMessage:
+        mark("post")
         async with self._runtime.autocommit.connect() as conn:
             await conn.execute(_SENT, {"b_where_key": key, "b_message_id": posted.message_id})
+        mark("outbox:sent")
         return posted
 
     async def note(self, key: str, value: str) -> None:
@@ -116,6 +120,7 @@ class OutboxPlatform(ChatPlatform):
     async def edit_message(self, thread: ThreadRef, message_id: str, text: str) -> None:
         try:
             await self._platform.edit_message(thread, message_id, text)
+            mark("edit")
         except MessageTooLong:
             head, *rest = self.split_text(text, self.max_message_chars // 2)
             await self._platform.edit_message(thread, message_id, head)

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, UserFacingError
 from bot.events import ThreadRef
+from bot.trace import mark
 from bot.workflows import data, store
 from bot.workflows.errors import NonRetriableError, RunAborted, StepFailed, Suspend
 from bot.workflows.events import Sent, register_wait, send_event, time_out_wait
@@ -158,6 +159,7 @@ class Steps:
                 "the run was interrupted too many times (its workers kept dying)",
                 reason="interrupted",
             )
+        mark(f"step:{step_id}")
         try:
             value = await fn()
             output = data.to_json(value) if result is None else data.encode(result, value)
@@ -182,6 +184,7 @@ class Steps:
             await self._save(step_id, kind="run", status="retrying", error=detail, attempts=attempt, due_at=due)
             raise Suspend("pending", due) from exc
         await self._save(step_id, kind="run", status="completed", output=output, attempts=attempt)
+        mark(f"step:{step_id}:saved")
         return fresh
 
     async def _fail(
