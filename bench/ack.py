@@ -30,7 +30,7 @@ SECRET = "bench-signing-secret"
 RATES = (50, 200, 500)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -94,7 +94,7 @@ async def run(quick: bool) -> Result:
     duration_s = 2.0 if quick else 10.0
     rows: list[dict[str, Any]] = []
     async with services() as (settings, llm_url), SlackSandbox(bot_token="xoxb-bench") as slack:
-        port = _free_port()
+        port = free_port()
         env = {
             **os.environ,
             "DATABASE_URL": settings.database_url,
@@ -112,7 +112,7 @@ async def run(quick: bool) -> Result:
             "--host", "127.0.0.1", "--port", str(port), env=env, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            await _wait_healthy(port, proc)
+            await wait_healthy(port, proc)
             await open_loop("127.0.0.1", port, _events(port, 0, 20), 20)  # warm-up: Bolt's auth.test, pools
             for rate in RATES:
                 count = int(rate * duration_s)
@@ -143,7 +143,7 @@ async def run(quick: bool) -> Result:
     )
 
 
-async def _wait_healthy(port: int, proc: asyncio.subprocess.Process) -> None:
+async def wait_healthy(port: int, proc: asyncio.subprocess.Process) -> None:
     deadline = time.monotonic() + 60
     async with httpx.AsyncClient(timeout=2.0) as client:
         while time.monotonic() < deadline:

@@ -103,7 +103,7 @@ def save(scenario: str, payload: dict[str, Any], result: Result, output: Path) -
     header = (
         "# Benchmark results\n\nThe latest run of each scenario (`uv run bot bench SCENARIO`), written by the runs.\n"
     )
-    order = ["floor", "ack", "e2e", "stages", "first-token", "context", "media"]
+    order = ["floor", "ack", "e2e", "stages", "slack", "first-token", "context", "media"]
     body = "\n".join(sections[k] for k in sorted(sections, key=lambda k: order.index(k) if k in order else 99))
     results_md.write_text(header + "\n" + body)
 

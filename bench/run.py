@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import ack, context, e2e, floor, media, stages
+from bench import ack, context, e2e, floor, media, slack_path, stages
 from bench.report import BENCH_DIR, Result
 
 AVAILABLE: dict[str, Callable[[bool], Awaitable[Result]]] = {
@@ -16,6 +16,7 @@ AVAILABLE: dict[str, Callable[[bool], Awaitable[Result]]] = {
     "e2e": e2e.run_e2e,
     "first-token": e2e.run_first_token,
     "stages": stages.run,
+    "slack": slack_path.run,
     "context": lambda quick: context.run(repeats=50 if quick else 300),
     "media": media.run,
 }

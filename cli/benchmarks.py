@@ -14,7 +14,7 @@ from cli.common import EXIT_REFUSED, err, run_async, wide
 def bench(
     scenarios: Annotated[
         list[str] | None,
-        typer.Argument(help="floor, ack, e2e, stages, first-token, context, media (default: all)."),
+        typer.Argument(help="floor, ack, e2e, stages, slack, first-token, context, media (default: all)."),
     ] = None,
     quick: Annotated[bool, typer.Option(help="Fewer iterations, for a smoke run.")] = False,
     output: Annotated[Path | None, typer.Option(help="Where RESULTS.md and results/ go (default: bench/).")] = None,
@@ -24,7 +24,7 @@ def bench(
     from bench.report import BENCH_DIR
     from bench.run import AVAILABLE, PENDING, run
 
-    names = scenarios or ["floor", "ack", "e2e", "stages", "first-token", "context", "media"]
+    names = scenarios or ["floor", "ack", "e2e", "stages", "slack", "first-token", "context", "media"]
     unknown = [n for n in names if n not in AVAILABLE and n not in PENDING]
     if unknown:
         err.print(f"[red]Unknown scenario {', '.join(unknown)}.[/red] Known: {', '.join([*AVAILABLE, *PENDING])}.")
