@@ -8,6 +8,7 @@ in the thread (itself a step, so the notice is posted once) and marks the messag
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from typing import Any, Literal
 import structlog
 from pydantic import TypeAdapter
 
-from bot.context import Turn, gather_context
+from bot.context import Prompt, Turn, gather_context
 from bot.errors import PermanentUpstreamError, UpstreamError
 from bot.events import ThreadRef
 from bot.failures import tell_failure
@@ -113,18 +114,26 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> PreparedTurn | Consu
     if claimed is None:
         return None
     turn, thread, prefs = claimed.turn, claimed.thread, claimed.prefs
-    sent = await send_event(
-        ctx.runtime,
-        THREAD_MESSAGE,
-        {"thread_id": turn.thread_id, "message_id": message_id, "user_id": turn.author_id, "text": turn.text},
-        dedupe_key=f"message:{message_id}",
+
+    async def history() -> Prompt:
+        async with ctx.runtime.autocommit.connect() as conn:
+            return await gather_context(conn, ctx.runtime.settings, turn, prefs)
+
+    # The event (two statements) and the history (one) on connections of their own, at once: the history is only
+    # wasted when a waiting run takes the message as its answer, which is rare.
+    sent, prompt = await asyncio.gather(
+        send_event(
+            ctx.runtime,
+            THREAD_MESSAGE,
+            {"thread_id": turn.thread_id, "message_id": message_id, "user_id": turn.author_id, "text": turn.text},
+            dedupe_key=f"message:{message_id}",
+        ),
+        history(),
     )
     if sent.consumed:
         # A run asked this user a question in this thread and takes this message as the answer.
         await messages.set_status(ctx.runtime, message_id, "completed")
         return Consumed()
-    async with ctx.runtime.autocommit.connect() as conn:
-        prompt = await gather_context(conn, ctx.runtime.settings, turn, prefs)
     media_here = ctx.runtime.settings.retrieval_chunks > 0 and claimed.media_nearby
     chat = await with_excerpts(ctx, prompt.messages, turn, thread) if media_here else prompt.messages
     return PreparedTurn(message_id, turn.thread_id, thread, turn.author_id, chat, prompt.history_included)
@@ -153,18 +162,27 @@ async def with_excerpts(
 async def answer(ctx: WorkflowContext, turn: PreparedTurn) -> PostedReply:
     thread = turn.thread
     platform = ctx.platform(thread)
-    await platform.show_working(thread, "is thinking…")
+    # The status line is a courtesy (Slack's assistant threads): its round trip overlaps the model's, and it is
+    # only waited for before the first post, so it never shows up after the answer.
+    working: asyncio.Task[None] | None = asyncio.create_task(platform.show_working(thread, "is thinking…"))
     stream = open_reply(platform, thread, ctx.key("reply"))
     chat = turn.messages
     settings = ctx.runtime.settings
     tools = (SCHEDULE_FOLLOWUP,) if settings.assistant_followups else ()
     calls: list[ToolCall] = []
-    # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage collection.
-    async with aclosing(
-        ctx.deps.llm.stream_chat(chat, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls)
-    ) as deltas:
-        async for delta in deltas:
-            await stream.feed(delta)
+    try:
+        # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at collection.
+        async with aclosing(
+            ctx.deps.llm.stream_chat(chat, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls)
+        ) as deltas:
+            async for delta in deltas:
+                if working is not None:
+                    await working
+                    working = None
+                await stream.feed(delta)
+    finally:
+        if working is not None:
+            await working
     # The model's tool calls are acted on here and confirmed in the reply (no second model round trip).
     notes = [
         await schedule_from_tool(ctx, call, index, thread=thread, thread_id=turn.thread_id, user_id=turn.user_id)

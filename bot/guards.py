@@ -21,7 +21,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from bot.config import Settings
-from bot.errors import InvalidInput, NotAllowed, RateLimited
+from bot.errors import InvalidInput, NotAllowed, RateLimited, UserFacingError
 from bot.events import FileRef, IncomingMessage, Roles, SlashCommand, ThreadRef
 from bot.media.accept import check_files
 from bot.ratelimit import RateLimiter
@@ -55,6 +55,8 @@ class Admitted:
     request: Request
     text: str = ""
     duplicate: StoredMessage | None = field(default=None)
+    # The rate guard's count of this request, for a writer that finds it was a redelivery after all.
+    rate: RateLimiter | None = None
 
 
 Guard = Callable[[Runtime, Admitted], Awaitable[None]]
@@ -144,11 +146,13 @@ async def dedupe_guard(runtime: Runtime, admitted: Admitted) -> None:
 async def rate_guard(runtime: Runtime, admitted: Admitted) -> None:
     settings, request = runtime.settings, admitted.request
     subject = f"{request.thread.platform}:{request.thread.workspace_id}:{request.user_id}"
+    limiter = RateLimiter(runtime.redis, settings.rate_limit_per_minute)
     try:
-        wait_s = await RateLimiter(runtime.redis, settings.rate_limit_per_minute).hit(subject)
+        wait_s = await limiter.hit(subject)
     except (OSError, RedisError) as exc:
         log.warning("rate limiter unavailable; letting the request through", error=str(exc), user=request.user_id)
         return
+    admitted.rate = limiter
     if wait_s is not None:
         log.info("rate limited", user=request.user_id, retry_after_s=round(wait_s, 1))
         raise RateLimited(
@@ -170,13 +174,30 @@ class Guards:
             raise ValueError(f"not a guard: {unknown}")
         self._guards = tuple(g for g in ORDER if g in guards)
 
-    async def admit(self, runtime: Runtime, request: Request) -> Admitted:
+    async def admit(self, runtime: Runtime, request: Request, *, dedupe_at_write: bool = False) -> Admitted:
+        """Run the guards in order. `dedupe_at_write`: the caller's write finds a duplicate itself (intake's
+        insert does, ON CONFLICT), so the dedupe lookup is skipped, one statement fewer per message, unless a
+        later guard refuses: then it runs, and a redelivery of a message we hold is taken as that, not refused.
+        Such a caller refunds the rate guard's count (`Admitted.rate`) when its write finds a duplicate."""
         admitted = Admitted(request)
         for guard in self._guards:
-            await guard(runtime, admitted)
+            if guard is dedupe_guard and dedupe_at_write:
+                continue
+            try:
+                await guard(runtime, admitted)
+            except UserFacingError:
+                if not dedupe_at_write or not _after_dedupe(self._guards, guard):
+                    raise
+                await dedupe_guard(runtime, admitted)
+                if admitted.duplicate is None:
+                    raise
             if admitted.duplicate is not None:
                 break  # a delivery we hold already: what follows was checked when it first came
         return admitted
+
+
+def _after_dedupe(guards: tuple[Guard, ...], guard: Guard) -> bool:
+    return dedupe_guard in guards and guards.index(guard) > guards.index(dedupe_guard)
 
 
 # A message: everything. It is what intake runs, and what Discord runs before it opens a thread for one.

@@ -47,7 +47,8 @@ async def accept(runtime: Runtime, event: IncomingMessage, admitted: Admitted | 
     guards already passed (by `admit`) for this event, which are then not run again."""
     bound = log.bind(event_id=event.event_id, platform=event.thread.platform, user=event.user_id)
     if admitted is None:
-        admitted = await admit(runtime, event)
+        # The insert below finds a duplicate delivery itself: no lookup before it on the way to the ack.
+        admitted = await MESSAGE.admit(runtime, message_request(event), dedupe_at_write=True)
     if admitted.duplicate is not None:
         await _requeue_if_pending(runtime, admitted.duplicate)
         bound.info("intake duplicate delivery", message_id=admitted.duplicate.message_id)
@@ -72,8 +73,11 @@ async def accept(runtime: Runtime, event: IncomingMessage, admitted: Admitted | 
         ),
     )
     accepted = Accepted(stored.message_id, stored.thread_id, stored.run_id, duplicate=stored.duplicate)
-    if accepted.duplicate:
-        bound.info("intake duplicate delivery (raced)", message_id=accepted.message_id)
+    if stored.held is not None:
+        if admitted.rate is not None:
+            await admitted.rate.refund()  # a platform's retry costs the user no message of their minute
+        await _requeue_if_pending(runtime, stored.held)
+        bound.info("intake duplicate delivery", message_id=accepted.message_id)
         return accepted
     mark("persisted", accepted.run_id)
     await enqueue_run(runtime, accepted.run_id, 0)

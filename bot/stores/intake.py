@@ -140,11 +140,16 @@ class Persisted:
     message_id: int
     thread_id: int
     run_id: int
-    duplicate: bool = False
+    # The message already stored under this dedupe key, when this delivery is a duplicate of it.
+    held: StoredMessage | None = None
+
+    @property
+    def duplicate(self) -> bool:
+        return self.held is not None
 
 
 async def persist_message(runtime: Runtime, new: NewMessage) -> Persisted:
-    """Store the message pending with its run; `duplicate` when a concurrent delivery of it was stored first."""
+    """Store the message pending with its run; `duplicate` (and `held`) when a delivery of it was stored before."""
     params = {f"b_{name}": value for name, value in _params(new).items()}
     # Two tries: a workspace created by a concurrent first message is invisible to this statement's snapshot,
     # which then inserts nothing; the second try sees it.
@@ -155,7 +160,7 @@ async def persist_message(runtime: Runtime, new: NewMessage) -> Persisted:
             return Persisted(**row)
         existing = await find_by_dedupe_key(runtime, new.dedupe_key)
         if existing is not None:
-            return Persisted(existing.message_id, existing.thread_id, existing.run_id, duplicate=True)
+            return Persisted(existing.message_id, existing.thread_id, existing.run_id, held=existing)
     raise RuntimeError(f"could not store message {new.dedupe_key}")
 
 

@@ -89,6 +89,7 @@ async def resume(deps: WorkerDeps, workflows: Workflows, run_id: int, seq: int, 
         trace.mark("finished")
         return "completed"
     finally:
+        await ctx.pending.settle(quiet=True)  # a post made outside any step is still recorded before the run moves on
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper

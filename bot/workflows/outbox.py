@@ -9,9 +9,16 @@ through the `PostLedger` it hands them), so a Redis flush between a crashed repl
   (`recovering=True`: Slack searches its metadata, the console its stream, Discord's nonce dedupes by itself).
 Uploads follow the same rows: a file is one more message in the thread.
 Edits need no record: editing a message to the same text twice shows the same thing.
+
+The `sent` write is off the reply's path when the run gives a `Pending` (steps do): the reply goes on being
+streamed and edited while it is written, and the step waits for it before its result is kept. A crash before it
+lands is the crash between post and `sent` that the `intent` row already covers.
 """
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
 
 from sqlalchemy import bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -41,11 +48,32 @@ _SENT = (
 _NOTE = update(OUTBOX).where(o.key == bindparam("b_where_key")).values(note=bindparam("b_note"))
 
 
+class Pending:
+    """Outbox writes of one step attempt still in flight; `settle` waits for them all."""
+
+    def __init__(self) -> None:
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def add(self, write: Awaitable[None]) -> None:
+        self._tasks.append(asyncio.ensure_future(write))
+
+    async def settle(self, *, quiet: bool = False) -> None:
+        """Wait for every write; raise the first that failed (`quiet`: only wait, the step is failing anyway)."""
+        tasks, self._tasks = self._tasks, []
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [result for result in results if isinstance(result, BaseException)]
+        if errors and not quiet:
+            raise errors[0]
+
+
 class OutboxPlatform(ChatPlatform):
-    def __init__(self, platform: ChatPlatform, runtime: Runtime, run_id: int | None) -> None:
+    def __init__(
+        self, platform: ChatPlatform, runtime: Runtime, run_id: int | None, pending: Pending | None = None
+    ) -> None:
         self._platform = platform
         self._runtime = runtime
         self._run_id = run_id
+        self._pending = pending
         self.name = platform.name
         self.max_message_chars = platform.max_message_chars
         self.min_edit_interval_s = platform.min_edit_interval_s
@@ -74,10 +102,16 @@ class OutboxPlatform(ChatPlatform):
 
     async def _sent(self, key: str, posted: PostedMessage) -> PostedMessage:
         mark("post")
-        async with self._runtime.autocommit.connect() as conn:
-            await conn.execute(_SENT, {"b_where_key": key, "b_message_id": posted.message_id})
-        mark("outbox:sent")
+        if self._pending is None:
+            await self._write_sent(key, posted.message_id)
+        else:
+            self._pending.add(self._write_sent(key, posted.message_id))
         return posted
+
+    async def _write_sent(self, key: str, message_id: str) -> None:
+        async with self._runtime.autocommit.connect() as conn:
+            await conn.execute(_SENT, {"b_where_key": key, "b_message_id": message_id})
+        mark("outbox:sent")
 
     async def note(self, key: str, value: str) -> None:
         async with self._runtime.autocommit.connect() as conn:

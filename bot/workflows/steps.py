@@ -20,7 +20,7 @@ from bot.trace import mark
 from bot.workflows import data, store
 from bot.workflows.errors import NonRetriableError, RunAborted, StepFailed, Suspend
 from bot.workflows.events import Sent, register_wait, send_event, time_out_wait
-from bot.workflows.outbox import OutboxPlatform
+from bot.workflows.outbox import OutboxPlatform, Pending
 from bot.workflows.registry import Workflow
 from bot.workflows.runs import start_run
 
@@ -74,6 +74,8 @@ class WorkflowContext:
         # running, except `final` ones (telling the user it failed).
         self.exhausted = exhausted
         self.lease_lost = False
+        # The outbox writes of the step running now that are still in flight (see bot.workflows.outbox).
+        self.pending = Pending()
         self.step = Steps(self, run.steps, run.progressed_at)
 
     @property
@@ -87,7 +89,7 @@ class WorkflowContext:
 
     def platform(self, thread: ThreadRef) -> OutboxPlatform:
         """The thread's platform, each post and upload recorded in this run's outbox: a replay never posts twice."""
-        return OutboxPlatform(self.deps.platform_for(thread), self.runtime, self.run_id)
+        return OutboxPlatform(self.deps.platform_for(thread), self.runtime, self.run_id, self.pending)
 
     def key(self, step_id: str) -> str:
         """The idempotency key for side effects of a step: stable across replays of this run."""
@@ -161,7 +163,12 @@ class Steps:
             )
         mark(f"step:{step_id}")
         try:
-            value = await fn()
+            try:
+                value = await fn()
+            except BaseException:
+                await ctx.pending.settle(quiet=True)  # what it did post is recorded for the retry
+                raise
+            await ctx.pending.settle()
             output = data.to_json(value) if result is None else data.encode(result, value)
             # What a replay will get back, exactly.
             fresh = output if result is None else data.decode(result, output)

@@ -96,11 +96,19 @@ async def test_rate_limit_refuses_the_extra_message_per_user(runtime: Runtime) -
 
 
 async def test_duplicate_delivery_does_not_spend_the_rate_limit(runtime: Runtime) -> None:
-    runtime.settings = runtime.settings.model_copy(update={"rate_limit_per_minute": 1})
+    runtime.settings = runtime.settings.model_copy(update={"rate_limit_per_minute": 2})
     event = to_event("once", "t1", user="ada", event_id="E1")
-    await accept(runtime, event)
-    for _ in range(3):
+    first = await accept(runtime, event)
+    for _ in range(3):  # found by the insert itself, each count given back
+        again = await accept(runtime, event)
+        assert again.duplicate
+        assert again.message_id == first.message_id
+    await accept(runtime, to_event("twice", "t1", user="ada", event_id="E2"))  # the minute's second message
+    for _ in range(2):  # at the limit, a redelivery is still taken as what it is, not refused
         assert (await accept(runtime, event)).duplicate
+    with pytest.raises(RateLimited):
+        await accept(runtime, to_event("thrice", "t1", user="ada", event_id="E3"))
+    assert (await row_counts(runtime))[2] == 2
 
 
 async def test_accepted_message_is_pending_with_its_run_queued(runtime: Runtime) -> None:
