@@ -7,6 +7,7 @@ import contextlib
 import gc
 import os
 import secrets
+import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -159,6 +160,21 @@ class WakeableWorker(Worker):
                 # every one already here: take as many signals as this worker can take jobs, instead of one poll
                 # per signal; the rest wake other workers.
                 await self.pool.execute_command("LTRIM", WAKE_KEY, spare, -1)  # type: ignore[no-untyped-call]
+
+    async def close(self) -> None:
+        """arq's, except that the jobs its signal handler cancelled are waited for with `return_exceptions`: arq's
+        own gather raised the first job's CancelledError, so `on_shutdown` never ran and every client it closes
+        (HTTP sessions to Slack, Postgres, the stand-ins) was left open."""
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.close(close_connection_pool=True)
+        self._pool = None
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
         """arq's, minus the jobs this worker is already running. A job stays in the queue until it finishes, and

@@ -16,6 +16,7 @@ from bot.trace import mark
 from bot.workflows import engine, store
 from bot.workflows.engine import INFRASTRUCTURE_ERRORS
 from bot.workflows.registry import Workflows
+from bot.workflows.runs import enqueue_run
 from bot.workflows.sweeper import sweep
 
 log = structlog.get_logger(__name__)
@@ -29,12 +30,28 @@ async def resume_run(ctx: dict[str, Any], run_id: int, seq: int) -> str:
     owner = f"{deps.worker_id}:{ctx.get('job_id', '?')}:{attempt}"
     try:
         return await engine.resume(deps, workflows, run_id, seq, owner)
+    except asyncio.CancelledError:
+        # The worker is stopping (SIGTERM, SIGINT) or the job ran out of time: the run is handed back now, so
+        # another worker resumes it at once instead of when the lease runs out. What it posted is in the outbox.
+        await asyncio.shield(_hand_back(deps, run_id, owner))
+        raise
     except INFRASTRUCTURE_ERRORS as exc:
         delay = min(30.0, 0.5 * 2 ** min(attempt, 6)) * random.uniform(0.8, 1.2)  # noqa: S311 (jitter)
         log.warning("run bookkeeping failed; retrying the job", run_id=run_id, error=str(exc), retry_in_s=delay)
         with contextlib.suppress(*INFRASTRUCTURE_ERRORS):  # if this fails too, the lease simply expires
             await store.release(deps.runtime, run_id, owner)
         raise Retry(defer=delay) from exc
+
+
+async def _hand_back(deps: WorkerDeps, run_id: int, owner: str) -> None:
+    runtime = deps.runtime
+    try:
+        parked = await store.park(runtime, run_id, owner, "pending", runtime.clock.now())
+        if parked is not None:
+            await enqueue_run(runtime, run_id, *parked)
+            log.info("run handed back on shutdown", run_id=run_id)
+    except INFRASTRUCTURE_ERRORS as exc:  # then the lease runs out and the sweeper rescues it, as after a crash
+        log.warning("could not hand the run back; it is rescued when its lease runs out", error=str(exc))
 
 
 async def sweep_forever(deps: WorkerDeps) -> None:

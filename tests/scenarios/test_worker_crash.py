@@ -3,6 +3,7 @@ and Redis flushed while runs sleep or wait. Postgres holds the runs; the sweeper
 
 from __future__ import annotations
 
+import asyncio
 import signal
 
 from sqlalchemy import select
@@ -56,6 +57,36 @@ async def test_worker_killed_mid_reply_another_finishes_with_one_reply(runtime: 
     assert steps["context"] == ("completed", 1)
     assert steps["reply"] == ("completed", 1)
     assert run["rescues"] == 1
+
+
+async def test_worker_stopped_mid_reply_closes_down_and_hands_the_run_back(
+    runtime: Runtime, stand_in: StandInLLM
+) -> None:
+    stand_in.script(Step(reply=ANSWER), Step(reply=ANSWER))
+    stand_in.token_delay = 0.15
+    thread = console_thread("stop")
+    accepted = await accept(runtime, to_event("Tell me sixty words.", "stop", user="ada"))
+
+    async with worker_process(runtime, "A") as first:
+        await wait_for(lambda: _posted(runtime, thread), timeout_s=60)
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.wait(), 20) == 0
+        assert first.stderr is not None
+        stderr = (await first.stderr.read()).decode()
+    assert "Traceback" not in stderr, stderr
+    assert "Unclosed" not in stderr, "every HTTP session and pool was closed on the way out"
+    assert "run handed back on shutdown" in stderr
+    run = await _run(runtime, accepted.run_id)
+    assert run["status"] == "pending", "given back at once, not left running until its lease ran out"
+    assert run["lease_owner"] is None
+
+    stand_in.token_delay = 0.0
+    async with worker_process(runtime, "B"):
+        await wait_for(lambda: _run_status(runtime, accepted.run_id, "completed"), timeout_s=60)
+    posts = [e for e in await stream_entries(runtime, thread) if e["op"] == "post"]
+    assert await thread_view(runtime, thread) == [ANSWER]
+    assert len(posts) == 1, "the second worker edited the first one's message"
+    assert (await _run(runtime, accepted.run_id))["rescues"] == 0, "handed back, not rescued from a dead worker"
 
 
 async def test_redis_flushed_while_runs_sleep_and_wait_the_sweeper_resumes_them(
