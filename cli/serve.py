@@ -92,7 +92,9 @@ async def _serve_slack_async(settings: Settings, use_http: bool, host: str, port
 
     from adapters.slack.serve import EVENTS_PATH, serve_forever, serving_http, serving_socket_mode
     from jobs.queue import open_runtime
-    from jobs.worker import in_process_worker
+    from jobs.worker import in_process_worker, settle_garbage_collector
+
+    settle_garbage_collector()
 
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(ready_services(settings))
@@ -119,7 +121,9 @@ def _serve_discord(worker: bool, verbose: bool) -> None:
 async def _discord_gateway(settings: Settings, worker: bool) -> None:
     from adapters.discord.app import serve as serve_discord
     from jobs.queue import open_runtime
-    from jobs.worker import in_process_worker
+    from jobs.worker import in_process_worker, settle_garbage_collector
+
+    settle_garbage_collector()
 
     async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
         if not worker:

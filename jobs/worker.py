@@ -97,7 +97,7 @@ GC_THRESHOLDS = (10_000, 20, 20)
 
 
 def settle_garbage_collector() -> None:
-    """For `bot worker`, whose process is the worker's alone (`bot worker` calls it before start-up). Collect less
+    """For the long-running processes (`bot worker`, `bot serve`), called once their modules are imported. Collect less
     often: a turn allocates thousands of short-lived objects, nearly all freed by reference counting as soon as they
     go, and each collection walked the worker's large heap (SQLAlchemy, the SDKs) for little."""
     gc.collect()
