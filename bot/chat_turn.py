@@ -25,7 +25,7 @@ from bot.intake import CHAT_TURN
 from bot.media.retrieval import excerpts_prompt, search
 from bot.ports import ChatMessage, ToolCall
 from bot.stores import messages
-from bot.streaming import open_reply
+from bot.streaming import open_reply, pump
 from bot.threads import THREAD_MESSAGE
 from bot.workflows.errors import StepFailed
 from bot.workflows.events import send_event
@@ -162,27 +162,17 @@ async def with_excerpts(
 async def answer(ctx: WorkflowContext, turn: PreparedTurn) -> PostedReply:
     thread = turn.thread
     platform = ctx.platform(thread)
-    # The status line is a courtesy (Slack's assistant threads): its round trip overlaps the model's, and it is
-    # only waited for before the first post, so it never shows up after the answer.
-    working: asyncio.Task[None] | None = asyncio.create_task(platform.show_working(thread, "is thinking…"))
     stream = open_reply(platform, thread, ctx.key("reply"))
     chat = turn.messages
     settings = ctx.runtime.settings
     tools = (SCHEDULE_FOLLOWUP,) if settings.assistant_followups else ()
     calls: list[ToolCall] = []
-    try:
-        # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at collection.
-        async with aclosing(
-            ctx.deps.llm.stream_chat(chat, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls)
-        ) as deltas:
-            async for delta in deltas:
-                if working is not None:
-                    await working
-                    working = None
-                await stream.feed(delta)
-    finally:
-        if working is not None:
-            await working
+    # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage collection.
+    # The status line (Slack's assistant threads) is a courtesy: its round trip overlaps the model's.
+    async with aclosing(
+        ctx.deps.llm.stream_chat(chat, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls)
+    ) as deltas:
+        await pump(deltas, stream, platform.show_working(thread, "is thinking…"))
     # The model's tool calls are acted on here and confirmed in the reply (no second model round trip).
     notes = [
         await schedule_from_tool(ctx, call, index, thread=thread, thread_id=turn.thread_id, user_id=turn.user_id)

@@ -4,8 +4,11 @@ retried turn edits what it already posted instead of posting again."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from bot.events import ThreadRef
 from bot.ports import ChatPlatform, ReplySink
@@ -80,6 +83,54 @@ class ReplyStream:
             elif self._sent[index] != part:
                 await self._platform.edit_message(self._thread, self._ids[index], part)
                 self._sent[index] = part
+
+
+async def pump(deltas: AsyncIterator[str], sink: ReplySink, alongside: Coroutine[Any, Any, None] | None = None) -> None:
+    """Feed the model's deltas into `sink`, each time with everything that has come in so far.
+
+    The model is read by a task of its own while the sink posts or edits, and the sink gets the deltas gathered
+    meanwhile in one piece: a reply the model sends in a rush is posted whole, with no edit after it (which was a
+    second Slack call and most of the wait for the full answer), and a slow one streams as before. One turn of the
+    event loop is allowed before each feed, so what is already on the socket is taken in. `alongside` runs while
+    the model is asked, started after the request so it does not delay it, and is waited for before the first
+    feed (a status line that must not show up after the answer)."""
+    buffer: list[str] = []
+    arrived = asyncio.Event()
+
+    async def read() -> None:
+        try:
+            async for delta in deltas:
+                buffer.append(delta)
+                arrived.set()
+        finally:
+            arrived.set()
+
+    reader = asyncio.create_task(read())
+    before_first = asyncio.create_task(alongside) if alongside is not None else None
+    try:
+        while True:
+            if not buffer:
+                if reader.done():
+                    break
+                await arrived.wait()
+            arrived.clear()
+            await asyncio.sleep(0)
+            if not buffer:
+                continue
+            text = "".join(buffer)
+            buffer.clear()
+            if before_first is not None:
+                await before_first
+                before_first = None
+            await sink.feed(text)
+        await reader  # the model's error, if it failed
+    finally:
+        if not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+        if before_first is not None:
+            await before_first
 
 
 def open_reply(platform: ChatPlatform, thread: ThreadRef, key_prefix: str) -> ReplySink:

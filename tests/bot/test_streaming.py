@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+import pytest
 
 from bot.events import PostedMessage, ThreadRef
 from bot.ports import ChatPlatform, FileUpload, PostLedger
-from bot.streaming import ReplyStream
+from bot.streaming import ReplyStream, pump
 from bot.text import split_text
 
 THREAD = ThreadRef("test", "w", "c", "t")
@@ -123,3 +127,68 @@ async def test_retried_stream_edits_what_the_first_attempt_posted() -> None:
     await second.feed("The complete answer.")
     await second.finish()
     assert platform.shown == {"m0": "The complete answer."}
+
+
+async def _deltas(*parts: str | float | Exception) -> AsyncIterator[str]:
+    """A model's stream: strings are deltas, numbers are pauses (seconds), an exception ends it with an error."""
+    for part in parts:
+        if isinstance(part, Exception):
+            raise part
+        if isinstance(part, float):
+            await asyncio.sleep(part)
+        else:
+            yield part
+
+
+async def test_a_reply_that_comes_in_a_rush_is_posted_whole_without_an_edit() -> None:
+    platform = RecordingPlatform(max_message_chars=500)
+    stream = ReplyStream(platform, THREAD, "r")
+    await pump(_deltas("The ", "whole ", "answer ", "at once."), stream)
+    await stream.finish()
+    assert platform.calls == [("post", "The whole answer at once.")]
+
+
+async def test_a_slow_reply_still_streams_and_ends_complete() -> None:
+    platform = RecordingPlatform(max_message_chars=500)
+    stream = ReplyStream(platform, THREAD, "r", min_interval_s=0.0)
+    await pump(_deltas("First", 0.05, " second", 0.05, " third."), stream)
+    await stream.finish()
+    assert platform.calls[0] == ("post", "First")
+    assert list(platform.shown.values()) == ["First second third."]
+
+
+async def test_the_status_is_awaited_before_the_first_post_and_model_errors_propagate() -> None:
+    platform = RecordingPlatform(max_message_chars=500)
+    stream = ReplyStream(platform, THREAD, "r", min_interval_s=0.0)
+    status = asyncio.Event()
+
+    async def working() -> None:
+        await asyncio.sleep(0.02)
+        platform.calls.append(("status", "is thinking…"))
+        status.set()
+
+    with pytest.raises(RuntimeError, match="model broke"):
+        await pump(_deltas("Partial", 0.05, RuntimeError("model broke")), stream, working())
+    assert platform.calls == [("status", "is thinking…"), ("post", "Partial")]
+
+
+async def test_a_failing_post_stops_reading_the_model() -> None:
+    read: list[str] = []
+
+    async def endless() -> AsyncIterator[str]:
+        while True:
+            read.append("x")
+            yield "x"
+            await asyncio.sleep(0.01)
+
+    class Broken(RecordingPlatform):
+        async def post_message(
+            self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
+        ) -> PostedMessage:
+            raise OSError("platform down")
+
+    with pytest.raises(OSError, match="platform down"):
+        await pump(endless(), ReplyStream(Broken(), THREAD, "r"))
+    seen = len(read)
+    await asyncio.sleep(0.05)
+    assert len(read) == seen, "the model is not read on after the reply failed"
