@@ -67,8 +67,9 @@ class Settings(BaseSettings):
         default=30.0, description="A run overdue by this long (its wake-up job was lost) is re-queued by the sweeper."
     )
     workflow_lease_s: float = Field(
-        default=30.0,
-        description="How long a worker owns a run without renewing; a dead worker's runs move on after it.",
+        default=6.0,
+        description="How long a worker owns a run without renewing (it renews every third of this); a dead "
+        "worker's runs move on to another within about 1.3 times this.",
     )
     workflow_sweep_interval_s: float = Field(
         default=10.0, description="Seconds between sweeps for overdue wake-ups and runs whose worker died."

@@ -9,6 +9,7 @@ from bot.errors import ConfigurationError
 from bot.events import ThreadRef
 from bot.ports import LLM, BlobStore, ChatPlatform, FileSource, Transcriber
 from bot.runtime import Runtime
+from bot.workflows.leases import LeaseKeeper
 
 
 @dataclass
@@ -22,6 +23,11 @@ class WorkerDeps:
     transcriber: Transcriber | None = None
     # Identifies this worker process in run leases (host:pid:random), for operators reading `bot runs show`.
     worker_id: str = "worker"
+    # Renews the leases of every run this worker advances, in one statement per beat.
+    leases: LeaseKeeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.leases = LeaseKeeper(self.runtime)
 
     def platform_for(self, thread: ThreadRef) -> ChatPlatform:
         platform = self.platforms.get(thread.platform)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import structlog
 
-from bot.errors import ConfigurationError, PermanentUpstreamError
+from bot.errors import ConfigurationError, PermanentUpstreamError, UpstreamError
+from bot.events import ThreadRef
 from bot.stores import messages
+from bot.streaming import REPLACED
 from bot.workflows.errors import StepFailed
 from bot.workflows.steps import WorkflowContext
 
@@ -40,11 +42,26 @@ async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed
     log.warning("turn failed", message_id=message_id, detail=failed.error)
     if thread is not None:
         try:
-            await ctx.platform(thread).post_message(
-                thread, f"⚠️ {failure_text(failed)}", idempotency_key=ctx.key("tell-failure")
-            )
+            await _tell(ctx, thread, failed)
         except (PermanentUpstreamError, ConfigurationError) as refused:
             # The platform will not take a post here at all (no permission, channel gone): nobody can be told,
             # so the log says it and the message is failed rather than retried for ever.
             log.warning("could not tell the user the turn failed", message_id=message_id, error=str(refused))
     await messages.set_status(ctx.runtime, message_id, "failed", error=failed.error[:2000])
+
+
+async def _tell(ctx: WorkflowContext, thread: ThreadRef, failed: StepFailed) -> None:
+    """Post the notice, or, where the failed step had already shown part of an answer, put the notice in its place:
+    a cut-off answer left above the error would read as the bot's answer."""
+    platform = ctx.platform(thread)
+    notice = f"⚠️ {failure_text(failed)}"
+    partial = await platform.posted_under(ctx.key(failed.step_id))
+    if partial:
+        try:
+            await platform.edit_message(thread, partial[0], notice)
+            for rest in partial[1:]:
+                await platform.edit_message(thread, rest, REPLACED)
+            return
+        except UpstreamError as exc:  # the partial answer cannot be edited (a stream Slack still holds open)
+            log.info("could not replace the cut-off answer; posting the notice below it", error=str(exc))
+    await platform.post_message(thread, notice, idempotency_key=ctx.key("tell-failure"))

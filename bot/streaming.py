@@ -35,6 +35,9 @@ class ReplyStream:
         self._sent: list[str] = []
         self._ids: list[str] = []
         self._last_flush = float("-inf")
+        # Parts an earlier attempt of this reply posted: they show that attempt's text, which may be longer than
+        # this one's so far, so they are edited once, at the end (a replay never shrinks what the user sees).
+        self._carried: set[int] = set()
         self.first_visible_at: float | None = None
 
     @property
@@ -53,6 +56,7 @@ class ReplyStream:
     async def finish(self, final_text: str | None = None) -> list[str]:
         if final_text is not None:
             self._text = final_text
+        self._carried.clear()
         await self.flush()
         await self._retire_leftovers()
         return self.message_ids
@@ -76,10 +80,13 @@ class ReplyStream:
                 )
                 self._ids.append(posted.message_id)
                 self._sent.append(part)
-                if posted.existed:  # an earlier attempt posted here; make it show this attempt's text
-                    await self._platform.edit_message(self._thread, posted.message_id, part)
+                if posted.existed:  # an earlier attempt posted here: it shows this attempt's text at the end
+                    self._carried.add(index)
+                    self._sent[index] = ""
                 if self.first_visible_at is None:
                     self.first_visible_at = self._clock()
+            elif index in self._carried:
+                continue
             elif self._sent[index] != part:
                 await self._platform.edit_message(self._thread, self._ids[index], part)
                 self._sent[index] = part

@@ -119,6 +119,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if "llm" in ctx:
         await ctx["llm"].aclose()
     if "deps" in ctx:
+        await ctx["deps"].leases.close()
         await ctx["deps"].runtime.engine.dispose()
 
 

@@ -17,7 +17,7 @@ from bot.workflows import engine, store
 from bot.workflows.engine import INFRASTRUCTURE_ERRORS
 from bot.workflows.registry import Workflows
 from bot.workflows.runs import enqueue_run
-from bot.workflows.sweeper import sweep
+from bot.workflows.sweeper import rescue_dead, sweep
 
 log = structlog.get_logger(__name__)
 
@@ -55,11 +55,21 @@ async def _hand_back(deps: WorkerDeps, run_id: int, owner: str) -> None:
 
 
 async def sweep_forever(deps: WorkerDeps) -> None:
-    """Sweep at start-up and then every WORKFLOW_SWEEP_INTERVAL_S; errors are logged and the loop goes on."""
-    interval = deps.runtime.settings.workflow_sweep_interval_s
+    """Sweep at start-up and then every WORKFLOW_SWEEP_INTERVAL_S; in between, every third of a lease, hand dead
+    workers' runs on (`rescue_dead`), so a reply cut by a crash resumes within seconds. Errors are logged and the
+    loop goes on."""
+    settings = deps.runtime.settings
+    interval = settings.workflow_sweep_interval_s
+    tick = min(interval, settings.workflow_lease_s / 3)
+    next_sweep = 0.0
+    loop = asyncio.get_running_loop()
     while True:
         try:
-            await sweep(deps.runtime)
+            if loop.time() >= next_sweep:
+                next_sweep = loop.time() + interval
+                await sweep(deps.runtime)
+            else:
+                await rescue_dead(deps.runtime)
         except INFRASTRUCTURE_ERRORS as exc:
             log.warning("sweep failed; trying again later", error=str(exc))
-        await asyncio.sleep(interval)
+        await asyncio.sleep(tick)

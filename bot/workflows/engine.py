@@ -3,9 +3,6 @@ fail it. Called by the `resume_run` job; everything it needs to know is in Postg
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import structlog
 from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -58,7 +55,7 @@ async def resume(deps: WorkerDeps, workflows: Workflows, run_id: int, seq: int, 
         exhausted=run.rescues > settings.workflow_max_rescues,
     )
     structlog.contextvars.bind_contextvars(run_id=run_id, workflow=run.workflow)
-    keeper = asyncio.create_task(_keep_lease(ctx))
+    deps.leases.hold(owner, lambda: _lease_lost(ctx))
     try:
         output = data.to_json(await workflow.fn(ctx, input))
     except Suspend as suspend:
@@ -90,9 +87,7 @@ async def resume(deps: WorkerDeps, workflows: Workflows, run_id: int, seq: int, 
         return "completed"
     finally:
         await ctx.pending.settle(quiet=True)  # a post made outside any step is still recorded before the run moves on
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+        deps.leases.drop(owner)
         structlog.contextvars.unbind_contextvars("run_id", "workflow")
 
 
@@ -113,16 +108,6 @@ async def _finish(
         )
 
 
-async def _keep_lease(ctx: WorkflowContext) -> None:
-    """Renew the lease while a long step (an LLM stream) runs; notice cancellation or a lost lease."""
-    runtime = ctx.runtime
-    lease_s = runtime.settings.workflow_lease_s
-    while True:
-        await asyncio.sleep(lease_s / 3)
-        try:
-            if not await store.heartbeat(runtime, ctx.run_id, ctx.owner, lease_s):
-                ctx.lease_lost = True
-                log.warning("run lease lost or run cancelled; stopping at the next step", workflow=ctx.workflow_name)
-                return
-        except Exception as exc:  # noqa: BLE001 (a blip must not kill the run; the next beat may work)
-            log.warning("lease renewal failed", error=str(exc))
+def _lease_lost(ctx: WorkflowContext) -> None:
+    ctx.lease_lost = True
+    log.warning("run lease lost or run cancelled; stopping at the next step", workflow=ctx.workflow_name)

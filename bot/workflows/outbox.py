@@ -181,6 +181,11 @@ class OutboxPlatform(ChatPlatform):
     async def posted_beyond(self, key_prefix: str, count: int) -> list[str]:
         if not self._replayed:
             return []  # a first attempt: nothing was posted before it (and the hot path skips the query)
+        return await self.posted_under(key_prefix, count)
+
+    async def posted_under(self, key_prefix: str, start: int = 0) -> list[str]:
+        """The messages posted under `{key_prefix}:{part}` (parts from `start` on), in part order: what a step of
+        this run has put in the thread, in any attempt."""
         async with self._runtime.autocommit.connect() as conn:
             rows = (
                 await conn.execute(
@@ -190,7 +195,7 @@ class OutboxPlatform(ChatPlatform):
         parts = []
         for row in rows:
             index = row.key.rsplit(":", 1)[1]
-            if index.isdigit() and int(index) >= count and row.message_id:
+            if index.isdigit() and int(index) >= start and row.message_id:
                 parts.append((int(index), row.message_id))
         return [message_id for _, message_id in sorted(parts)]
 

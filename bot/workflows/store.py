@@ -169,19 +169,6 @@ async def save_step(
     return None if row is None else row.progressed_at
 
 
-async def heartbeat(runtime: Runtime, run_id: int, owner: str, lease_s: float) -> bool:
-    async with runtime.autocommit.connect() as conn:
-        row = (
-            await conn.execute(
-                update(RUNS)
-                .where(r.id == run_id, r.lease_owner == owner, r.status == "running")
-                .values(lease_until=func.now() + timedelta(seconds=lease_s))
-                .returning(r.id)
-            )
-        ).first()
-    return row is not None
-
-
 async def park(
     runtime: Runtime, run_id: int, owner: str, status: str, wake_at: datetime | None, wait_step: str | None = None
 ) -> tuple[int, datetime | None] | None:

@@ -4,6 +4,7 @@ intake -> queue -> worker -> context -> LLM (streamed) -> reply in the thread.""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from sqlalchemy import select
 from sqlmodel import col
@@ -98,8 +99,23 @@ async def test_stream_cut_mid_reply_is_retried_into_the_same_message(
     entries = await stream_entries(runtime, console_thread("cut"))
     posts = [e for e in entries if e["op"] == "post"]
     assert len(posts) == 1, "the retry edits the partly streamed message instead of posting a second one"
-    final = [e for e in entries if e["id"] == posts[0]["id"]][-1]
-    assert final["text"] == text
+    shown = [e["text"] for e in entries if e["id"] == posts[0]["id"]]
+    assert shown[-1] == text
+    assert all(len(a) <= len(b) for a, b in itertools.pairwise(shown)), (
+        f"the retry never shrank what the user saw: {shown}"
+    )
+
+
+async def test_an_answer_cut_off_for_good_is_replaced_by_the_failure_notice(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    text = "one two three four five six seven eight nine ten"
+    stand_in.script(*[Step(reply=text, fail_after_chars=20) for _ in range(runtime.settings.llm_max_attempts)])
+    result = await ConsoleSession(runtime, user="ada").send("Count to ten.", "cut-for-good")
+    assert result.status == "failed"
+    view = await thread_view(runtime, console_thread("cut-for-good"))
+    assert len(view) == 1, f"no half answer left above the notice: {view}"
+    assert view[0].startswith("⚠️ I couldn't answer: the language model kept failing")
 
 
 async def test_llm_failing_for_good_fails_the_turn_and_worker_keeps_serving(

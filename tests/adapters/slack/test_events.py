@@ -33,6 +33,7 @@ async def test_mention_in_a_channel_gets_one_threaded_streamed_reply(
     runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, slack: SlackSandbox, slack_http: SlackEvents
 ) -> None:
     stand_in.script(Step(reply="Paris is the capital of France, and has been for a long time."))
+    stand_in.token_delay = 0.03  # a model that writes as it goes (a fast one's reply is posted whole)
     event = mention("What is the capital of France?")
     response = await slack_http.event(event)
     assert response.status_code == 200
