@@ -224,11 +224,12 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def worker_process(runtime: Runtime, name: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def worker_process(runtime: Runtime, name: str, **settings: str) -> AsyncIterator[asyncio.subprocess.Process]:
     """`bot worker` as a process of its own (to be killed with SIGKILL), with a short lease and sweep so another
-    worker rescues its runs within seconds; stopped with SIGTERM at the end."""
+    worker rescues its runs within seconds (unless `settings` say otherwise); stopped with SIGTERM at the end."""
     env = subprocess_env(runtime.settings)
     env.update(WORKFLOW_LEASE_S="2", WORKFLOW_SWEEP_INTERVAL_S="0.5", STALE_PENDING_AFTER_S="1", LOG_LEVEL="INFO")
+    env.update(settings)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cli", "worker", env=env,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 from sqlalchemy import select
 
 from adapters.console.inbound import console_thread, to_event
+from bot.config import Settings
 from bot.events import ThreadRef
 from bot.intake import accept
 from bot.models import MESSAGES
@@ -57,6 +59,31 @@ async def test_worker_killed_mid_reply_another_finishes_with_one_reply(runtime: 
     assert steps["context"] == ("completed", 1)
     assert steps["reply"] == ("completed", 1)
     assert run["rescues"] == 1
+
+
+async def test_with_the_default_lease_a_killed_workers_reply_resumes_within_ten_seconds(
+    runtime: Runtime, stand_in: StandInLLM
+) -> None:
+    defaults = Settings(_env_file=None)
+    lease = {"WORKFLOW_LEASE_S": str(defaults.workflow_lease_s),
+             "WORKFLOW_SWEEP_INTERVAL_S": str(defaults.workflow_sweep_interval_s)}  # fmt: skip
+    stand_in.script(Step(reply=ANSWER), Step(reply=ANSWER))
+    stand_in.token_delay = 0.15
+    thread = console_thread("takeover")
+    accepted = await accept(runtime, to_event("Tell me sixty words.", "takeover", user="ada"))
+    async with worker_process(runtime, "A", **lease) as first, worker_process(runtime, "B", **lease):
+        await wait_for(lambda: _posted(runtime, thread), timeout_s=60)
+        first.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        await first.wait()
+        stand_in.token_delay = 0.0
+        await wait_for(lambda: _run_status(runtime, accepted.run_id, "completed"), timeout_s=30)
+        took = time.monotonic() - killed_at
+    print(
+        f"\ntakeover with the default {defaults.workflow_lease_s:g} s lease: reply complete {took:.1f} s after the kill"
+    )
+    assert took < 10, f"the reply resumed and finished {took:.1f} s after its worker died"
+    assert await thread_view(runtime, thread) == [ANSWER]
 
 
 async def test_worker_stopped_mid_reply_closes_down_and_hands_the_run_back(
