@@ -4,6 +4,8 @@ the exit codes the README promises."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -38,15 +40,34 @@ def load_settings(verbose: bool = False) -> Settings:
     return settings
 
 
+async def _stopped_by_sigterm(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` with SIGTERM doing what Ctrl-C does: cancel it, so every `async with` it is in unwinds (servers
+    stop accepting and finish what they hold, runs are handed back, embedded services it started are stopped)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' loop
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await coro
+    finally:
+        with contextlib.suppress(NotImplementedError, ValueError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine on uvloop; a configuration problem exits 3 with its sentence, Ctrl-C quietly."""
+    """Run a command's coroutine on uvloop; a configuration problem exits 3 with its sentence, Ctrl-C quietly,
+    SIGTERM after closing down (exit 0)."""
     try:
         # uvloop's event loop does the same I/O for less CPU, which is what a worker spends most on.
         try:
             import uvloop
         except ImportError:  # not available on Windows
-            return asyncio.run(coro)
-        return uvloop.run(coro)
+            return asyncio.run(_stopped_by_sigterm(coro))
+        return uvloop.run(_stopped_by_sigterm(coro))
+    except asyncio.CancelledError:
+        err.print("[dim]Stopped.[/dim]")
+        raise typer.Exit(0) from None
     except ConfigurationError as exc:
         err.print(f"[red]Configuration problem:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_INFRA) from None
