@@ -205,7 +205,22 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
         return None
 
 
+def _connection_failure(exc: BaseException) -> OSError | None:
+    """The socket error under an SDK exception, if the connection itself failed (not a timeout): the SDK's aiohttp
+    transport reports a refused connection as a connect *timeout*, which sent operators looking in the wrong place."""
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        if isinstance(current, OSError) and not isinstance(current, TimeoutError) and current.errno is not None:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentUpstreamError:
+    if isinstance(exc, openai.APIConnectionError) and (failed := _connection_failure(exc)) is not None:
+        return TransientUpstreamError(SERVICE, f"could not connect: {failed.strerror or failed}")
     if isinstance(exc, openai.APITimeoutError):
         return TransientUpstreamError(SERVICE, "timed out")
     if isinstance(exc, openai.APIConnectionError):
@@ -213,6 +228,13 @@ def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentU
     if isinstance(exc, openai.RateLimitError):
         return TransientUpstreamError(SERVICE, "rate limited (429)", retry_after_s=_retry_after(exc))
     if isinstance(exc, openai.APIStatusError):
+        if exc.status_code in (501, 505):
+            return PermanentUpstreamError(
+                SERVICE,
+                f"does not support the request ({exc.status_code}): {exc.message}",
+                "The language model endpoint does not support this kind of request. An administrator needs to "
+                "check OPENAI_BASE_URL.",
+            )
         if exc.status_code >= 500 or exc.status_code in (408, 409):
             return TransientUpstreamError(SERVICE, f"server error {exc.status_code}", retry_after_s=_retry_after(exc))
         if exc.status_code in (401, 403):

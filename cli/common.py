@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import traceback
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import typer
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from rich.console import Console
 from rich.markup import escape
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.config import Settings
 from bot.errors import ConfigurationError
@@ -55,6 +59,38 @@ async def _stopped_by_sigterm(coro: Coroutine[Any, Any, T]) -> T:
             loop.remove_signal_handler(signal.SIGTERM)
 
 
+SERVICES = (
+    (("asyncpg", "sqlalchemy", "bot.db", "bot.services"), "Postgres", "DATABASE_URL"),
+    (("redis", "arq", "jobs.queue"), "Redis", "REDIS_URL"),
+)
+
+
+def unreachable_service(exc: BaseException) -> str | None:
+    """A sentence for a service this command could not reach (a closed port, an unknown host, a refused login),
+    naming it and its setting; None when `exc` is not that (it is then a bug, and its traceback is wanted)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if not any(isinstance(e, OSError | RedisConnectionError | DBAPIError) for e in chain):
+        return None
+    modules = {
+        str(frame.f_globals.get("__name__", "")) for e in chain for frame, _ in traceback.walk_tb(e.__traceback__)
+    }
+    root = chain[-1]
+    reason = (root.strerror if isinstance(root, OSError) and root.strerror else str(root)).strip() or type(
+        root
+    ).__name__
+    for prefixes, name, setting in SERVICES:
+        if any(module.startswith(prefixes) for module in modules):
+            return (
+                f"Could not reach {name} ({setting}): {reason}. Check that it is running and that {setting} is "
+                f"right, or leave {setting} empty to use the embedded one."
+            )
+    return None
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine on uvloop; a configuration problem exits 3 with its sentence, Ctrl-C quietly,
     SIGTERM after closing down (exit 0)."""
@@ -68,6 +104,12 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     except asyncio.CancelledError:
         err.print("[dim]Stopped.[/dim]")
         raise typer.Exit(0) from None
+    except (OSError, SQLAlchemyError, RedisError) as exc:
+        sentence = unreachable_service(exc)
+        if sentence is None:
+            raise
+        err.print(f"[red]{escape(sentence)}[/red]")
+        raise typer.Exit(EXIT_INFRA) from None
     except ConfigurationError as exc:
         err.print(f"[red]Configuration problem:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_INFRA) from None

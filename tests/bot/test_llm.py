@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from bot.errors import PermanentUpstreamError, TransientUpstreamError
@@ -68,7 +70,13 @@ async def test_transient_failures(stand_in: StandInLLM, step: Step, detail: str,
 
 @pytest.mark.parametrize(
     ("status", "says"),
-    [(401, "OPENAI_API_KEY"), (403, "OPENAI_API_KEY"), (404, "OPENAI_MODEL"), (400, "rejected this request")],
+    [
+        (401, "OPENAI_API_KEY"),
+        (403, "OPENAI_API_KEY"),
+        (404, "OPENAI_MODEL"),
+        (400, "rejected this request"),
+        (501, "OPENAI_BASE_URL"),  # "not implemented" will not change on a retry
+    ],
 )
 async def test_permanent_failures_carry_a_user_message(stand_in: StandInLLM, status: int, says: str) -> None:
     stand_in.script(Step(status=status))
@@ -76,3 +84,14 @@ async def test_permanent_failures_carry_a_user_message(stand_in: StandInLLM, sta
         await collect(client(stand_in))
     assert says in failed.value.user_message
     assert len(stand_in.chat_requests()) == 1, "the SDK's own retries are off"
+
+
+async def test_a_refused_connection_is_called_that_not_a_timeout() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: the connection is refused at once
+    llm = OpenAILLM(api_key="k", base_url=f"http://127.0.0.1:{port}/v1", model="gpt-test", timeout_s=5.0)
+    with pytest.raises(TransientUpstreamError) as failed:
+        await collect(llm)
+    assert failed.value.detail.startswith("could not connect"), failed.value.detail
+    assert "timed out" not in failed.value.detail
