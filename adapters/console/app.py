@@ -17,6 +17,7 @@ from sqlalchemy import select
 from adapters.console.inbound import console_thread, to_event
 from adapters.console.outbound import as_text, file_key, safe_filename, stream_key
 from bot.config import Settings
+from bot.datadir import make_private_dirs, write_private
 from bot.events import FileRef
 from bot.intake import accept
 from bot.models import MESSAGES
@@ -91,8 +92,7 @@ async def _save_upload(redis: Redis, fields: dict[Any, Any], folder: Path) -> st
 
 
 def _save(path: Path, content: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
+    write_private(make_private_dirs(path.parent) / path.name, content)
 
 
 @dataclass

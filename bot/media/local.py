@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from bot.datadir import make_private_dirs
 from bot.errors import PermanentUpstreamError, TransientUpstreamError
 from bot.media.checked import CheckedStream
 from bot.ports import StoredBlob
@@ -92,7 +93,7 @@ class LocalBlobStore:
 
 
 def _open_temp(target: Path) -> tuple[BinaryIO, Path]:
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(target.parent)  # mkstemp's file is 0600 already
     fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     return os.fdopen(fd, "wb"), Path(name)
 

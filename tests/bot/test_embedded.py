@@ -1,9 +1,11 @@
-"""Embedded Postgres and Redis: start, reuse while running, stop cleanly, keep data across restarts, and a
-Redis that refuses clients without its password."""
+"""Embedded Postgres and Redis: start, reuse while running, stop cleanly, keep data across restarts, a Redis that
+refuses clients without its password, and a Postgres socket no other local user can reach."""
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -53,3 +55,30 @@ def check_lifecycle(data: Path, postgres: EmbeddedPostgres, redis: EmbeddedRedis
     out = subprocess.run([psql, url, "-tAc", "SELECT n FROM kept"], check=True, capture_output=True, text=True)
     assert out.stdout.strip() == "42"
     restarted.stop()
+
+
+def test_a_data_dir_too_long_for_a_socket_keeps_the_postgres_socket_private() -> None:
+    # pgserver would put this server's socket in a runtime folder it opens to everyone (0777), and its servers trust
+    # every local connection: any user on the machine could have connected as the superuser.
+    psql = Path(cast(str, __import__("pgserver").__file__)).parent / "pginstall" / "bin" / "psql"
+    with tempfile.TemporaryDirectory(prefix="tbe-") as folder:
+        data = Path(folder) / ("d" * 100)
+        postgres = EmbeddedPostgres(data)
+        try:
+            url = postgres.start()
+            socket_dir = Path(url.split("?host=", 1)[1])
+            assert socket_dir != postgres.pgdata.resolve(), "the socket's path in PGDATA would be too long"
+            assert stat.S_IMODE(socket_dir.stat().st_mode) == 0o700
+            assert stat.S_IMODE((socket_dir / ".s.PGSQL.5432").stat().st_mode) & 0o077 == 0
+            mine = subprocess.run([psql, url, "-tAc", "SELECT 1"], capture_output=True, text=True)
+            assert mine.stdout.strip() == "1", mine.stderr
+            if os.geteuid() == 0:  # as root, try it as another user for real
+                other = subprocess.run(
+                    [psql, url, "-tAc", "SELECT 1"], user="nobody", group="nogroup", extra_groups=[],
+                    capture_output=True, text=True,
+                )  # fmt: skip
+                assert other.returncode != 0, other.stdout
+                assert "Permission denied" in other.stderr
+        finally:
+            postgres.stop()
+        assert not socket_dir.exists(), "the socket's folder goes with its server"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import stat
 from pathlib import Path
 
 from adapters.console.app import ConsoleSession, entry_text, human_size
@@ -27,6 +28,7 @@ async def test_an_upload_is_shown_with_its_comment_and_where_it_was_saved(runtim
     saved = (tmp_path / "uploads" / posted.message_id / "transcript.txt").resolve()
     assert shown == f"The full transcript.\n📎 transcript.txt (12.3 kB) saved to {saved}"
     assert saved.read_bytes() == content
+    assert [stat.S_IMODE(p.stat().st_mode) for p in (saved.parent.parent, saved.parent, saved)] == [0o700, 0o700, 0o600]
 
 
 async def test_a_file_name_cannot_lead_out_of_the_uploads_folder(runtime: Runtime, tmp_path: Path) -> None:

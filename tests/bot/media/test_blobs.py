@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import os
 import random
+import stat
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,9 @@ async def test_the_local_folder_has_no_urls_and_keeps_keys_inside_it(tmp_path: P
     store = LocalBlobStore(tmp_path / "media")
     await store.put_stream("runs/r9/a.txt", raw(b"hello"), filename="a.txt", max_bytes=10)
     assert (tmp_path / "media" / "runs" / "r9" / "a.txt").read_bytes() == b"hello"
+    modes = {path: stat.S_IMODE((tmp_path / path).stat().st_mode) for path in ("media", "media/runs/r9/a.txt")}
+    assert modes == {"media": 0o700, "media/runs/r9/a.txt": 0o600}, "the bot's user's alone"
+    assert stat.S_IMODE((tmp_path / "media" / "runs").stat().st_mode) == 0o700
     assert await store.presigned_url("runs/r9/a.txt", expires_s=60) is None
     for key in ("../escape.txt", "/etc/passwd", "a/../../b", "a\\b", ""):
         with pytest.raises(ValueError, match="not a blob key"):
