@@ -15,8 +15,10 @@ from typing import Any
 
 import structlog
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext, AsyncRespond
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import PLATFORM, inbound
@@ -77,6 +79,7 @@ def create_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
             signing_secret=secret or None,
             request_verification_enabled=not socket_mode,
             process_before_response=True,
+            raise_error_for_unhandled_request=True,
         )
     else:
         raise ConfigurationError(
@@ -109,6 +112,7 @@ def _oauth_app(runtime: Runtime, secret: str) -> AsyncApp:
             install_page_rendering_enabled=False,
         ),
         process_before_response=True,
+        raise_error_for_unhandled_request=True,
     )
     # app_uninstalled / tokens_revoked delete the workspace's installation row.
     app.enable_token_revocation_listeners()
@@ -147,23 +151,36 @@ class Listeners:
     async def ignore(self) -> None:
         return None
 
-    async def on_error(self, error: Exception, body: dict[str, Any]) -> None:
-        log.error("slack listener failed", error=repr(error), type=body.get("type"))
+    async def on_error(self, error: Exception, body: dict[str, Any]) -> BoltResponse | None:
+        """Every listener's failure ends here. A malformed payload would come back from Slack just as it is, and a
+        request nothing listens to (Bolt's 404) would be redelivered too: both are acked with one line. Anything
+        else (Postgres down) stays a 500, so Slack delivers it again and nothing is lost."""
+        if isinstance(error, inbound.MalformedPayload):
+            log.warning("slack payload malformed; acked and dropped", reason=str(error), type=_kind(body))
+            return BoltResponse(status=200, body="")
+        if isinstance(error, BoltUnhandledRequestError):
+            log.warning("slack request not handled by any listener; acked", type=_kind(body))
+            return BoltResponse(status=200, body="")
+        log.error("slack listener failed", error=repr(error), type=_kind(body))
+        return None
 
     # -- messages ----------------------------------------------------------------------------------------------
 
     async def on_mention(
         self, body: dict[str, Any], event: MessageEvent, context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:
+        inbound.check_message(event)
         if self._ignored_sender(event, context):
             return
-        await self._accept(context.client, inbound.to_event(_team(body), event, context.bot_user_id or ""), request)
+        team = inbound.team_of(body)
+        await self._accept(context.client, inbound.to_event(team, event, context.bot_user_id or ""), request)
 
     async def on_message(
         self, body: dict[str, Any], event: MessageEvent, context: AsyncBoltContext, request: AsyncBoltRequest
     ) -> None:
+        inbound.check_message(event)
         subtype = event.get("subtype")
-        team = _team(body)
+        team = inbound.team_of(body)
         if subtype == "message_changed":
             await self._edited(team, event, context.bot_user_id or "")
             return
@@ -229,8 +246,7 @@ class Listeners:
     # -- assistant pane ----------------------------------------------------------------------------------------
 
     async def on_assistant_thread_started(self, event: dict[str, Any], client: AsyncWebClient) -> None:
-        thread = event.get("assistant_thread") or {}
-        channel, thread_ts = str(thread.get("channel_id", "")), str(thread.get("thread_ts", ""))
+        channel, thread_ts = inbound.assistant_thread_of(event)
         # A redelivered event must not greet twice.
         first = await self.runtime.redis.set(f"slack:greeted:{channel}:{thread_ts}", 1, nx=True, ex=_GREETED_TTL_S)
         if first:
@@ -258,6 +274,7 @@ class Listeners:
     async def on_command(
         self, ack: AsyncAck, body: SlashCommandBody, client: AsyncWebClient, respond: AsyncRespond
     ) -> None:
+        inbound.check_command(body)
         name = normalise_name(str(body["command"]))
         channel, text = str(body["channel_id"]), str(body.get("text") or "").strip()
         team = str(body.get("team_id") or "")
@@ -321,8 +338,16 @@ def _header(request: AsyncBoltRequest, name: str) -> str:
     return str(values[0]) if values else ""
 
 
-def _team(body: dict[str, Any]) -> str:
-    return str(body.get("team_id") or (body.get("event") or {}).get("team") or "")
+def _kind(body: dict[str, Any]) -> str:
+    """What a request was, for a log line: `event:app_mention`, `command:/ask`, `block_actions`."""
+    event = body.get("event")
+    if isinstance(event, dict) and event.get("type"):
+        kind = f"event:{event['type']}"
+    elif body.get("command"):
+        kind = f"command:{body['command']}"
+    else:
+        kind = str(body.get("type") or "unknown")
+    return kind[:80]
 
 
 def _quote(text: str, limit: int = 300) -> str:

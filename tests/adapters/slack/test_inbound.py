@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from adapters.slack.inbound import clean_text, files_of, is_own, thread_for, to_command, to_event
+from typing import Any
+
+import pytest
+
+from adapters.slack.inbound import (
+    MalformedPayload,
+    check_message,
+    clean_text,
+    files_of,
+    is_own,
+    thread_for,
+    to_command,
+    to_event,
+)
 from adapters.slack.types import MessageEvent, SlackFile, SlashCommandBody
 from bot.events import ThreadRef
 
@@ -46,3 +59,29 @@ def test_a_slash_command_is_keyed_by_its_trigger() -> None:
     body: SlashCommandBody = {"user_id": "U1", "command": "/ask", "text": "why?", "trigger_id": "13.42"}
     command = to_command(body, ThreadRef("slack", "T1", "C1", "9.9"))
     assert (command.event_id, command.command, command.text) == ("command:13.42", "/ask", "why?")
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        ({"ts": "1.1"}, "no event.channel"),
+        ({"channel": "C1", "ts": 1.1}, "event.ts is not a string"),
+        ({"channel": "C1", "ts": "1.1", "thread_ts": "1" * 65}, "event.thread_ts is 65 characters long (at most 64)"),
+        ({"channel": "C1", "ts": "1.1", "files": "F1"}, "event.files is not a list"),
+        ({"channel": "C1", "ts": "1.1", "files": [{"url_private": "https://x/a"}]}, "no event.files[0].id"),
+        ({"channel": "C1", "ts": "1.1", "message": "gone"}, "event.message is not an object"),
+    ],
+)
+def test_a_malformed_event_is_refused_with_a_reason_that_names_the_field(event: dict[str, Any], reason: str) -> None:
+    with pytest.raises(MalformedPayload) as refused:
+        check_message(event)
+    assert str(refused.value) == reason
+
+
+def test_a_file_size_is_a_whole_number_and_a_deleted_file_needs_nothing_else() -> None:
+    url = {"url_private": "https://x/a"}
+    [ref] = files_of({"files": [{"id": "F1", "size": "12", **url}, {"mode": "tombstone"}]})
+    assert ref.size == 12
+    for size in ("twelve", -1, True, 1.5):
+        with pytest.raises(MalformedPayload, match=r"event\.files\[0\]\.size is not a whole number"):
+            files_of({"files": [{"id": "F1", "size": size, **url}]})
