@@ -162,6 +162,7 @@ class Steps:
                 reason="interrupted",
             )
         mark(f"step:{step_id}")
+        started = datetime.now(UTC)  # a recorded fact, by the wall clock like the database's now()
         try:
             try:
                 value = await fn()
@@ -175,22 +176,26 @@ class Steps:
         except (Suspend, RunAborted, StepFailed):
             raise
         except (NonRetriableError, PermanentUpstreamError, UserFacingError, ConfigurationError) as exc:
-            await self._fail(step_id, attempt, f"{type(exc).__name__}: {exc}", user_message=_user_message(exc))
+            await self._fail(
+                step_id, attempt, f"{type(exc).__name__}: {exc}", user_message=_user_message(exc), started_at=started
+            )
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
             if attempt >= limit:
                 what = exc.service if isinstance(exc, TransientUpstreamError) else ""
                 error = f"gave up after {attempt} attempts: {detail}"
-                await self._fail(step_id, attempt, error, service=what, reason="gave_up")
+                await self._fail(step_id, attempt, error, service=what, reason="gave_up", started_at=started)
             retry_after = exc.retry_after_s if isinstance(exc, TransientUpstreamError) else None
             due = ctx.clock.now() + timedelta(seconds=backoff_s(attempt, ctx.runtime.settings, retry_after))
             if not isinstance(exc, TransientUpstreamError):
                 log.exception("step raised; retrying", step=step_id, attempt=attempt)
             else:
                 log.warning("step failed transiently; retrying", step=step_id, attempt=attempt, error=detail)
-            await self._save(step_id, kind="run", status="retrying", error=detail, attempts=attempt, due_at=due)
+            await self._save(
+                step_id, kind="run", status="retrying", error=detail, attempts=attempt, due_at=due, started_at=started
+            )
             raise Suspend("pending", due) from exc
-        await self._save(step_id, kind="run", status="completed", output=output, attempts=attempt)
+        await self._save(step_id, kind="run", status="completed", output=output, attempts=attempt, started_at=started)
         mark(f"step:{step_id}:saved")
         return fresh
 
@@ -203,9 +208,13 @@ class Steps:
         user_message: str = "",
         service: str = "",
         reason: str = "refused",
+        started_at: datetime | None = None,
     ) -> None:
         output = {"user_message": user_message, "service": service, "reason": reason}
-        await self._save(step_id, kind="run", status="failed", output=output, error=error[:4000], attempts=attempt)
+        await self._save(
+            step_id, kind="run", status="failed", output=output, error=error[:4000], attempts=attempt,
+            started_at=started_at,
+        )  # fmt: skip
         raise StepFailed(step_id, error, user_message, service, attempt, reason)
 
     async def sleep(self, step_id: str, duration: timedelta | float) -> None:
@@ -263,7 +272,8 @@ class Steps:
             raise RunAborted(f"run {ctx.run_id} cancelled")
         if outcome.state == "pending":
             raise Suspend("waiting", outcome.expires_at, wait_step=step_id)
-        await self._save(step_id, kind="wait", status="completed", output=outcome.event)
+        # The wait began when the step before it ended (events since then count): its row is written only now.
+        await self._save(step_id, kind="wait", status="completed", output=outcome.event, started_at=self._since)
         return outcome.event
 
     async def send_event(

@@ -119,11 +119,13 @@ def _save_statement() -> Select[Any]:
     columns = ("kind", "status", "output", "error", "attempts", "due_at")
     values = {name: bindparam(f"b_{name}", type_=STEPS.c[name].type) for name in columns}
     finished_at = case((finished, func.now()), else_=None)
+    # When the step began (its first attempt, for a retried one): set on the first save only.
+    started_at = func.coalesce(bindparam("b_started_at", type_=STEPS.c.started_at.type), func.now())
     memo = (
         insert(STEPS)
         .from_select(
-            ["run_id", "step_id", *columns, "finished_at"],
-            select(lease.c.id, bindparam("step_id"), *values.values(), finished_at),
+            ["run_id", "step_id", *columns, "finished_at", "started_at"],
+            select(lease.c.id, bindparam("step_id"), *values.values(), finished_at, started_at),
         )
         .on_conflict_do_update(index_elements=["run_id", "step_id"], set_={**values, "finished_at": finished_at})
         .returning(STEPS.c.run_id)
@@ -148,9 +150,11 @@ async def save_step(
     error: str | None = None,
     attempts: int = 1,
     due_at: datetime | None = None,
+    started_at: datetime | None = None,
 ) -> datetime | None:
     """Memoize a step and renew the lease, in one statement. Returns the run's new `progressed_at`, or None if
-    the lease is no longer ours (the caller must stop)."""
+    the lease is no longer ours (the caller must stop). `started_at`: when the step began, if before now (kept from
+    the first save of the step on)."""
     params = {
         "run_id": run_id,
         "owner": owner,
@@ -163,6 +167,7 @@ async def save_step(
         "b_error": error,
         "b_attempts": attempts,
         "b_due_at": due_at,
+        "b_started_at": started_at,
     }
     async with runtime.autocommit.connect() as conn:
         row = (await conn.execute(_SAVE, params)).first()

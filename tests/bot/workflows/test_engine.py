@@ -438,4 +438,37 @@ async def test_a_sleep_begun_on_a_moved_clock_is_queued_for_its_length_of_wall_t
 
 
 # The worker fixture runs these beside the bot's own workflows.
-TEST_WORKFLOWS = (pipeline, non_retriable, always_failing, waiter, gated, child, parent, buggy, overnight)
+
+
+@workflow("test.slow_step")
+async def slow_step(ctx: WorkflowContext, input: dict[str, Any]) -> Any:
+    async def slow() -> int:
+        await asyncio.sleep(0.3)
+        return 1
+
+    return await ctx.step.run("slow", slow)
+
+
+async def step_times(rt: Runtime, run_id: int) -> dict[str, timedelta]:
+    async with rt.autocommit.connect() as conn:
+        rows = await conn.execute(
+            select(STEPS.c.step_id, STEPS.c.started_at, STEPS.c.finished_at).where(STEPS.c.run_id == run_id)
+        )
+    return {step: finished_at - started_at for step, started_at, finished_at in rows}
+
+
+async def test_steps_record_how_long_they_took(runtime: Runtime, worker: asyncio.Task[None]) -> None:
+    slow = await start_run(runtime, "test.slow_step", {})
+    row = await wait_for(lambda: finished(runtime, slow.run_id))
+    assert row["status"] == "completed", row
+    assert (await step_times(runtime, slow.run_id))["slow"] >= timedelta(seconds=0.3)
+
+    waiting = await start_run(runtime, "test.waiter", {"ticket": 11})
+    await wait_for(lambda: _status_is(runtime, waiting.run_id, "waiting"))
+    await asyncio.sleep(0.5)
+    await send_event(runtime, "test.answer", {"ticket": 11, "text": "late"})
+    await wait_for(lambda: finished(runtime, waiting.run_id))
+    assert (await step_times(runtime, waiting.run_id))["answer"] >= timedelta(seconds=0.5), "a wait lasts"
+
+
+TEST_WORKFLOWS = (pipeline, non_retriable, always_failing, waiter, gated, child, parent, buggy, overnight, slow_step)
