@@ -82,7 +82,6 @@ class Message(SQLModel, table=True):
     # The platform's delivery id, namespaced by platform and workspace: a second delivery of the same event
     # hits this unique key and is dropped.
     dedupe_key: str | None = Field(default=None, max_length=300, unique=True)
-    job_id: str | None = Field(default=None, max_length=128)
     # The workflow run answering this message (bot.workflows); a user's message starts exactly one.
     run_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, index=True))
     platform_message_id: str | None = Field(default=None, max_length=128)

@@ -46,7 +46,8 @@ def ask(
     the file's type), and the digest is printed; ask follow-up questions with --thread.
 
     Exit status: 0 answered, 1 the turn failed (the error is printed), 2 the message was refused, 3 a
-    service problem or timeout. The thread id is printed on stderr so you can continue with --thread.
+    service problem or timeout. The thread id and the run id are printed on stderr: continue with --thread, look
+    the run up with `bot runs show RUN`.
     """
     from adapters.console.inbound import new_thread_name
 
@@ -100,7 +101,8 @@ async def _ask(
                 err.print(f"[red]{escape(str(exc))}[/red]")
                 return EXIT_INFRA
             sys.stdout.write("\n")
-            err.print(f"[dim]thread: {thread}[/dim]")
+            again = " (a delivery seen before: its first answer)" if result.duplicate else ""
+            err.print(f"[dim]thread: {result.thread}  run: {result.run_id}{again}[/dim]")
             return 0 if result.status == "completed" else EXIT_FAILED_TURN
 
         if not worker:

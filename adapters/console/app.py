@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.datadir import make_private_dirs, write_private
 from bot.events import FileRef
 from bot.intake import accept
-from bot.models import MESSAGES
+from bot.models import MESSAGES, THREADS
 from bot.runtime import Runtime
 
 m = MESSAGES.c
@@ -102,6 +102,9 @@ class TurnResult:
     reply: str
     shown: str
     duplicate: bool
+    # The thread the message is in (for a duplicate delivery, the first delivery's) and the run answering it.
+    thread: str = ""
+    run_id: int = 0
 
 
 class ConsoleSession:
@@ -152,7 +155,14 @@ class ConsoleSession:
         reply = await self._reply(accepted.message_id)
         if accepted.duplicate and not transcript.order and reply:
             on_text(reply)  # an earlier delivery was answered already; show that answer
-        return TurnResult(accepted.message_id, status, reply, transcript.shown or reply, accepted.duplicate)
+        where = await self._thread_name(accepted.thread_id) if accepted.duplicate else thread
+        return TurnResult(
+            accepted.message_id, status, reply, transcript.shown or reply, accepted.duplicate, where, accepted.run_id
+        )
+
+    async def _thread_name(self, thread_id: int) -> str:
+        async with self.runtime.autocommit.connect() as conn:
+            return str((await conn.execute(select(THREADS.c.thread_key).where(THREADS.c.id == thread_id))).scalar_one())
 
     async def _status(self, message_id: int) -> str:
         async with self.runtime.autocommit.connect() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from bot.config import Settings
@@ -31,10 +32,19 @@ async def test_ask_prints_the_reply_and_the_thread_remembers(
 async def test_repeated_event_id_is_answered_once(settings: Settings, runtime: object, stand_in: StandInLLM) -> None:
     env = subprocess_env(settings)
     first = await run_bot("ask", "hello", "--event-id", "E-77", "--thread", "d", env=env)
-    second = await run_bot("ask", "hello", "--event-id", "E-77", "--thread", "d", env=env)
+    second = await run_bot("ask", "hello", "--event-id", "E-77", env=env)  # a new thread name, the same delivery
     assert first[0] == second[0] == 0
     assert first[1] == second[1]
     assert len(stand_in.chat_requests()) == 1
+    run = re.search(r"run: (\d+)", first[2])
+    assert run is not None, first[2]
+    assert f"thread: d  run: {run[1]}" in first[2]
+    assert f"thread: d run: {run[1]} (a delivery seen before" in " ".join(second[2].split()), (
+        "the duplicate names the thread and run that hold the message, not a thread that does not exist"
+    )
+    code, shown, _ = await run_bot("runs", "show", run[1], env=env)
+    assert code == 0
+    assert "completed" in shown
 
 
 async def test_refused_message_exits_2_with_the_reason(settings: Settings, runtime: object) -> None:
