@@ -102,7 +102,7 @@ async def _ask(
                 return EXIT_INFRA
             sys.stdout.write("\n")
             again = " (a delivery seen before: its first answer)" if result.duplicate else ""
-            err.print(f"[dim]thread: {result.thread}  run: {result.run_id}{again}[/dim]")
+            err.print(f"[dim]thread: {result.thread}  run: {result.run_id}  message: {result.message_id}{again}[/dim]")
             return 0 if result.status == "completed" else EXIT_FAILED_TURN
 
         if not worker:

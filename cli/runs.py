@@ -1,4 +1,4 @@
-"""`bot runs`: the operator's view of workflow runs (list, show, retry, cancel)."""
+"""`bot runs`: the operator's view of workflow runs (list, show, retry, cancel) and of a message's fate."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-runs_app = typer.Typer(help="Workflow runs: list, show (steps, timings, errors), retry, cancel.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Workflow runs: list, show (steps, timings, errors), retry, cancel; message (what became of a message).",
+    no_args_is_help=True,
+)
 
 
 def _when(moment: datetime | None) -> str:
@@ -143,3 +146,33 @@ def cancel_command(run_id: Annotated[int, typer.Argument(help="An unfinished run
         err.print(f"[red]Run {run_id} is already finished (or does not exist).[/red]")
         raise typer.Exit(EXIT_REFUSED)
     out.print(f"Run {run_id} cancelled.")
+
+
+@runs_app.command("message")
+def message_command(
+    message_id: Annotated[int, typer.Argument(help="The message's id (`bot ask` prints it).")],
+) -> None:
+    """Look a user's message up: its thread, status, error, the run answering it and the reply."""
+    from bot.stores.messages import describe_message
+    from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
+    from jobs.queue import open_runtime
+
+    settings = load_settings()
+
+    async def run() -> bool:
+        async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
+            found = await describe_message(runtime, message_id)
+        if found is None:
+            return False
+        out.print(f"message {found.message_id} from {found.author_id or '?'}: {found.status}")
+        out.print(f"thread: {found.platform} {found.channel_id} {found.thread_key}")
+        out.print(f"run: {found.run_id if found.run_id is not None else '(none)'}  (bot runs show RUN for its steps)")
+        if found.error:
+            out.print(f"error: {found.error}")
+        if found.reply:
+            out.print(f"reply: {found.reply[:500]}")
+        return True
+
+    if not run_async(run()):
+        err.print(f"No message {message_id}.")
+        raise typer.Exit(EXIT_REFUSED)

@@ -265,3 +265,41 @@ async def drop_user_message(
     }
     async with runtime.autocommit.connect() as conn:
         return int((await conn.execute(_DROP, params)).rowcount)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageView:
+    """A user's message as an operator looks it up: where it is, what became of it, and the run answering it."""
+
+    message_id: int
+    platform: str
+    channel_id: str
+    thread_key: str
+    author_id: str
+    status: str
+    error: str | None
+    run_id: int | None
+    reply: str | None
+
+
+async def describe_message(runtime: Runtime, message_id: int) -> MessageView | None:
+    reply = MESSAGES.alias("reply")
+    query = (
+        select(
+            MESSAGES.c.id,
+            THREADS.c.platform,
+            THREADS.c.channel_id,
+            THREADS.c.thread_key,
+            MESSAGES.c.author_id,
+            MESSAGES.c.status,
+            MESSAGES.c.error,
+            MESSAGES.c.run_id,
+            reply.c.text,
+        )
+        .join(THREADS, THREADS.c.id == MESSAGES.c.thread_id)
+        .outerjoin(reply, reply.c.reply_to_id == MESSAGES.c.id)
+        .where(MESSAGES.c.id == message_id)
+    )
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(query)).first()
+    return MessageView(*row) if row is not None else None

@@ -39,7 +39,8 @@ async def test_repeated_event_id_is_answered_once(settings: Settings, runtime: o
     run = re.search(r"run: (\d+)", first[2])
     assert run is not None, first[2]
     assert f"thread: d  run: {run[1]}" in first[2]
-    assert f"thread: d run: {run[1]} (a delivery seen before" in " ".join(second[2].split()), (
+    assert "(a delivery seen before: its first answer)" in second[2]
+    assert f"thread: d run: {run[1]} message: " in " ".join(second[2].split()), (
         "the duplicate names the thread and run that hold the message, not a thread that does not exist"
     )
     code, shown, _ = await run_bot("runs", "show", run[1], env=env)
