@@ -19,24 +19,39 @@ class _CurrentStderr:
         sys.stderr.flush()
 
 
+# Libraries whose INFO lines are chatter for an operator (arq: every job; alembic: "Context impl" on every
+# command; APScheduler: each start and stop): shown from DEBUG on, their warnings always.
+_QUIET = ("arq", "httpx", "httpx2", "pgserver", "alembic", "apscheduler")
+
+
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
+    """Our lines and the libraries' (standard logging: alembic, APScheduler, arq, aiohttp) in one format: with
+    `json`, every line on stderr is one JSON object."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    logging.basicConfig(level=numeric, stream=_CurrentStderr(), format="%(message)s", force=True)
-    # arq logs every job at INFO; keep it for operators at DEBUG only, our own lines say what matters.
-    logging.getLogger("arq").setLevel(max(numeric, logging.WARNING))
-    for noisy in ("httpx", "httpx2", "pgserver"):
-        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    shared: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+    ]
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
+    # The JSON renderer needs a traceback as text; the console one formats it itself.
+    ending: list[structlog.typing.Processor] = [structlog.processors.format_exc_info, renderer] if json else [renderer]
+    handler = logging.StreamHandler(_CurrentStderr())
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *ending],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric)
+    for noisy in _QUIET:
+        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,

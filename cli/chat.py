@@ -51,9 +51,9 @@ def ask(
     """
     from adapters.console.inbound import new_thread_name
 
-    settings = load_settings(verbose)
-    if not verbose:
-        configure_logging("WARNING", json=settings.log_json)
+    settings = load_settings()
+    # -v shows what its help says: INFO (a turn's intake and run lines); quiet otherwise, the reply is the output.
+    configure_logging("INFO" if verbose else "WARNING", json=settings.log_json)
     thread_name = thread or new_thread_name()
     code = run_async(
         _ask(settings, text, thread_name, user or None, event_id or None, worker, timeout, tuple(file or ()))
@@ -124,9 +124,9 @@ def console(
     from adapters.console.repl import run_console
     from jobs.worker import in_process_worker
 
-    settings = load_settings(verbose)
-    if not verbose:
-        configure_logging("WARNING", json=settings.log_json)
+    settings = load_settings()
+    # -v shows what its help says: INFO (a turn's intake and run lines); quiet otherwise, the reply is the output.
+    configure_logging("INFO" if verbose else "WARNING", json=settings.log_json)
     raise typer.Exit(
         run_async(
             run_console(settings, ready_runtime, thread or None, user or None, in_process_worker if worker else None)
