@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from bot.config import Settings
-from bot.services import prepare_database, start_services
 from cli.common import load_settings, mask_password, out, ready_services, run_async
 
 db_app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
@@ -43,6 +42,7 @@ def db_current() -> None:
 
     async def run() -> str | None:
         from bot.db import create_engine, current_revision
+        from bot.services import start_services
 
         services = await asyncio.to_thread(start_services, settings)
         engine = create_engine(services.settings.database_url, pool_size=1)
@@ -58,6 +58,8 @@ def db_current() -> None:
 @services_app.command("start")
 def services_start() -> None:
     """Start embedded Postgres and Redis and leave them running, so later commands start faster."""
+    from bot.services import prepare_database, start_services
+
     settings = load_settings()
     services = start_services(settings)
     run_async(prepare_database(services))

@@ -9,22 +9,21 @@ import signal
 import traceback
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import typer
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.config import Settings
 from bot.errors import ConfigurationError
 from bot.logs import configure_logging
-from bot.runtime import Runtime
-from bot.services import Services, prepare_database, start_services
-from jobs.queue import open_runtime
+
+if TYPE_CHECKING:
+    # Imported where used: `bot --help` and `bot settings` need none of SQLAlchemy, alembic, arq or Redis.
+    from bot.runtime import Runtime
+    from bot.services import Services
 
 T = TypeVar("T")
 
@@ -73,6 +72,9 @@ def unreachable_service(exc: BaseException) -> str | None:
     while current is not None and current not in chain:
         chain.append(current)
         current = current.__cause__ or current.__context__
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from sqlalchemy.exc import DBAPIError
+
     if not any(isinstance(e, OSError | RedisConnectionError | DBAPIError) for e in chain):
         return None
     modules = {
@@ -104,12 +106,6 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     except asyncio.CancelledError:
         err.print("[dim]Stopped.[/dim]")
         raise typer.Exit(0) from None
-    except (OSError, SQLAlchemyError, RedisError) as exc:
-        sentence = unreachable_service(exc)
-        if sentence is None:
-            raise
-        err.print(f"[red]{escape(sentence)}[/red]")
-        raise typer.Exit(EXIT_INFRA) from None
     except ConfigurationError as exc:
         err.print(f"[red]Configuration problem:[/red] {escape(str(exc))}")
         raise typer.Exit(EXIT_INFRA) from None
@@ -117,11 +113,19 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         # The cleanup (worker, embedded services) ran as the main task was cancelled; just leave quietly.
         err.print("[dim]Interrupted.[/dim]")
         raise typer.Exit(130) from None
+    except Exception as exc:  # last: only a service that could not be reached is said so, the rest is a bug
+        sentence = unreachable_service(exc)
+        if sentence is None:
+            raise
+        err.print(f"[red]{escape(sentence)}[/red]")
+        raise typer.Exit(EXIT_INFRA) from None
 
 
 @asynccontextmanager
 async def ready_services(settings: Settings) -> AsyncIterator[Services]:
     """Postgres and Redis for this command: the configured ones, or embedded ones started (and stopped) here."""
+    from bot.services import prepare_database, start_services
+
     services = await asyncio.to_thread(start_services, settings)
     try:
         await prepare_database(services)
@@ -133,6 +137,8 @@ async def ready_services(settings: Settings) -> AsyncIterator[Services]:
 @asynccontextmanager
 async def ready_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """`ready_services`, and the runtime on them with its wake-ups queued on arq."""
+    from jobs.queue import open_runtime
+
     async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
         yield runtime
 

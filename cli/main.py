@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from cli import admin, benchmarks, chat, serve
@@ -17,6 +20,26 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        try:
+            typer.echo(f"threadbot {version('threadbot')}")
+        except PackageNotFoundError:  # run from a checkout that was never installed
+            typer.echo("threadbot (not installed: version unknown)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """threadbot: a chat bot for Slack, Discord and the console, on durable background jobs."""
+
+
 app.command()(chat.ask)
 app.command()(chat.console)
 app.command("worker")(serve.worker_command)
