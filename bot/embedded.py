@@ -52,7 +52,13 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # A server that exited but was not reaped yet is a zombie, and kill(0) still finds it: the daemonised servers'
+    # parent is init, which on some machines reaps only every couple of seconds (`bot ask` waited 2 s on Redis).
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (macOS): kill(0) is the best there is
+    return stat_line.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:

@@ -7,11 +7,13 @@ import os
 import socket
 import stat
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import cast
 
-from bot.embedded import EmbeddedPostgres, EmbeddedRedis
+from bot.embedded import EmbeddedPostgres, EmbeddedRedis, _pid_alive
 
 
 def test_start_reuse_stop_and_restart_keep_data() -> None:
@@ -82,3 +84,17 @@ def test_a_data_dir_too_long_for_a_socket_keeps_the_postgres_socket_private() ->
         finally:
             postgres.stop()
         assert not socket_dir.exists(), "the socket's folder goes with its server"
+
+
+def test_a_server_that_exited_counts_as_gone_before_it_is_reaped() -> None:
+    # What init does for the daemonised servers, late on some machines: their exit is only seen once reaped.
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.01)
+        assert not _pid_alive(child.pid), "a zombie is not a running server"
+    finally:
+        child.wait()
+    assert not _pid_alive(child.pid)
