@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import traceback
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-out = Console()
+# Piped into grep or a file, tables are not cut at 80 columns: a line holds its whole row.
+out = Console(width=None if sys.stdout.isatty() else 1000)
 wide = Console(width=180)  # benchmark tables are wider than a terminal default
 err = Console(stderr=True)
 

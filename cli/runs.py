@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,11 +24,32 @@ def _duration(start: datetime, end: datetime | None) -> str:
     return f"{(end - start).total_seconds() * 1000:.0f} ms" if end else ""
 
 
+def _print_json(value: Any) -> None:
+    """One JSON document on stdout (dataclasses as objects, times in ISO 8601), for scripts and `jq`."""
+    typer.echo(json.dumps(_plain(value), ensure_ascii=False, indent=2))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
 @runs_app.command("list")
 def list_command(
     status: Annotated[str, typer.Option(help="Only runs in this status (pending, running, sleeping, ...).")] = "",
     workflow: Annotated[str, typer.Option(help="Only runs of this workflow (chat_turn, reminder, ...).")] = "",
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    as_json: JsonOption = False,
 ) -> None:
     """List recent runs, newest first."""
     from bot.workflows.inspect import list_runs
@@ -39,6 +61,9 @@ def list_command(
     async def run() -> None:
         async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
             runs = await list_runs(runtime, status=status or None, workflow=workflow or None, limit=limit)
+        if as_json:
+            _print_json(runs)
+            return
         table = Table("id", "workflow", "status", "created", "wakes", "resumes", "rescues", "about")
         for item in runs:
             about = item.error or item.description
@@ -58,7 +83,9 @@ def list_command(
 
 
 @runs_app.command("show")
-def show_command(run_id: Annotated[int, typer.Argument(help="The run's id (see `bot runs list`).")]) -> None:
+def show_command(
+    run_id: Annotated[int, typer.Argument(help="The run's id (see `bot runs list`).")], as_json: JsonOption = False
+) -> None:
     """Show one run: status, input, output, error, and each step with its timing and attempts."""
     from bot.workflows.inspect import run_detail
     from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
@@ -72,6 +99,9 @@ def show_command(run_id: Annotated[int, typer.Argument(help="The run's id (see `
         if detail is None:
             err.print(f"[red]No run {run_id}.[/red]")
             raise typer.Exit(EXIT_REFUSED)
+        if as_json:
+            _print_json(detail)
+            return
         head = detail.run
         out.print(f"[bold]run {head.id}[/bold] {head.workflow}: [bold]{head.status}[/bold]")
         out.print(f"created {_when(head.created_at)}, updated {_when(head.updated_at)}, resumed {head.attempts}x")
@@ -151,6 +181,7 @@ def cancel_command(run_id: Annotated[int, typer.Argument(help="An unfinished run
 @runs_app.command("message")
 def message_command(
     message_id: Annotated[int, typer.Argument(help="The message's id (`bot ask` prints it).")],
+    as_json: JsonOption = False,
 ) -> None:
     """Look a user's message up: its thread, status, error, the run answering it and the reply."""
     from bot.stores.messages import describe_message
@@ -164,6 +195,9 @@ def message_command(
             found = await describe_message(runtime, message_id)
         if found is None:
             return False
+        if as_json:
+            _print_json(found)
+            return True
         out.print(f"message {found.message_id} from {found.author_id or '?'}: {found.status}")
         out.print(f"thread: {found.platform} {found.channel_id} {found.thread_key}")
         out.print(f"run: {found.run_id if found.run_id is not None else '(none)'}  (bot runs show RUN for its steps)")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from datetime import datetime
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -46,6 +48,17 @@ def test_list_show_cancel_and_retry_a_run(database_url: str, redis_url: str, tmp
     missing = runner.invoke(app, ["runs", "show", "999999999"], env=env)
     assert missing.exit_code == 2
     assert "No run 999999999." in missing.output
+
+    listed_json = runner.invoke(app, ["runs", "list", "--workflow", "test.cli", "--json"], env=env)
+    assert listed_json.exit_code == 0, listed_json.output
+    [item] = json.loads(listed_json.output)
+    assert (item["id"], item["status"], item["description"]) == (run_id, "pending", "cli test")
+    datetime.fromisoformat(item["created_at"])  # times are ISO 8601
+    shown_json = runner.invoke(app, ["runs", "show", str(run_id), "--json"], env=env)
+    detail = json.loads(shown_json.output)
+    assert detail["run"]["id"] == run_id
+    assert detail["input"] == {"note": "operator view"}
+    assert isinstance(detail["steps"], list)
 
 
 async def _start(settings: Settings) -> int:
