@@ -47,9 +47,9 @@ STAGES = [
     Stage("first post", "first:llm:delta", "first:post", "outbox intent written, first text posted"),
     Stage("first visible", "first:post", "visible", "posted text seen on the platform (negative: seen first)"),
     Stage("rest of model", "model:first", "model:done", "the model's own time for the rest", "model"),
-    Stage("final edit", "model:done", "last:edit", "the last tokens read and the message edited to the full text"),
-    Stage("seen", "last:edit", "done", "the full reply seen on the platform"),
-    Stage("reply saved", "last:edit", "step:reply:saved", "outbox sent row and the reply step's row", "after"),
+    Stage("full text", "model:done", "shown", "the rest read, the full text shown (posted whole, or the last edit)"),
+    Stage("seen", "shown", "done", "the full reply seen on the platform"),
+    Stage("reply saved", "shown", "step:reply:saved", "outbox sent row and the reply step's row", "after"),
     Stage("store", "step:reply:saved", "step:store:saved", "the reply stored as a message of the thread", "after"),
     Stage("finish", "step:store:saved", "finished", "the run marked completed", "after"),
 ]
@@ -62,6 +62,10 @@ def points(marks: dict[str, list[float]], model: dict[str, Any], sent: float, vi
         found[name] = times[0]
         found[f"first:{name}"] = times[0]
         found[f"last:{name}"] = times[-1]
+    # The full text was shown by the last post or edit, whichever came later (a reply posted whole has no edit).
+    shown = [found[name] for name in ("last:post", "last:edit") if name in found]
+    if shown:
+        found["shown"] = max(shown)
     for point, key in (("model:at", "at"), ("model:first", "first_token_at"), ("model:done", "done_at")):
         if model.get(key) is not None:
             found[point] = float(model[key])

@@ -14,6 +14,9 @@ def test_points_take_first_and_last_marks_and_the_model_record() -> None:
     assert found["model:first"] == 1.06
     assert "model:done" not in found
     assert found["sent"] == 0.99
+    assert found["shown"] == 1.5, "the full text showed with the last edit"
+    whole = points({"post": [1.1]}, model, sent=0.99, visible=1.1, done=1.1)
+    assert whole["shown"] == 1.1, "a reply posted whole shows its full text with that post"
 
 
 def test_table_rows_are_in_path_order_and_skip_turns_missing_a_point() -> None:
