@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,13 +12,27 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 CommaList = Annotated[frozenset[str], NoDecode]
 
 
+def data_home() -> Path:
+    """Where a relative DATA_DIR is anchored: the checkout the bot runs from (the folder of its pyproject.toml),
+    or, for an installed package, the user's data folder. Never the working folder: `bot` run from elsewhere would
+    silently start a second, empty database."""
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file():
+        return checkout
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "threadbot"
+
+
 class Settings(BaseSettings):
     """Every setting has a default that works on the embedded default; README.md lists them all."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # Where things live. Empty URLs mean "start the embedded service under DATA_DIR".
-    data_dir: Path = Field(default=Path(".threadbot"), description="Folder for embedded Postgres, Redis and media.")
+    data_dir: Path = Field(
+        default=Path(".threadbot"),
+        description="Folder for embedded Postgres, Redis and media; a relative one is in the bot's checkout (or, "
+        "installed, the user's data folder), whatever folder a command runs from.",
+    )
     database_url: str = Field(default="", description="Postgres URL (postgresql://...). Empty: embedded Postgres.")
     redis_url: str = Field(default="", description="Redis URL (redis://...). Empty: embedded Redis.")
     database_pool_size: int = Field(default=10, description="Postgres connections per process (twice this at peak).")
@@ -156,6 +171,11 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     log_json: bool = Field(default=False, description="JSON log lines (for production) instead of console lines.")
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _anchor_data_dir(cls, value: Path) -> Path:
+        return value if value.is_absolute() else data_home() / value
 
     @field_validator("allowed_workspaces", "allowed_channels", "allowed_users", "allowed_roles", mode="before")
     @classmethod
