@@ -71,7 +71,7 @@ async def _ask(
     wait_s: float,
     paths: tuple[Path, ...] = (),
 ) -> int:
-    from adapters.console.app import ConsoleSession
+    from adapters.console.app import ConsoleSession, terminal_width
     from adapters.console.files import file_ref
     from jobs.queue import open_runtime
     from jobs.worker import in_process_worker
@@ -82,7 +82,7 @@ async def _ask(
                 "[dim]Note: replies come from the local stand-in model, not a real LLM (no OPENAI_API_KEY set). "
                 "Set OPENAI_API_KEY to use a real one.[/dim]"
             )
-        session = ConsoleSession(runtime, user=user)
+        session = ConsoleSession(runtime, user=user, terminal_width=terminal_width())
 
         def show(chunk: str) -> None:
             sys.stdout.write(chunk)

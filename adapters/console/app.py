@@ -4,6 +4,8 @@ from whichever worker answered, through the thread's Redis stream, exactly like 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,10 +31,16 @@ TERMINAL_STATUSES = ("completed", "failed")
 
 @dataclass
 class Transcript:
-    """What the thread shows, rebuilt from post/edit entries; `apply` returns the text to print next."""
+    """What the thread shows, rebuilt from post/edit entries; `apply` returns the text to print next.
+
+    On a terminal (`in_place`, `width` its columns), an edit of the last message printed is redrawn where it is:
+    the cursor goes back to its first row and the screen is cleared from there, so a progress line is updated in
+    place. Elsewhere (a pipe, a file) and for an earlier message, the new text follows, marked as revised."""
 
     texts: dict[str, str] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    in_place: bool = False
+    width: int = 80
 
     def apply(self, op: str, message_id: str, text: str) -> str:
         if op == "post" or message_id not in self.texts:
@@ -44,11 +52,25 @@ class Transcript:
         self.texts[message_id] = text
         if text.startswith(old):
             return text[len(old) :]
+        if self.in_place and message_id == self.order[-1]:
+            up = self._rows(old) - 1
+            return "\r" + (f"\x1b[{up}A" if up else "") + "\x1b[J" + text
         return f"\n[revised]\n{text}"  # a retried answer replaced what was streamed before
+
+    def _rows(self, text: str) -> int:
+        """Terminal rows `text` took, its long lines wrapped at `width`."""
+        return sum(max(1, -(-len(line) // max(1, self.width))) for line in text.split("\n"))
 
     @property
     def shown(self) -> str:
         return "\n\n".join(self.texts[i] for i in self.order)
+
+
+def terminal_width() -> int | None:
+    """The columns of the terminal replies are printed to, or None when stdout is a pipe or a file."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size().columns
 
 
 def human_size(size: int) -> str:
@@ -108,9 +130,11 @@ class TurnResult:
 
 
 class ConsoleSession:
-    def __init__(self, runtime: Runtime, *, user: str | None = None) -> None:
+    def __init__(self, runtime: Runtime, *, user: str | None = None, terminal_width: int | None = None) -> None:
         self.runtime = runtime
         self.user = user
+        # Set when replies go to a terminal of this many columns: edits are then redrawn in place.
+        self.terminal_width = terminal_width
 
     async def send(
         self,
@@ -134,7 +158,8 @@ class ConsoleSession:
         cursor: bytes | str = last[0][0] if last else "0-0"
         event = to_event(text, thread, user=self.user, event_id=event_id, files=files)
         accepted = await accept(self.runtime, event)
-        transcript = Transcript()
+        width = self.terminal_width
+        transcript = Transcript(in_place=width is not None, width=width or 80)
         deadline = time.monotonic() + timeout_s
         while True:
             status = await self._status(accepted.message_id)

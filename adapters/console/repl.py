@@ -14,7 +14,7 @@ from pathlib import Path
 
 from redis.exceptions import RedisError
 
-from adapters.console.app import ConsoleSession, entry_text, uploads_dir
+from adapters.console.app import ConsoleSession, entry_text, terminal_width, uploads_dir
 from adapters.console.files import file_ref
 from adapters.console.inbound import WORKSPACE, console_thread, new_thread_name
 from adapters.console.outbound import PLATFORM, as_text, stream_key
@@ -65,7 +65,7 @@ async def run_console(
     async with AsyncExitStack() as stack:
         runtime = await stack.enter_async_context(ready_runtime(settings))
         task = await stack.enter_async_context(worker(runtime.settings)) if worker is not None else None
-        session = ConsoleSession(runtime, user=user)
+        session = ConsoleSession(runtime, user=user, terminal_width=terminal_width())
         current = thread or new_thread_name()
         watcher = ThreadWatcher(runtime, current)
         stack.push_async_callback(watcher.stop)

@@ -6,7 +6,7 @@ import asyncio
 import stat
 from pathlib import Path
 
-from adapters.console.app import ConsoleSession, entry_text, human_size
+from adapters.console.app import ConsoleSession, Transcript, entry_text, human_size
 from adapters.console.inbound import console_thread
 from adapters.console.outbound import ConsoleOutbound, stream_key
 from bot.ports import FileUpload
@@ -66,3 +66,53 @@ async def test_an_upload_that_arrives_during_a_turn_is_shown_by_the_session(
 
 def test_sizes_read_like_a_file_manager() -> None:
     assert [human_size(n) for n in (5, 999, 12_300, 4_560_000)] == ["5 B", "999 B", "12.3 kB", "4.6 MB"]
+
+
+def _screen(writes: list[str], width: int = 20) -> list[str]:
+    """What a terminal shows after `writes`: just enough of one (wrapping, \\r, cursor up, clear to the end of
+    the screen) to follow the moves Transcript makes."""
+    rows, row, col = [""], 0, 0
+    for text in writes:
+        i = 0
+        while i < len(text):
+            if text.startswith("\x1b[J", i):
+                rows[row] = rows[row][:col]
+                del rows[row + 1 :]
+                i += 3
+            elif text.startswith("\x1b[", i):
+                end = text.index("A", i)
+                row -= int(text[i + 2 : end])
+                i = end + 1
+            elif text[i] == "\r":
+                col = 0
+                i += 1
+            elif text[i] == "\n":
+                row, col = row + 1, 0
+                rows[row:] = [rows[row] if row < len(rows) else ""]
+                i += 1
+            else:
+                if col == width:  # the pending wrap of a full row
+                    row, col = row + 1, 0
+                    rows[row:] = [rows[row] if row < len(rows) else ""]
+                rows[row] = rows[row][:col] + text[i] + rows[row][col + 1 :]
+                col += 1
+                i += 1
+    return rows
+
+
+def test_on_a_terminal_a_progress_line_is_redrawn_in_place() -> None:
+    transcript = Transcript(in_place=True, width=20)
+    writes = [
+        transcript.apply("post", "m1", "Your question"),
+        transcript.apply("post", "m2", "Transcribing… 10%"),
+        transcript.apply("edit", "m2", "Transcribing… 55%"),
+        transcript.apply("edit", "m2", "Done: a digest that wraps over two rows"),
+        transcript.apply("edit", "m2", "Done."),
+    ]
+    assert _screen(writes) == ["Your question", "", "Done."]
+
+
+def test_in_a_pipe_an_edit_follows_as_a_revision() -> None:
+    transcript = Transcript()
+    assert transcript.apply("post", "m1", "Transcribing… 10%") == "Transcribing… 10%"
+    assert transcript.apply("edit", "m1", "Done.") == "\n[revised]\nDone."
