@@ -6,7 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from bot.config import Settings
+from bot.config import Settings, data_home
 from sandbox.openai_server import StandInLLM, Step
 from tests.conftest import run_bot, subprocess_env
 
@@ -67,15 +67,18 @@ async def test_failed_turn_exits_1_and_shows_the_error(
 
 async def test_embedded_default_needs_no_accounts_and_stops_what_it_started(tmp_path: Path) -> None:
     """The README's first command: no DATABASE_URL, REDIS_URL or OPENAI_API_KEY."""
-    data_dir = Path(os.path.relpath(tmp_path / "d"))  # relative, as a user's .threadbot would be
+    # Relative, as a user's .threadbot is: anchored at the checkout, whatever the working folder (tests run in
+    # tmp_path), so it names this test's own folder from there.
+    data_dir = Path(os.path.relpath(tmp_path / "d", data_home()))
     env = {k: v for k, v in os.environ.items() if k.upper() not in {n.upper() for n in Settings.model_fields}}
     env["DATA_DIR"] = str(data_dir)
     code, out, err = await run_bot("ask", "hello", "--thread", "demo", env=env)
     assert code == 0, err
     assert out.startswith('[stand-in model] You said: "hello"')
     assert "stand-in model" in err
-    assert not (data_dir / "postgres" / "postmaster.pid").exists(), "embedded Postgres was left running"
-    assert not (data_dir / "redis" / "redis.pid").exists(), "embedded Redis was left running"
+    assert not (tmp_path / "d" / "postgres" / "postmaster.pid").exists(), "embedded Postgres was left running"
+    assert not (tmp_path / "d" / "redis" / "redis.pid").exists(), "embedded Redis was left running"
+    assert (tmp_path / "d" / "postgres").is_dir(), "the relative DATA_DIR was this test's folder"
 
     code, out, err = await run_bot("ask", "again", "--thread", "demo", env=env)
     assert code == 0, err
