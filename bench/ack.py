@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import sys
 import time
 from typing import Any
@@ -24,16 +23,11 @@ from adapters.slack.serve import EVENTS_PATH
 from bench.harness import services
 from bench.loadgen import Outcome, http_request, open_loop
 from bench.report import Result, summary_ms
+from bot.embedded import free_port
 from sandbox.slack_server import BOT_USER_ID, TEAM_ID, SlackSandbox
 
 SECRET = "bench-signing-secret"
 RATES = (50, 200, 500)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def signed_event(n: int, rate: int) -> tuple[bytes, dict[str, str]]:
@@ -107,12 +101,8 @@ async def run(quick: bool) -> Result:
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack.api_url,
         }
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cli", "serve", "slack", "--http", "--no-worker",
-            "--host", "127.0.0.1", "--port", str(port), env=env, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
+        proc = await start_adapter(port, env)
         try:
-            await wait_healthy(port, proc)
             await open_loop("127.0.0.1", port, _events(port, 0, 20), 20)  # warm-up: Bolt's auth.test, pools
             for rate in RATES:
                 count = int(rate * duration_s)
@@ -145,6 +135,16 @@ async def run(quick: bool) -> Result:
             "The load generator, Postgres, Redis and the adapter share the machine's cores.",
         ],
     )
+
+
+async def start_adapter(port: int, env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`bot serve slack --http --no-worker` on 127.0.0.1:`port`, once its health check answers."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli", "serve", "slack", "--http", "--no-worker",
+        "--host", "127.0.0.1", "--port", str(port), env=env, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    await wait_healthy(port, proc)
+    return proc
 
 
 async def wait_healthy(port: int, proc: asyncio.subprocess.Process) -> None:

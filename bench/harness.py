@@ -85,17 +85,21 @@ async def start_worker(settings: Settings, **env_overrides: str) -> asyncio.subp
     return await asyncio.create_subprocess_exec(sys.executable, "-m", "cli", "worker", env=env)
 
 
+async def workers_ready(runtime: Runtime, procs: list[asyncio.subprocess.Process]) -> None:
+    """Until the workers poll the queue: arq writes its health-check key once its start-up is done."""
+    deadline = time.monotonic() + 60
+    while not await runtime.redis.exists(f"{QUEUE_NAME}:health-check"):
+        if time.monotonic() > deadline or any(p.returncode is not None for p in procs):
+            raise RuntimeError("the worker did not start")
+        await asyncio.sleep(0.05)
+
+
 @asynccontextmanager
 async def system(workers: int = 1, **worker_env: str) -> AsyncIterator[Bench]:
     async with services() as (settings, llm_url), open_runtime(settings) as runtime:
         procs = [await start_worker(settings, **worker_env) for _ in range(workers)]
         try:
-            deadline = time.monotonic() + 60
-            # arq writes its health-check key once its start-up is done and it polls the queue.
-            while not await runtime.redis.exists(f"{QUEUE_NAME}:health-check"):
-                if time.monotonic() > deadline or any(p.returncode is not None for p in procs):
-                    raise RuntimeError("the worker did not start")
-                await asyncio.sleep(0.05)
+            await workers_ready(runtime, procs)
             yield Bench(settings=settings, runtime=runtime, llm_url=llm_url, workers=procs)
         finally:
             for proc in procs:

@@ -10,7 +10,6 @@ import asyncio
 import gc
 import json
 import os
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -25,13 +24,14 @@ from sqlalchemy import text
 
 from adapters.slack.serve import EVENTS_PATH
 from bench import e2e, stages
-from bench.ack import SECRET, free_port, signed_event, wait_healthy
+from bench.ack import SECRET, signed_event, start_adapter
 from bench.cpu import CpuMeter, per_item_ms
-from bench.harness import Bench, services, start_worker
+from bench.harness import Bench, services, start_worker, workers_ready
 from bench.report import Result, summary_ms
 from bench.stages import Stage
 from bot import trace
-from jobs.queue import QUEUE_NAME, open_runtime
+from bot.embedded import free_port
+from jobs.queue import open_runtime
 from sandbox.slack_server import SlackCall, SlackSandbox
 
 # Kinds of events, one per `signed_event` "rate" argument, so each kind has its own channel and timestamps.
@@ -110,25 +110,17 @@ async def slack_system(**worker_env: str) -> AsyncIterator[SlackBench]:
         port = free_port()
         env = {**os.environ, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
                "OPENAI_BASE_URL": llm_url, "OPENAI_API_KEY": "bench", "LOG_LEVEL": "WARNING", **slack_env}  # fmt: skip
-        adapter = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cli", "serve", "slack", "--http", "--no-worker",
-            "--host", "127.0.0.1", "--port", str(port), env=env, stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        worker = await start_worker(settings, **slack_env)
+        procs = [await start_worker(settings, **slack_env)]
         try:
+            procs.append(adapter := await start_adapter(port, env))
             async with open_runtime(settings) as runtime, httpx.AsyncClient(timeout=30) as client:
-                await wait_healthy(port, adapter)
-                deadline = time.monotonic() + 60
-                while not await runtime.redis.exists(f"{QUEUE_NAME}:health-check"):
-                    if time.monotonic() > deadline or worker.returncode is not None:
-                        raise RuntimeError("the worker did not start")
-                    await asyncio.sleep(0.05)
-                bench = Bench(settings=settings, runtime=runtime, llm_url=llm_url, workers=[worker])
+                await workers_ready(runtime, procs[:1])
+                bench = Bench(settings=settings, runtime=runtime, llm_url=llm_url, workers=procs[:1])
                 yield SlackBench(bench, slack, adapter, port, client)
         finally:
-            for proc in (adapter, worker):
+            for proc in procs:
                 proc.terminate()
-            for proc in (adapter, worker):
+            for proc in procs:
                 await proc.wait()
 
 

@@ -72,3 +72,13 @@ class PermanentUpstreamError(UpstreamError):
 
 class ConfigurationError(BotError):
     pass
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what it was raised from or during, outermost first (each once: a cycle of contexts ends it)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain

@@ -17,7 +17,7 @@ import openai
 import structlog
 from openai.types.chat import ChatCompletionMessageParam
 
-from bot.errors import PermanentUpstreamError, TransientUpstreamError
+from bot.errors import PermanentUpstreamError, TransientUpstreamError, causes
 from bot.ports import ChatMessage, Tool, ToolCall
 from bot.trace import mark
 
@@ -208,13 +208,9 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 def _connection_failure(exc: BaseException) -> OSError | None:
     """The socket error under an SDK exception, if the connection itself failed (not a timeout): the SDK's aiohttp
     transport reports a refused connection as a connect *timeout*, which sent operators looking in the wrong place."""
-    seen: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in seen:
-        seen.append(current)
-        if isinstance(current, OSError) and not isinstance(current, TimeoutError) and current.errno is not None:
-            return current
-        current = current.__cause__ or current.__context__
+    for cause in causes(exc):
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError) and cause.errno is not None:
+            return cause
     return None
 
 

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from bot.config import Settings
-from bot.errors import ConfigurationError
+from bot.errors import ConfigurationError, causes
 from bot.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -69,11 +69,7 @@ SERVICES = (
 def unreachable_service(exc: BaseException) -> str | None:
     """A sentence for a service this command could not reach (a closed port, an unknown host, a refused login),
     naming it and its setting; None when `exc` is not that (it is then a bug, and its traceback is wanted)."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
+    chain = causes(exc)
     from redis.exceptions import ConnectionError as RedisConnectionError
     from sqlalchemy.exc import DBAPIError
 

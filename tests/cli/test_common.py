@@ -3,21 +3,14 @@ README's promise, checked as an operator meets it (a closed port, a host that do
 
 from __future__ import annotations
 
-import socket
-
 from bot.config import Settings
+from bot.embedded import free_port  # a port nothing listens on
 from tests.conftest import run_bot, subprocess_env
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])  # nothing listens there once the socket is closed
 
 
 async def test_a_closed_postgres_port_is_named_and_exits_3(settings: Settings) -> None:
     env = subprocess_env(settings)
-    env["DATABASE_URL"] = f"postgresql://bot:secret@127.0.0.1:{closed_port()}/bot"
+    env["DATABASE_URL"] = f"postgresql://bot:secret@127.0.0.1:{free_port()}/bot"
     code, _, stderr = await run_bot("runs", "list", env=env)
     assert code == 3, stderr
     assert "Could not reach Postgres (DATABASE_URL): Connection refused" in " ".join(stderr.split())
@@ -36,7 +29,7 @@ async def test_an_unknown_database_host_is_named_and_exits_3(settings: Settings)
 
 async def test_a_closed_redis_port_is_named_and_exits_3(settings: Settings) -> None:
     env = subprocess_env(settings)  # a real Postgres: only Redis is missing
-    env["REDIS_URL"] = f"redis://127.0.0.1:{closed_port()}/0"
+    env["REDIS_URL"] = f"redis://127.0.0.1:{free_port()}/0"
     code, _, stderr = await run_bot("ask", "hello", env=env)
     assert code == 3, stderr
     assert "Could not reach Redis (REDIS_URL)" in " ".join(stderr.split())

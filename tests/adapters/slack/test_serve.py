@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,21 +13,16 @@ import httpx
 import psutil
 from sqlalchemy import select
 
+from bench.ack import wait_healthy
 from bot.config import Settings
 from bot.db import create_engine
-from bot.embedded import EmbeddedPostgres
+from bot.embedded import EmbeddedPostgres, free_port
 from bot.models import MESSAGES
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
 from sandbox.slack_server import SlackSandbox
 from tests.adapters.slack.conftest import CHANNEL, SIGNING_SECRET, SlackEvents, mention
 from tests.conftest import subprocess_env, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_bot_serve_slack_http_answers_a_mention(
@@ -43,15 +37,8 @@ async def test_bot_serve_slack_http_answers_a_mention(
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
+        await wait_healthy(port, proc)
         async with httpx.AsyncClient(timeout=5.0) as http:
-
-            async def healthy() -> bool:
-                try:
-                    return (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_for(healthy, timeout_s=60, interval_s=0.2)
             events = SlackEvents(url=f"http://127.0.0.1:{port}/slack/events", http=http)
             event = mention("Hello from a real Slack request")
             assert (await events.event(event)).status_code == 200
@@ -79,15 +66,8 @@ async def test_sigterm_during_a_burst_keeps_every_acked_message_and_leaves_no_pr
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     acked: list[str] = []
+    await wait_healthy(port, proc)  # no more than a minute: starting embedded Postgres is part of it
     async with httpx.AsyncClient(timeout=10.0) as http:
-
-        async def healthy() -> bool:
-            try:
-                return (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_for(healthy, timeout_s=90, interval_s=0.2)
         started = [int((data_dir / "redis" / "redis.pid").read_text()), EmbeddedPostgres(data_dir).postmaster_pid()]
         events = SlackEvents(url=f"http://127.0.0.1:{port}/slack/events", http=http)
         burst = [mention(f"question {i}") for i in range(40)]
