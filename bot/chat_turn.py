@@ -17,6 +17,8 @@ import structlog
 from pydantic import TypeAdapter
 
 from bot.context import Prompt, Turn, gather_context
+from bot.costs.metered import metered
+from bot.costs.usage import Payer
 from bot.errors import PermanentUpstreamError, UpstreamError
 from bot.events import ThreadRef
 from bot.failures import tell_failure
@@ -167,21 +169,27 @@ async def answer(ctx: WorkflowContext, turn: PreparedTurn) -> PostedReply:
     settings = ctx.runtime.settings
     tools = (SCHEDULE_FOLLOWUP,) if settings.assistant_followups else ()
     calls: list[ToolCall] = []
-    # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage collection.
-    # The status line (Slack's assistant threads) is a courtesy: its round trip overlaps the model's.
-    async with aclosing(
-        ctx.deps.llm.stream_chat(chat, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls)
-    ) as deltas:
-        await pump(deltas, stream, platform.show_working(thread, "is thinking…"))
-    # The model's tool calls are acted on here and confirmed in the reply (no second model round trip).
-    notes = [
-        await schedule_from_tool(ctx, call, index, thread=thread, thread_id=turn.thread_id, user_id=turn.user_id)
-        for index, call in enumerate(calls)
-        if call.name == SCHEDULE_FOLLOWUP.name
-    ]
-    if notes:
-        await stream.feed(("\n\n" if stream.text.strip() else "") + "\n".join(notes))
-    if not stream.text.strip():
-        raise PermanentUpstreamError("llm", "empty reply", "The language model returned an empty answer. Try again.")
-    posted = await stream.finish()
+    # The usage is recorded once the reply is shown, off the path to the user's screen.
+    async with metered(ctx, Payer.of(thread, turn.user_id), "reply") as usage:
+        # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage
+        # collection. The status line (Slack's assistant threads) is a courtesy: its round trip overlaps the model's.
+        async with aclosing(
+            ctx.deps.llm.stream_chat(
+                chat, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls, usage=usage
+            )
+        ) as deltas:
+            await pump(deltas, stream, platform.show_working(thread, "is thinking…"))
+        # The model's tool calls are acted on here and confirmed in the reply (no second model round trip).
+        notes = [
+            await schedule_from_tool(ctx, call, index, thread=thread, thread_id=turn.thread_id, user_id=turn.user_id)
+            for index, call in enumerate(calls)
+            if call.name == SCHEDULE_FOLLOWUP.name
+        ]
+        if notes:
+            await stream.feed(("\n\n" if stream.text.strip() else "") + "\n".join(notes))
+        if not stream.text.strip():
+            raise PermanentUpstreamError(
+                "llm", "empty reply", "The language model returned an empty answer. Try again."
+            )
+        posted = await stream.finish()
     return PostedReply(stream.text, posted)

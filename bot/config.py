@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -51,6 +51,38 @@ class Settings(BaseSettings):
             "You are talking in a thread; earlier messages of the thread are given for context."
         ),
         description="System prompt at the top of every conversation.",
+    )
+
+    # Cost controls. Budgets count every model call's tokens (prompt and answer, tool rounds included), by UTC day
+    # and calendar month; a request over one is refused with the time it resets.
+    budget_user_daily_tokens: int = Field(default=0, description="Tokens one user may spend per UTC day (0: no limit).")
+    budget_user_monthly_tokens: int = Field(
+        default=0, description="Tokens one user may spend per calendar month, UTC (0: no limit)."
+    )
+    budget_workspace_daily_tokens: int = Field(
+        default=0, description="Tokens one workspace (or server) may spend per UTC day (0: no limit)."
+    )
+    budget_workspace_monthly_tokens: int = Field(
+        default=0, description="Tokens one workspace (or server) may spend per calendar month, UTC (0: no limit)."
+    )
+    model_prices: dict[str, tuple[float, float]] = Field(
+        default={},
+        description='USD per million tokens, in and out, as JSON: {"my-model": [0.5, 1.5]}; added to the shipped '
+        "prices of OpenAI's models (a name matches by its longest known prefix).",
+    )
+    moderation: Literal["off", "input", "output", "both"] = Field(
+        default="off",
+        description="Check users' messages (input), the bot's answers (output) or both with the moderation "
+        "endpoint; flagged input is refused, a flagged answer is withdrawn.",
+    )
+    moderation_base_url: str = Field(
+        default="", description="OpenAI-compatible moderation endpoint. Empty: OPENAI_BASE_URL's (or the stand-in)."
+    )
+    moderation_model: str = Field(default="omni-moderation-latest", description="Moderation model name.")
+    redact_pii: bool = Field(
+        default=False,
+        description="Replace e-mail addresses, phone, card, IBAN and social security numbers and IP addresses "
+        "with placeholders before any text leaves for the model or the moderation endpoint.",
     )
 
     assistant_followups: bool = Field(

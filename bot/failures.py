@@ -14,7 +14,12 @@ from bot.workflows.steps import WorkflowContext
 
 log = structlog.get_logger(__name__)
 
-SERVICE_NAMES = {"llm": "the language model", "deepgram": "transcription (Deepgram)", "s3": "file storage"}
+SERVICE_NAMES = {
+    "llm": "the language model",
+    "moderation": "the moderation check",
+    "deepgram": "transcription (Deepgram)",
+    "s3": "file storage",
+}
 
 
 def failure_reason(failed: StepFailed) -> str:

@@ -18,7 +18,8 @@ import structlog
 from openai.types.chat import ChatCompletionMessageParam
 
 from bot.errors import PermanentUpstreamError, TransientUpstreamError, causes
-from bot.ports import ChatMessage, Tool, ToolCall
+from bot.ports import ChatMessage, Tool, ToolCall, Usage
+from bot.tokens import count_tokens
 from bot.trace import mark
 
 log = structlog.get_logger(__name__)
@@ -65,27 +66,19 @@ class OpenAILLM:
         tool_calls: list[ToolCall] | None = None,
         model: str | None = None,
         json_schema: dict[str, Any] | None = None,
+        usage: Usage | None = None,
     ) -> AsyncGenerator[str, None]:
         params: list[ChatCompletionMessageParam] = [
             {"role": m.role, "content": m.content}  # type: ignore[misc]
             for m in messages
         ]
-        extra: dict[str, Any] = {}
-        if tools:
-            extra["tools"] = [
-                {
-                    "type": "function",
-                    "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
-                }
-                for t in tools
-            ]
-        if json_schema is not None:
-            # Not `strict`: strict mode refuses many ordinary schemas; the chain validates and retries instead.
-            extra["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": json_schema, "strict": False},
-            }
+        extra = _options(tools, json_schema)
+        if usage is not None:
+            # The last chunk then carries the call's token counts (budgets and cost per run are built on them).
+            extra["stream_options"] = {"include_usage": True}
+            usage.model = model or self.model
         calls = _ToolCallParts()
+        produced: list[str] = []
         mark("llm:request")
         try:
             # The raw server-sent events, parsed with json.loads: the SDK's typed chunk objects cost about
@@ -111,10 +104,14 @@ class OpenAILLM:
                         await _drain(lines)
                         if tool_calls is not None:
                             tool_calls.extend(calls.finished())
+                        if usage is not None and not usage.reported:
+                            _estimate(usage, messages, produced)
                         return
-                    content = _delta_content(data, calls)
+                    content = _delta_content(data, calls, usage)
                     if content:
                         mark("llm:delta")
+                        if usage is not None:
+                            produced.append(content)
                         yield content
         except openai.APIError as exc:
             raise translate_error(exc) from exc
@@ -135,6 +132,26 @@ class OpenAILLM:
             raise TransientUpstreamError(SERVICE, f"embeddings failed: {type(exc).__name__}: {exc}") from exc
         ordered = sorted(response.data, key=lambda item: item.index)
         return [list(item.embedding) for item in ordered]
+
+
+def _options(tools: Sequence[Tool], json_schema: dict[str, Any] | None) -> dict[str, Any]:
+    """The request's optional parameters: the tools the model may call and the JSON its answer must match."""
+    extra: dict[str, Any] = {}
+    if tools:
+        extra["tools"] = [
+            {
+                "type": "function",
+                "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+            }
+            for t in tools
+        ]
+    if json_schema is not None:
+        # Not `strict`: strict mode refuses many ordinary schemas; the chain validates and retries instead.
+        extra["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": json_schema, "strict": False},
+        }
+    return extra
 
 
 class _ToolCallParts:
@@ -175,7 +192,21 @@ async def _drain(lines: AsyncIterator[str]) -> None:
                 pass
 
 
-def _delta_content(data: str, calls: _ToolCallParts) -> str:
+def _estimate(usage: Usage, messages: Sequence[ChatMessage], produced: list[str]) -> None:
+    """Counts for an endpoint that reports no usage (some OpenAI-compatible servers): counted from the text."""
+    usage.prompt_tokens = sum(count_tokens(m.content) for m in messages)
+    usage.completion_tokens = count_tokens("".join(produced)) if produced else 0
+
+
+def _read_usage(usage: Usage, reported: Any) -> None:
+    if not isinstance(reported, dict):
+        return
+    prompt, completion = reported.get("prompt_tokens"), reported.get("completion_tokens")
+    if isinstance(prompt, int) and isinstance(completion, int):
+        usage.prompt_tokens, usage.completion_tokens, usage.reported = prompt, completion, True
+
+
+def _delta_content(data: str, calls: _ToolCallParts, usage: Usage | None = None) -> str:
     try:
         chunk = json.loads(data)
     except json.JSONDecodeError as exc:
@@ -184,6 +215,10 @@ def _delta_content(data: str, calls: _ToolCallParts) -> str:
         return ""
     if "error" in chunk:  # an error event inside the stream: the server gave up mid-answer
         raise TransientUpstreamError(SERVICE, f"error in stream: {str(chunk['error'])[:500]}")
+    if usage is not None and chunk.get("usage"):
+        _read_usage(usage, chunk["usage"])
+        if isinstance(chunk.get("model"), str) and chunk["model"]:
+            usage.model = chunk["model"]  # the model that answered (a dated version of the one asked for)
     choices = chunk.get("choices") or []
     if not choices or not isinstance(choices[0], dict):
         return ""

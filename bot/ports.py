@@ -34,6 +34,21 @@ class ToolCall:
     arguments: dict[str, Any]
 
 
+@dataclass(slots=True)
+class Usage:
+    """What one model call took, filled in by `LLM.stream_chat` when its stream ends: the tokens the endpoint
+    reported (`reported`), or an estimate from the text where it reports none."""
+
+    model: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reported: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
 class ReplySink(Protocol):
     """A reply being streamed into a thread: text arrives in deltas, `finish` returns the posted message ids."""
 
@@ -159,11 +174,12 @@ class LLM(Protocol):
         tool_calls: list[ToolCall] | None = None,
         model: str | None = None,
         json_schema: dict[str, Any] | None = None,
+        usage: Usage | None = None,
     ) -> AsyncGenerator[str, None]:
         """Yield the reply in text deltas; calls the model made to `tools` are appended to `tool_calls` when the
-        stream ends. `model` overrides the configured model for this call (a chain step's own model);
-        `json_schema` asks for JSON matching it (OpenAI's `response_format`). Raises `TransientUpstreamError` or
-        `PermanentUpstreamError`."""
+        stream ends, and `usage` is filled in then. `model` overrides the configured model for this call (a chain
+        step's own model); `json_schema` asks for JSON matching it (OpenAI's `response_format`). Raises
+        `TransientUpstreamError` or `PermanentUpstreamError`."""
         ...
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:

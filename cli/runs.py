@@ -87,6 +87,7 @@ def show_command(
     run_id: Annotated[int, typer.Argument(help="The run's id (see `bot runs list`).")], as_json: JsonOption = False
 ) -> None:
     """Show one run: status, input, output, error, and each step with its timing and attempts."""
+    from bot.costs.usage import run_usage
     from bot.workflows.inspect import run_detail
     from cli.common import EXIT_REFUSED, err, load_settings, out, ready_services, run_async
     from jobs.queue import open_runtime
@@ -96,11 +97,13 @@ def show_command(
     async def run() -> None:
         async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
             detail = await run_detail(runtime, run_id)
+            async with runtime.autocommit.connect() as conn:
+                usage = await run_usage(conn, run_id)
         if detail is None:
             err.print(f"[red]No run {run_id}.[/red]")
             raise typer.Exit(EXIT_REFUSED)
         if as_json:
-            _print_json(detail)
+            _print_json({**_plain(detail), "usage": _plain(usage)})
             return
         head = detail.run
         out.print(f"[bold]run {head.id}[/bold] {head.workflow}: [bold]{head.status}[/bold]")
@@ -116,6 +119,11 @@ def show_command(
             out.print(f"output: {json.dumps(detail.output, ensure_ascii=False)[:500]}")
         if head.error:
             out.print(f"[red]error:[/red] {head.error}")
+        if usage.calls:
+            out.print(
+                f"model: {usage.calls} call{'s' if usage.calls != 1 else ''}, {usage.prompt_tokens:,} tokens in, "
+                f"{usage.completion_tokens:,} out, ${usage.cost_usd:.4f}"
+            )
         table = Table("step", "kind", "status", "attempts", "started", "took", "error")
         for step in detail.steps:
             table.add_row(

@@ -28,6 +28,8 @@ from bot.followups.scheduler import SchedulerLeader
 from bot.llm import OpenAILLM
 from bot.media.blobs import S3BlobStore, blob_store_for
 from bot.runtime import Runtime, redis_settings
+from bot.safety.guarded import GuardedLLM
+from bot.safety.moderation import OpenAIModerator
 from bot.workflows.registry import Workflows
 from jobs.platforms import open_platform_clients
 from jobs.queue import QUEUE_NAME, WAKE_KEY, ArqWakeQueue
@@ -67,6 +69,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     clients = await open_platform_clients(settings, redis, stack)
     ctx["llm"] = llm
+    moderator = None
+    if settings.moderation != "off":
+        moderator = OpenAIModerator(
+            api_key=api_key,
+            base_url=settings.moderation_base_url or base_url,
+            model=settings.moderation_model,
+            timeout_s=settings.openai_timeout_s,
+        )
+        stack.push_async_callback(moderator.aclose)
     # A broken chain file stops the worker here, with every problem listed, instead of failing users later.
     load_library(settings)
     blobs = blob_store_for(settings)
@@ -76,7 +87,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     transcriber = await open_transcriber(settings, stack)
     deps = WorkerDeps(
         runtime=runtime,
-        llm=llm,
+        llm=GuardedLLM.wrap(llm, settings, moderator),
         platforms=clients.chat,
         files=clients.files,
         blobs=blobs,

@@ -99,6 +99,26 @@ class BadRequest(Exception):
     """A request (or control command) the server refuses with a 400."""
 
 
+# OpenAI's moderation categories (omni-moderation), every one present in each result as the real endpoint sends.
+MODERATION_CATEGORIES = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+# What the stand-in flags unless a test says otherwise: words nobody types by accident.
+DEFAULT_FLAGGED_TERMS = {"flagme-violence": "violence", "flagme-harassment": "harassment"}
+
+
 def error_body(status: int, message: str) -> dict[str, Any]:
     """The JSON body OpenAI sends with an error status."""
     err_type, code = _ERROR_TYPES.get(status, ("server_error" if status >= 500 else "invalid_request_error", "error"))
@@ -287,6 +307,8 @@ class StandInLLM(LocalServer):
         self._steps: deque[Step] = deque()
         self._stopping = False
         self._counter = itertools.count(1)
+        # Moderation: a text containing one of these words (any case) is flagged in its category.
+        self.flagged_terms: dict[str, str] = dict(DEFAULT_FLAGGED_TERMS)
 
     # -- lifecycle -----------------------------------------------------------------------------------------------
 
@@ -297,6 +319,7 @@ class StandInLLM(LocalServer):
         app.router.add_get("/v1/models/{model}", self._model)
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/moderations", self._moderations)
         app.router.add_post("/_sandbox/script", self._control_script)
         app.router.add_get("/_sandbox/requests", self._control_requests)
         app.router.add_post("/_sandbox/reset", self._control_reset)
@@ -608,6 +631,30 @@ class StandInLLM(LocalServer):
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
+
+    # -- /v1/moderations ---------------------------------------------------------------------------------------
+
+    async def _moderations(self, request: web.Request) -> web.StreamResponse:
+        body = await self._json_body(request)
+        raw = body.get("input")
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            raise BadRequest("'input' must be a string or a non-empty array of strings.")
+        self._record(request, body)
+        results = []
+        for text in texts:
+            hits = {category for term, category in self.flagged_terms.items() if term.lower() in text.lower()}
+            categories = {name: name in hits for name in MODERATION_CATEGORIES}
+            results.append(
+                {
+                    "flagged": bool(hits),
+                    "categories": categories,
+                    "category_scores": {name: 0.99 if hit else 0.001 for name, hit in categories.items()},
+                    "category_applied_input_types": {name: ["text"] for name in MODERATION_CATEGORIES},
+                }
+            )
+        model = str(body.get("model") or "omni-moderation-latest")
+        return web.json_response({"id": f"modr-{next(self._counter)}", "model": model, "results": results})
 
     @staticmethod
     def _embedding_inputs(raw: Any) -> list[str]:

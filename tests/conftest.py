@@ -54,6 +54,7 @@ TABLES = (
     "media_utterances",
     "media_tags",
     "media_chunks",
+    "token_usage",
 )
 
 

@@ -20,6 +20,8 @@ from bot.chains.scope import fit_scope
 from bot.chains.spec import AskStep, Chain, LLMStep
 from bot.chains.templates import compile_template
 from bot.conversation import ask_in_thread
+from bot.costs.metered import metered
+from bot.costs.usage import Payer
 from bot.errors import TransientUpstreamError
 from bot.events import ThreadRef
 from bot.followups.parse import describe_duration
@@ -105,7 +107,7 @@ async def _run_steps(
                 return ChainResult(chain.name, chain.version, outputs, "", chain.attach_transcript, stopped_at=step.id)
             outputs[step.id] = answer
         else:
-            call = partial(run_llm_step, ctx, chain, step, {**view, "steps": dict(outputs)})
+            call = partial(run_llm_step, ctx, Payer.of(thread, user_id), chain, step, {**view, "steps": dict(outputs)})
             outputs[step.id] = await ctx.step.run(step_id, call, max_attempts=ctx.runtime.settings.llm_max_attempts)
 
     async def reply() -> str:
@@ -131,7 +133,9 @@ def render_reply(chain: Chain, scope: Mapping[str, Any]) -> str:
     return _render(chain, None, "reply", chain.reply, scope).strip()
 
 
-async def run_llm_step(ctx: WorkflowContext, chain: Chain, step: LLMStep, scope: Mapping[str, Any]) -> Any:
+async def run_llm_step(
+    ctx: WorkflowContext, payer: Payer, chain: Chain, step: LLMStep, scope: Mapping[str, Any]
+) -> Any:
     """One model call (or, for a JSON step, up to CHAIN_JSON_ATTEMPTS calls, each told what was wrong with the
     last answer). Transient model errors propagate, so the durable step retries with backoff."""
     settings = ctx.runtime.settings
@@ -141,7 +145,7 @@ async def run_llm_step(ctx: WorkflowContext, chain: Chain, step: LLMStep, scope:
     max_tokens = step.max_tokens or settings.max_reply_tokens
     if schema is None:
         messages = [ChatMessage("system", system)] if system else []
-        text = await _complete(ctx, [*messages, ChatMessage("user", prompt)], max_tokens, step.model, None)
+        text = await _complete(ctx, payer, [*messages, ChatMessage("user", prompt)], max_tokens, step.model, None)
         if not text.strip():
             raise TransientUpstreamError("llm", f"empty answer at chain step {step.id!r}")
         return text.strip()
@@ -156,7 +160,7 @@ async def run_llm_step(ctx: WorkflowContext, chain: Chain, step: LLMStep, scope:
     attempts = max(1, settings.chain_json_attempts)
     error = ""
     for _ in range(attempts):
-        text = await _complete(ctx, messages, max_tokens, step.model, wire_schema)
+        text = await _complete(ctx, payer, messages, max_tokens, step.model, wire_schema)
         value, error = _read_json(text, validator, wrapped=wire_schema is not schema)
         if not error:
             return value
@@ -200,12 +204,20 @@ async def _ask(
 
 
 async def _complete(
-    ctx: WorkflowContext, messages: list[ChatMessage], max_tokens: int, model: str | None, schema: dict[str, Any] | None
+    ctx: WorkflowContext,
+    payer: Payer,
+    messages: list[ChatMessage],
+    max_tokens: int,
+    model: str | None,
+    schema: dict[str, Any] | None,
 ) -> str:
     parts: list[str] = []
-    async with aclosing(
-        ctx.deps.llm.stream_chat(messages, max_tokens=max_tokens, model=model, json_schema=schema)
-    ) as deltas:
+    async with (
+        metered(ctx, payer, "chain") as usage,
+        aclosing(
+            ctx.deps.llm.stream_chat(messages, max_tokens=max_tokens, model=model, json_schema=schema, usage=usage)
+        ) as deltas,
+    ):
         async for delta in deltas:
             parts.append(delta)
     return "".join(parts)

@@ -10,6 +10,9 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.conversation import mention, post
+from bot.costs.budgets import BudgetExhausted
+from bot.costs.metered import metered
+from bot.costs.usage import Payer
 from bot.events import ThreadRef
 from bot.followups.models import SCHEDULES
 from bot.models import MESSAGES
@@ -87,7 +90,7 @@ async def followup(ctx: WorkflowContext, input: FollowupInput) -> dict[str, Any]
         return {"nudged": False, "answered_by": data.get("user_id") or data.get("sharer_id", "")}
 
     async def nudge() -> str:
-        summary = await summarize_thread(ctx, input.thread_id)
+        summary = await summarize_thread(ctx, input.thread_id, Payer.of(thread, input.user_id))
         note = f" {input.note}" if input.note else ""
         text = f"👋 Nobody has written here for {input.after_label}.{note}\n\n*Where this thread stands:* {summary}"
         return await post(ctx, "nudge", thread, text)
@@ -95,7 +98,9 @@ async def followup(ctx: WorkflowContext, input: FollowupInput) -> dict[str, Any]
     return {"nudged": True, "message_id": await ctx.step.run("nudge", nudge)}
 
 
-async def summarize_thread(ctx: WorkflowContext, thread_id: int) -> str:
+async def summarize_thread(ctx: WorkflowContext, thread_id: int, payer: Payer) -> str:
+    """Two or three sentences on where the thread stands, on the account of whoever set up the follow-up (an
+    exhausted budget says so in the summary's place: the nudge itself still goes out)."""
     m = MESSAGES.c
     async with ctx.runtime.autocommit.connect() as conn:
         rows = (
@@ -111,5 +116,9 @@ async def summarize_thread(ctx: WorkflowContext, thread_id: int) -> str:
         ChatMessage("system", "Summarize this chat thread in two or three sentences: what was asked, what is open."),
         ChatMessage("user", transcript),
     ]
-    parts = [delta async for delta in ctx.deps.llm.stream_chat(prompt, max_tokens=300)]
+    try:
+        async with metered(ctx, payer, "summary") as usage:
+            parts = [delta async for delta in ctx.deps.llm.stream_chat(prompt, max_tokens=300, usage=usage)]
+    except BudgetExhausted as exc:
+        return f"(no summary: {exc.user_message[0].lower()}{exc.user_message[1:]})"
     return "".join(parts).strip() or "(no summary)"

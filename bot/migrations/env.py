@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
+import bot.costs.models
 import bot.followups.models
 import bot.media.models
 import bot.models
