@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
+
+# True while text written with `write_stdout` ends mid-line: a reply streaming in at the console.
+_line_open = False
+
+
+def write_stdout(text: str) -> None:
+    """Print `text` (a reply as it streams) so that a log line arriving before its end starts on a line of its
+    own, where stdout and stderr are one terminal or file, instead of being glued onto the reply."""
+    global _line_open
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    if text:
+        _line_open = not text.endswith("\n")
+
+
+def _shares_stdout() -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno()))
+    except (OSError, ValueError, AttributeError):  # a stream without a file (a test's capture)
+        return False
 
 
 class _CurrentStderr:
@@ -13,6 +34,10 @@ class _CurrentStderr:
     (test runners, daemonisation) instead of writing to a closed file."""
 
     def write(self, text: str) -> int:
+        global _line_open
+        if _line_open and _shares_stdout():
+            sys.stderr.write("\n")
+        _line_open = False
         return sys.stderr.write(text)
 
     def flush(self) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from rich.markup import escape
 
 from bot.config import Settings
 from bot.errors import UserFacingError
-from bot.logs import configure_logging
+from bot.logs import configure_logging, write_stdout
 from cli.common import (
     EXIT_FAILED_TURN,
     EXIT_INFRA,
@@ -84,9 +83,7 @@ async def _ask(
             )
         session = ConsoleSession(runtime, user=user, terminal_width=terminal_width())
 
-        def show(chunk: str) -> None:
-            sys.stdout.write(chunk)
-            sys.stdout.flush()
+        show = write_stdout  # a log line during the reply starts on its own line
 
         async def send(task: asyncio.Task[None] | None) -> int:
             try:
@@ -100,7 +97,7 @@ async def _ask(
             except (TimeoutError, RuntimeError) as exc:
                 err.print(f"[red]{escape(str(exc))}[/red]")
                 return EXIT_INFRA
-            sys.stdout.write("\n")
+            write_stdout("\n")
             again = " (a delivery seen before: its first answer)" if result.duplicate else ""
             err.print(f"[dim]thread: {result.thread}  run: {result.run_id}  message: {result.message_id}{again}[/dim]")
             return 0 if result.status == "completed" else EXIT_FAILED_TURN

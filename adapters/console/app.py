@@ -4,6 +4,7 @@ from whichever worker answered, through the thread's Redis stream, exactly like 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import sys
 import time
@@ -35,35 +36,63 @@ class Transcript:
 
     On a terminal (`in_place`, `width` its columns), an edit of the last message printed is redrawn where it is:
     the cursor goes back to its first row and the screen is cleared from there, so a progress line is updated in
-    place. Elsewhere (a pipe, a file) and for an earlier message, the new text follows, marked as revised."""
+    place. With `render` (Markdown to terminal text) the last message is drawn rendered, and redrawn as it grows,
+    since a later delta can change how earlier text renders (a closing `**`). Elsewhere (a pipe, a file) and for
+    an earlier message, the new text follows, marked as revised."""
 
     texts: dict[str, str] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
     in_place: bool = False
     width: int = 80
+    render: Callable[[str], str] | None = None
+    _drawn: str = ""  # the last message as it was drawn (rendered), for moving back over it
 
     def apply(self, op: str, message_id: str, text: str) -> str:
         if op == "post" or message_id not in self.texts:
             separator = "\n\n" if self.order else ""
             self.order.append(message_id)
             self.texts[message_id] = text
-            return separator + text
+            return separator + self._draw(text)
         old = self.texts[message_id]
         self.texts[message_id] = text
-        if text.startswith(old):
+        last = message_id == self.order[-1]
+        if text.startswith(old) and not (self.render is not None and self.in_place and last):
             return text[len(old) :]
-        if self.in_place and message_id == self.order[-1]:
-            up = self._rows(old) - 1
-            return "\r" + (f"\x1b[{up}A" if up else "") + "\x1b[J" + text
+        if self.in_place and last:
+            up = self._rows(self._drawn) - 1
+            return "\r" + (f"\x1b[{up}A" if up else "") + "\x1b[J" + self._draw(text)
         return f"\n[revised]\n{text}"  # a retried answer replaced what was streamed before
 
+    def _draw(self, text: str) -> str:
+        drawn = self.render(text) if self.render is not None and self.in_place else text
+        self._drawn = drawn
+        return drawn
+
     def _rows(self, text: str) -> int:
-        """Terminal rows `text` took, its long lines wrapped at `width`."""
-        return sum(max(1, -(-len(line) // max(1, self.width))) for line in text.split("\n"))
+        """Terminal rows `text` took, its long lines wrapped at `width` (colour codes take none)."""
+        plain = _ANSI.sub("", text)
+        return sum(max(1, -(-len(line) // max(1, self.width))) for line in plain.split("\n"))
 
     @property
     def shown(self) -> str:
         return "\n\n".join(self.texts[i] for i in self.order)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def markdown_renderer(width: int) -> Callable[[str], str]:
+    """Markdown as the terminal shows it (rich): bold, code blocks, lists and links, wrapped at `width`."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    def render(text: str) -> str:
+        console = Console(width=width, force_terminal=True, color_system="standard", highlight=False)
+        with console.capture() as captured:
+            console.print(Markdown(text), end="")
+        return captured.get().rstrip("\n")
+
+    return render
 
 
 def terminal_width() -> int | None:
@@ -133,8 +162,10 @@ class ConsoleSession:
     def __init__(self, runtime: Runtime, *, user: str | None = None, terminal_width: int | None = None) -> None:
         self.runtime = runtime
         self.user = user
-        # Set when replies go to a terminal of this many columns: edits are then redrawn in place.
+        # Set when replies go to a terminal of this many columns: edits are then redrawn in place, and replies are
+        # shown as rendered Markdown.
         self.terminal_width = terminal_width
+        self._render = markdown_renderer(terminal_width) if terminal_width else None
 
     async def send(
         self,
@@ -159,7 +190,7 @@ class ConsoleSession:
         event = to_event(text, thread, user=self.user, event_id=event_id, files=files)
         accepted = await accept(self.runtime, event)
         width = self.terminal_width
-        transcript = Transcript(in_place=width is not None, width=width or 80)
+        transcript = Transcript(in_place=width is not None, width=width or 80, render=self._render)
         deadline = time.monotonic() + timeout_s
         while True:
             status = await self._status(accepted.message_id)

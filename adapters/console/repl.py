@@ -20,8 +20,10 @@ from adapters.console.inbound import WORKSPACE, console_thread, new_thread_name
 from adapters.console.outbound import PLATFORM, as_text, stream_key
 from bot.catalog import COMMANDS
 from bot.config import Settings
+from bot.datadir import make_private_dirs, write_private
 from bot.errors import UserFacingError
 from bot.events import FileRef, SlashCommand
+from bot.logs import write_stdout
 from bot.preferences import USAGE, describe_preferences, parse_assignments, set_preferences
 from bot.runtime import Runtime
 
@@ -41,8 +43,7 @@ Anything else is a message to the bot in the current thread; posts that arrive l
 
 
 def _write(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    write_stdout(text)  # a log line during a reply starts on its own line
 
 
 async def _stdin_reader() -> asyncio.StreamReader:
@@ -67,7 +68,8 @@ async def run_console(
         task = await stack.enter_async_context(worker(runtime.settings)) if worker is not None else None
         session = ConsoleSession(runtime, user=user, terminal_width=terminal_width())
         current = thread or new_thread_name()
-        watcher = ThreadWatcher(runtime, current)
+        prompted = sys.stdin.isatty() and sys.stdout.isatty()
+        watcher = ThreadWatcher(runtime, current, prompt_redraws=prompted)
         stack.push_async_callback(watcher.stop)
         watcher.start()
         _write(f"threadbot console. Thread {current}. Type /help for commands, /quit to leave.\n")
@@ -76,7 +78,8 @@ async def run_console(
                 "Replies come from the local stand-in model (no OPENAI_API_KEY set); see README.md to plug in a "
                 "real one.\n"
             )
-        async for typed in _lines():
+        typed_lines = _prompted_lines(history_file(runtime.settings)) if prompted else _lines()
+        async for typed in typed_lines:
             line: str | None = typed
             files: tuple[FileRef, ...] = ()
             if typed.startswith("/"):
@@ -123,8 +126,12 @@ async def _slash(runtime: Runtime, user: str, current: str, typed: str) -> tuple
         return current, arg.strip(), ()
     elif command.lower().lstrip("/") in COMMANDS:
         _write(await _command(runtime, user, current, command, arg) + "\n")
-    else:
+    elif command in ("/thread", "/ask"):
+        _write(f"Usage: {command} {'NAME' if command == '/thread' else 'TEXT'}\n")
+    elif command in ("/help", "/?"):
         _write(HELP + "\n")
+    else:
+        _write(f"Unknown command {command}. {HELP}\n")
     return current, None, ()
 
 
@@ -155,8 +162,10 @@ class ThreadWatcher:
     """Prints posts that reach the current thread while nobody is waiting for a reply (a reminder, a nudge).
     While a message is being answered, `ConsoleSession.send` prints everything itself."""
 
-    def __init__(self, runtime: Runtime, thread: str) -> None:
+    def __init__(self, runtime: Runtime, thread: str, *, prompt_redraws: bool = False) -> None:
         self._runtime = runtime
+        # With prompt_toolkit's prompt, a post is printed above it and the prompt redraws itself; else "> " again.
+        self._after = "\n" if prompt_redraws else "\n> "
         self._key = stream_key(console_thread(thread))
         self._cursor: bytes | str = "$"
         self._task: asyncio.Task[None] | None = None
@@ -190,7 +199,7 @@ class ThreadWatcher:
                         self._cursor = entry_id
                     if not self.busy and as_text(fields[b"op"]) == "post":
                         text = await entry_text(self._runtime.redis, fields, uploads_dir(self._runtime.settings))
-                        _write(f"\n{text}\n> ")
+                        _write(f"\n{text}{self._after}")
 
 
 async def _prefs(runtime: Runtime, user: str, arg: str) -> str:
@@ -214,5 +223,34 @@ async def _lines() -> AsyncIterator[str]:
             _write("\n")
             return
         line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if line.strip():
+            yield line
+
+
+def history_file(settings: Settings) -> Path:
+    """The console's line history (Up and Down recall earlier lines, across sessions), private like all DATA_DIR."""
+    path = make_private_dirs(settings.data_dir) / "console_history"
+    if not path.exists():
+        write_private(path, b"")
+    return path
+
+
+async def _prompted_lines(history: Path) -> AsyncIterator[str]:
+    """Lines typed at a terminal, with line editing and history (prompt_toolkit). Posts that arrive while the
+    prompt waits are printed above it. Ctrl-C clears the line, as in a shell; Ctrl-D leaves."""
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    session: PromptSession[str] = PromptSession(history=FileHistory(str(history)))
+    while True:
+        try:
+            with patch_stdout(raw=True):
+                line = await session.prompt_async("> ")
+        except EOFError:
+            _write("\n")
+            return
+        except KeyboardInterrupt:
+            continue
         if line.strip():
             yield line

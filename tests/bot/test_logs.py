@@ -3,8 +3,10 @@ libraries' INFO chatter (alembic's "Context impl" on every command, APScheduler'
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -48,3 +50,27 @@ async def test_commands_print_no_migration_chatter(settings: Settings) -> None:
     for line in stderr.splitlines():
         if line.strip():
             json.loads(line)  # not a plain-text line among the JSON ones
+
+
+async def test_a_log_line_during_a_streaming_reply_starts_on_its_own_line() -> None:
+    # stdout and stderr on one pipe, as on a terminal: the reply is cut where the log line arrives, not glued to it.
+    script = (
+        "import structlog\n"
+        "from bot.logs import configure_logging, write_stdout\n"
+        "configure_logging('INFO')\n"
+        "write_stdout('The answer is')\n"
+        "structlog.get_logger('bot.test').warning('a warning mid-reply')\n"
+        "write_stdout(' forty-two.')\n"
+        "write_stdout('\\n')\n"
+        "structlog.get_logger('bot.test').warning('after the reply')\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    lines = out.decode().splitlines()
+    assert lines[0] == "The answer is"
+    assert "a warning mid-reply" in lines[1]
+    assert lines[2] == " forty-two."
+    assert "after the reply" in lines[3], "no blank line where the reply had ended its own line"
+    assert len(lines) == 4

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import stat
 from pathlib import Path
 
-from adapters.console.app import ConsoleSession, Transcript, entry_text, human_size
+from adapters.console.app import ConsoleSession, Transcript, entry_text, human_size, markdown_renderer
 from adapters.console.inbound import console_thread
 from adapters.console.outbound import ConsoleOutbound, stream_key
 from bot.ports import FileUpload
@@ -79,6 +80,8 @@ def _screen(writes: list[str], width: int = 20) -> list[str]:
                 rows[row] = rows[row][:col]
                 del rows[row + 1 :]
                 i += 3
+            elif (colour := re.match(r"\x1b\[[0-9;]*m", text[i:])) is not None:
+                i += colour.end()  # colours take no room
             elif text.startswith("\x1b[", i):
                 end = text.index("A", i)
                 row -= int(text[i + 2 : end])
@@ -116,3 +119,21 @@ def test_in_a_pipe_an_edit_follows_as_a_revision() -> None:
     transcript = Transcript()
     assert transcript.apply("post", "m1", "Transcribing… 10%") == "Transcribing… 10%"
     assert transcript.apply("edit", "m1", "Done.") == "\n[revised]\nDone."
+
+
+def test_on_a_terminal_a_reply_is_drawn_as_rendered_markdown_as_it_grows() -> None:
+    transcript = Transcript(in_place=True, width=30, render=markdown_renderer(30))
+    writes = [
+        transcript.apply("post", "m1", "Use **bo"),
+        transcript.apply("edit", "m1", "Use **bold** and `code`"),
+        transcript.apply(
+            "edit", "m1", "Use **bold** and `code`\n\n- one item\n- another item that wraps past the edge"
+        ),
+    ]
+    screen = [row.rstrip() for row in _screen(writes, width=30)]
+    assert screen[0] == "Use bold and code"
+    assert screen[1] == ""
+    assert screen[2].strip() == "• one item"
+    assert screen[3].strip().startswith("• another item that")
+    assert "**" not in "".join(screen)
+    assert transcript.shown.startswith("Use **bold**"), "what the thread holds stays the Markdown"
