@@ -26,7 +26,7 @@ from adapters.slack.serve import EVENTS_PATH
 from bench import e2e, stages
 from bench.ack import SECRET, signed_event, start_adapter
 from bench.cpu import CpuMeter, per_item_ms
-from bench.harness import Bench, services, start_worker, workers_ready
+from bench.harness import STRATEGY_ENV, Bench, services, start_worker, workers_ready
 from bench.report import Result, summary_ms
 from bench.stages import Stage
 from bot import trace
@@ -105,6 +105,7 @@ async def slack_system(**worker_env: str) -> AsyncIterator[SlackBench]:
             "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": slack.api_url,
             "RATE_LIMIT_PER_MINUTE": "0",
+            **STRATEGY_ENV,
             **worker_env,
         }
         port = free_port()

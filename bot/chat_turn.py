@@ -9,6 +9,7 @@ in the thread (itself a step, so the notice is posted once) and marks the messag
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,9 +29,10 @@ from bot.media.retrieval import excerpts_prompt, search
 from bot.ports import ChatMessage, ToolCall
 from bot.stores import messages
 from bot.streaming import open_reply, pump
+from bot.thread_turns import take_turn
 from bot.threads import THREAD_MESSAGE
-from bot.workflows.errors import StepFailed
-from bot.workflows.events import send_event
+from bot.workflows.errors import RunAborted, StepFailed
+from bot.workflows.events import Sent, send_event
 from bot.workflows.registry import workflow
 from bot.workflows.steps import WorkflowContext
 
@@ -40,6 +42,7 @@ log = structlog.get_logger(__name__)
 @dataclass(frozen=True, slots=True)
 class ChatTurnInput:
     message_id: int
+    platform: str = ""  # the thread's, for its CONVERSATION_STRATEGIES entry ("": read it from the message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class PreparedTurn:
     messages: list[ChatMessage]
     history: int  # earlier messages of the thread in the prompt
     consumed: Literal[False] = False
+    # Earlier messages this turn answers too (a burst taken at once; bot.thread_turns), oldest first.
+    along: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +81,11 @@ class PostedReply:
 async def chat_turn(ctx: WorkflowContext, input: ChatTurnInput) -> dict[str, Any]:
     message_id = input.message_id
     settings = ctx.runtime.settings
+    turn: PreparedTurn | Consumed | None = None
     try:
-        turn = await ctx.step.run("context", lambda: prepare(ctx, message_id), result=CONTEXT)
+        turn = await ctx.step.run("context", lambda: prepare(ctx, message_id, input.platform), result=CONTEXT)
         if turn is None:
-            return {"skipped": "the message is gone or was answered already"}
+            return {"skipped": "the message is gone, or answered already or with a later one"}
         if isinstance(turn, Consumed):
             return {"consumed": True}
         prepared = turn  # narrowed, for the lambdas
@@ -94,28 +100,92 @@ async def chat_turn(ctx: WorkflowContext, input: ChatTurnInput) -> dict[str, Any
                 message_id=message_id,
                 text=reply.text,
                 platform_message_id=reply.message_ids[0],
+                along=prepared.along,
             ),
         )
         return {"message_ids": reply.message_ids}
     except StepFailed as exc:
         failure = exc  # the name bound by `except` is cleared when the block ends; the lambda needs its own
+        along = turn.along if isinstance(turn, PreparedTurn) else ()
         try:
-            await ctx.step.run("tell-failure", lambda: tell_failure(ctx, message_id, failure), final=True)
+            await ctx.step.run("tell-failure", lambda: tell_failure(ctx, message_id, failure, along), final=True)
         except StepFailed:
             # Not even the notice could be posted: still end the message, so no client waits on it for ever.
             error = f"{failure.error} (and the failure notice could not be posted)"
             await ctx.step.run(
-                "mark-failed", lambda: messages.set_status(ctx.runtime, message_id, "failed", error), final=True
+                "mark-failed",
+                lambda: messages.set_status(ctx.runtime, message_id, "failed", error, along=along),
+                final=True,
             )
         raise
 
 
-async def prepare(ctx: WorkflowContext, message_id: int) -> PreparedTurn | Consumed | None:
-    """Claim the message, announce it to runs waiting on the thread, and gather the prompt."""
+async def prepare(ctx: WorkflowContext, message_id: int, platform: str = "") -> PreparedTurn | Consumed | None:
+    """Announce the message to runs waiting on the thread, wait for the thread's turn where the strategy says so,
+    claim the message (and those answered with it) and gather the prompt."""
+    strategy = await _strategy(ctx, message_id, platform)
+    if strategy == "concurrent":
+        return await _prepare_at_once(ctx, message_id)
+    turn = await _load(ctx, message_id)
+    if turn is None:
+        return None
+    sent = await _announce(ctx, turn)
+    if sent.consumed:
+        await messages.set_status(ctx.runtime, message_id, "completed")
+        return Consumed()
+    taken = await take_turn(ctx, turn.thread_id, message_id, strategy)
+    if taken is None:
+        return None
     claimed = await messages.claim_message(ctx.runtime, message_id)
     if claimed is None:
         return None
-    turn, thread, prefs = claimed.turn, claimed.thread, claimed.prefs
+    async with ctx.runtime.autocommit.connect() as conn:
+        prompt = await gather_context(conn, ctx.runtime.settings, claimed.turn, claimed.prefs)
+    along = tuple(i for i in taken if i != message_id)
+    return await _prepared(ctx, claimed, prompt, along)
+
+
+async def _strategy(ctx: WorkflowContext, message_id: int, platform: str) -> str:
+    settings = ctx.runtime.settings
+    if platform or not settings.conversation_strategies:
+        return settings.strategy_for(platform)
+    thread = await messages.thread_of(ctx.runtime, message_id)  # a run started without its platform
+    return settings.strategy_for(thread.platform) if thread is not None else settings.conversation_strategy
+
+
+async def _load(ctx: WorkflowContext, message_id: int) -> Turn | None:
+    async with ctx.runtime.autocommit.connect() as conn:
+        return await messages.load_turn(conn, message_id)
+
+
+def _announce(ctx: WorkflowContext, turn: Turn) -> Awaitable[Sent]:
+    """The thread.message event, once per message (its dedupe key): a run asking this user a question in this
+    thread takes the message as its answer, and a follow-up waiting for the thread to go quiet stops waiting."""
+    return send_event(
+        ctx.runtime,
+        THREAD_MESSAGE,
+        {"thread_id": turn.thread_id, "message_id": turn.message_id, "user_id": turn.author_id, "text": turn.text},
+        dedupe_key=f"message:{turn.message_id}",
+    )
+
+
+async def _prepared(
+    ctx: WorkflowContext, claimed: messages.Claimed, prompt: Prompt, along: tuple[int, ...] = ()
+) -> PreparedTurn:
+    turn, thread = claimed.turn, claimed.thread
+    media_here = ctx.runtime.settings.retrieval_chunks > 0 and claimed.media_nearby
+    chat = await with_excerpts(ctx, prompt.messages, turn, thread) if media_here else prompt.messages
+    return PreparedTurn(
+        turn.message_id, turn.thread_id, thread, turn.author_id, chat, prompt.history_included, along=along
+    )
+
+
+async def _prepare_at_once(ctx: WorkflowContext, message_id: int) -> PreparedTurn | Consumed | None:
+    """CONVERSATION_STRATEGY=concurrent: the message's own turn, now, whatever else the thread is doing."""
+    claimed = await messages.claim_message(ctx.runtime, message_id)
+    if claimed is None:
+        return None
+    turn, prefs = claimed.turn, claimed.prefs
 
     async def history() -> Prompt:
         async with ctx.runtime.autocommit.connect() as conn:
@@ -123,22 +193,12 @@ async def prepare(ctx: WorkflowContext, message_id: int) -> PreparedTurn | Consu
 
     # The event (two statements) and the history (one) on connections of their own, at once: the history is only
     # wasted when a waiting run takes the message as its answer, which is rare.
-    sent, prompt = await asyncio.gather(
-        send_event(
-            ctx.runtime,
-            THREAD_MESSAGE,
-            {"thread_id": turn.thread_id, "message_id": message_id, "user_id": turn.author_id, "text": turn.text},
-            dedupe_key=f"message:{message_id}",
-        ),
-        history(),
-    )
+    sent, prompt = await asyncio.gather(_announce(ctx, turn), history())
     if sent.consumed:
         # A run asked this user a question in this thread and takes this message as the answer.
         await messages.set_status(ctx.runtime, message_id, "completed")
         return Consumed()
-    media_here = ctx.runtime.settings.retrieval_chunks > 0 and claimed.media_nearby
-    chat = await with_excerpts(ctx, prompt.messages, turn, thread) if media_here else prompt.messages
-    return PreparedTurn(message_id, turn.thread_id, thread, turn.author_id, chat, prompt.history_included)
+    return await _prepared(ctx, claimed, prompt)
 
 
 async def with_excerpts(
@@ -178,7 +238,7 @@ async def answer(ctx: WorkflowContext, turn: PreparedTurn) -> PostedReply:
                 chat, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls, usage=usage
             )
         ) as deltas:
-            await pump(deltas, stream, platform.show_working(thread, "is thinking…"))
+            await pump(until_stopped(ctx, deltas), stream, platform.show_working(thread, "is thinking…"))
         # The model's tool calls are acted on here and confirmed in the reply (no second model round trip).
         notes = [
             await schedule_from_tool(ctx, call, index, thread=thread, thread_id=turn.thread_id, user_id=turn.user_id)
@@ -193,3 +253,12 @@ async def answer(ctx: WorkflowContext, turn: PreparedTurn) -> PostedReply:
             )
         posted = await stream.finish()
     return PostedReply(stream.text, posted)
+
+
+async def until_stopped(ctx: WorkflowContext, deltas: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The model's deltas until the run is cancelled (interrupted by a newer message) or its lease is lost: the
+    answer stops where it is instead of being written to its end by a run that no longer owns it."""
+    async for delta in deltas:
+        if ctx.lease_lost:
+            raise RunAborted(f"run {ctx.run_id}: cancelled or lease lost while answering")
+        yield delta

@@ -89,6 +89,27 @@ class Settings(BaseSettings):
         default=True, description="Let the model schedule follow-ups in a thread itself (a tool it may call)."
     )
 
+    # Several messages in one thread close together (a thought in three lines, a correction mid-answer)
+    conversation_strategy: Literal["burst", "queue", "interrupt", "concurrent"] = Field(
+        default="burst",
+        description="burst: a burst of messages gets one answer, and messages sent during an answer get one "
+        "answer after it; queue: each answered in turn, oldest first; interrupt: a new message stops the answer "
+        "being written and is answered with everything before it; concurrent: each answered at once, on its own.",
+    )
+    conversation_strategies: dict[str, Literal["burst", "queue", "interrupt", "concurrent"]] = Field(
+        # The console waits for each answer before the next line, so a burst window would only add to each turn.
+        default={"console": "queue"},
+        description='Per platform, as JSON, over CONVERSATION_STRATEGY: {"console": "queue", "discord": "burst"}.',
+    )
+    burst_window_s: float = Field(
+        default=0.8,
+        description="burst: seconds a thread must be quiet after its newest message before the answer starts.",
+    )
+    turn_wait_max_s: float = Field(
+        default=300.0,
+        description="Longest a message waits for the turn before it in its thread; then it is answered anyway.",
+    )
+
     # Intake limits and access
     max_message_chars: int = Field(default=8000, description="Longest message accepted, in characters.")
     rate_limit_per_minute: int = Field(default=20, description="Messages one user may send per minute (0: no limit).")
@@ -220,6 +241,9 @@ class Settings(BaseSettings):
     def slack_oauth_enabled(self) -> bool:
         """Multi-workspace install: bot tokens come from each workspace's OAuth installation, not SLACK_BOT_TOKEN."""
         return bool(self.slack_client_id and self.slack_client_secret.get_secret_value())
+
+    def strategy_for(self, platform: str) -> str:
+        return self.conversation_strategies.get(platform, self.conversation_strategy)
 
     @property
     def uses_stand_in_llm(self) -> bool:

@@ -40,7 +40,7 @@ def failure_text(failed: StepFailed) -> str:
     return f"I couldn't answer: {failure_reason(failed)}"
 
 
-async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed) -> None:
+async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed, along: tuple[int, ...] = ()) -> None:
     """Say in the thread that the turn failed, then mark the message `failed`. The post goes first: if it fails,
     this step is retried, so the user is told in the end instead of the row saying `failed` to nobody."""
     thread = await messages.thread_of(ctx.runtime, message_id)
@@ -52,7 +52,7 @@ async def tell_failure(ctx: WorkflowContext, message_id: int, failed: StepFailed
             # The platform will not take a post here at all (no permission, channel gone): nobody can be told,
             # so the log says it and the message is failed rather than retried for ever.
             log.warning("could not tell the user the turn failed", message_id=message_id, error=str(refused))
-    await messages.set_status(ctx.runtime, message_id, "failed", error=failed.error[:2000])
+    await messages.set_status(ctx.runtime, message_id, "failed", error=failed.error[:2000], along=along)
 
 
 async def _tell(ctx: WorkflowContext, thread: ThreadRef, failed: StepFailed) -> None:

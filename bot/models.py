@@ -70,6 +70,13 @@ class Message(SQLModel, table=True):
         # "Last N messages of a thread" walks this index backwards, so its cost does not grow with the thread.
         Index("ix_messages_thread_id_id", "thread_id", "id"),
         Index("ix_messages_pending", "status", "updated_at", postgresql_where="status IN ('pending', 'processing')"),
+        # A thread's unanswered messages, read while deciding whose turn it is (bot.thread_turns).
+        Index(
+            "ix_messages_thread_open",
+            "thread_id",
+            "id",
+            postgresql_where="role = 'user' AND status IN ('pending', 'processing')",
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
@@ -84,6 +91,8 @@ class Message(SQLModel, table=True):
     dedupe_key: str | None = Field(default=None, max_length=300, unique=True)
     # The workflow run answering this message (bot.workflows); a user's message starts exactly one.
     run_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True, index=True))
+    # The run whose turn took this message (its own, or a later message's that answers a burst at once).
+    turn_run_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     platform_message_id: str | None = Field(default=None, max_length=128)
     reply_to_id: int | None = Field(
         default=None, sa_column=Column(BigInteger, ForeignKey("messages.id", ondelete="SET NULL"), unique=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -17,6 +18,8 @@ def _default(name: str) -> str:
         return ",".join(sorted(value))
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, dict):
+        return json.dumps(value)  # what the setting reads from the environment
     return str(value)
 
 

@@ -137,6 +137,8 @@ def make_settings(database_url: str, redis_url: str, llm_url: str, data_dir: Pat
         "workflow_sweep_interval_s": 0.5,
         "stale_pending_after_s": 1.0,
         "scheduler_sync_interval_s": 0.5,
+        # A burst of messages still becomes one turn, but a test's turn does not wait most of a second to start.
+        "burst_window_s": 0.05,
         **overrides,
     }
     return Settings(_env_file=None, **values)
@@ -214,6 +216,7 @@ def subprocess_env(settings: Settings) -> dict[str, str]:
         DATA_DIR=str(settings.data_dir),
         RETRY_BASE_DELAY_S="0.05",
         WORKER_POLL_DELAY_S="0.01",
+        BURST_WINDOW_S=str(settings.burst_window_s),
     )
     if settings.slack_bot_token.get_secret_value():
         env.update(

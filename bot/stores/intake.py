@@ -99,7 +99,8 @@ def _persist_statement() -> Select[Any]:
             select(
                 message.c.run_id,
                 bindparam("b_workflow", type_=String),
-                func.jsonb_build_object("message_id", message.c.id),
+                # The platform lets a turn pick its thread's strategy without a statement (bot.thread_turns).
+                func.jsonb_build_object("message_id", message.c.id, "platform", platform),
                 literal("pending"),
                 message.c.thread_id,
                 user,

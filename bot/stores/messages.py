@@ -157,10 +157,17 @@ async def load_turn(conn: AsyncConnection, message_id: int) -> Turn | None:
 
 
 async def store_reply(
-    runtime: Runtime, *, thread_id: int, message_id: int, text: str, platform_message_id: str
+    runtime: Runtime,
+    *,
+    thread_id: int,
+    message_id: int,
+    text: str,
+    platform_message_id: str,
+    along: tuple[int, ...] = (),
 ) -> None:
     """Store the reply and complete the message in one statement. reply_to_id is unique, so a replayed step
-    overwrites its stored reply instead of adding a second one."""
+    overwrites its stored reply instead of adding a second one. `along`: earlier messages the reply answered
+    too (a burst), completed with it."""
     params = {
         "b_thread_id": thread_id,
         "b_message_id": message_id,
@@ -168,16 +175,26 @@ async def store_reply(
         "b_tokens": count_tokens(text),
         "b_platform_message_id": platform_message_id,
     }
-    async with runtime.autocommit.connect() as conn:
+    if not along:
+        async with runtime.autocommit.connect() as conn:
+            await conn.execute(_STORE_REPLY, params)
+        return
+    async with runtime.engine.begin() as conn:
         await conn.execute(_STORE_REPLY, params)
+        await conn.execute(
+            update(MESSAGES).where(m.id.in_(along)).values(status="completed", error=None, updated_at=func.now())
+        )
 
 
-async def set_status(runtime: Runtime, message_id: int, status: str, error: str | None = None) -> None:
-    """Move an unfinished message to `status` (a completed one stays completed)."""
+async def set_status(
+    runtime: Runtime, message_id: int, status: str, error: str | None = None, along: tuple[int, ...] = ()
+) -> None:
+    """Move an unfinished message (and those answered `along` with it) to `status` (a completed one stays
+    completed)."""
     async with runtime.autocommit.connect() as conn:
         await conn.execute(
             update(MESSAGES)
-            .where(m.id == message_id, m.status != "completed")
+            .where(m.id.in_((message_id, *along)), m.status != "completed")
             .values(status=status, error=error, updated_at=func.now())
         )
 

@@ -45,14 +45,19 @@ _FIND = (
     .limit(1)
 )
 # What the model may see of a thread: answered replies and the user's messages that did not fail.
+# A reply is part of the history of every message after the one it answers, even when it was stored after them
+# (a message sent while the reply was being written): it sits right after its question in the prompt.
 _HISTORY = (
-    select(m.role, m.text, m.token_count)
+    select(m.role, m.text, m.token_count, m.id, m.reply_to_id)
     .where(
         m.thread_id == bindparam("thread_id"),
-        m.id < bindparam("before"),
         or_(
-            and_(m.role == "assistant", m.status == "completed"),
-            and_(m.role == "user", m.status != "failed"),
+            and_(
+                m.role == "assistant",
+                m.status == "completed",
+                or_(m.id < bindparam("before"), m.reply_to_id < bindparam("before")),
+            ),
+            and_(m.role == "user", m.status != "failed", m.id < bindparam("before")),
         ),
     )
     .order_by(m.id.desc())
@@ -92,7 +97,12 @@ async def find_thread(runtime: Runtime, thread: ThreadRef) -> int | None:
     return None if found is None else int(found)
 
 
-async def history(conn: AsyncConnection, thread_id: int, *, before: int, limit: int) -> Sequence[Row[str, str, int]]:
-    """Up to `limit` of the thread's messages older than message `before`, newest first, as rows of `role`, `text`
-    and `token_count`; read through the (thread_id, id) index, so the cost stays flat as the thread grows."""
-    return (await conn.execute(_HISTORY, {"thread_id": thread_id, "before": before, "limit": limit})).all()
+async def history(
+    conn: AsyncConnection, thread_id: int, *, before: int, limit: int
+) -> Sequence[Row[str, str, int, int, int | None]]:
+    """Up to `limit` of the thread's messages before message `before` (and the replies to them), newest first, as
+    rows of `role`, `text`, `token_count`, `id` and `reply_to_id`; read through the (thread_id, id) index, so the
+    cost stays flat as the thread grows."""
+    rows = (await conn.execute(_HISTORY, {"thread_id": thread_id, "before": before, "limit": limit})).all()
+    # Newest first by place in the conversation: a reply right after the message it answers.
+    return sorted(rows, key=lambda row: (row.reply_to_id or row.id, row.id), reverse=True)

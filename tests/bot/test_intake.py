@@ -128,7 +128,8 @@ async def test_accepted_message_is_pending_with_its_run_queued(runtime: Runtime)
         assert row.platform_message_id == "m1"
         run = await session.get(WorkflowRun, accepted.run_id)
         assert run is not None
-        assert (run.workflow, run.status, run.input) == ("chat_turn", "pending", {"message_id": accepted.message_id})
+        expected = {"message_id": accepted.message_id, "platform": "slack"}  # the platform picks the strategy
+        assert (run.workflow, run.status, run.input) == ("chat_turn", "pending", expected)
 
 
 async def test_same_location_reuses_one_thread_and_workspace(runtime: Runtime) -> None:
