@@ -225,3 +225,12 @@ def test_the_embedded_packages_are_an_extra_the_image_leaves_out_and_development
     assert not embedded & _exported("--no-dev"), "what the image installs (uv sync --no-dev)"
     assert embedded <= _exported("--no-dev", "--extra", "embedded")
     assert embedded <= _exported(), "the default `uv sync` (scripts/check.sh, CI) keeps the embedded default"
+
+
+def test_env_example_names_every_variable_compose_requires(compose_text: str) -> None:
+    required = set(re.findall(r"\$\{(\w+):\?", compose_text))
+    assert required == {"REDIS_PASSWORD", "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"}
+    example = (ROOT / ".env.example").read_text()
+    for name in required:
+        assert f"# {name}=" in example, f".env.example does not mention {name}"
+        assert name not in SETTING_NAMES, f"{name} is compose's, not a bot setting"
