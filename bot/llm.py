@@ -32,6 +32,18 @@ DRAIN_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
+class SettingNames:
+    """Which settings an administrator should check when the endpoint refuses: they differ on Azure."""
+
+    endpoint: str = "OPENAI_BASE_URL"
+    key: str = "OPENAI_API_KEY"
+    model: str = "OPENAI_MODEL"
+
+
+AZURE_SETTINGS = SettingNames("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_CHAT_DEPLOYMENT")
+
+
+@dataclass(frozen=True, slots=True)
 class AzureEndpoint:
     """Azure OpenAI: a resource URL and an api-version; the model names in requests are deployment names."""
 
@@ -80,6 +92,7 @@ class OpenAILLM:
         self.model = model
         self.embedding_model = embedding_model
         self.embedding_dimensions = embedding_dimensions
+        self._names = AZURE_SETTINGS if azure is not None else SettingNames()
 
     @classmethod
     def from_settings(cls, settings: Settings, *, stand_in_url: str | None = None) -> OpenAILLM:
@@ -182,7 +195,7 @@ class OpenAILLM:
                         mark("llm:delta")
                         yield content
         except openai.APIError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self._names) from exc
         except httpx2.HTTPError as exc:  # the connection dropped mid-stream (openai 3 runs on httpx2)
             raise TransientUpstreamError(SERVICE, f"stream failed: {type(exc).__name__}: {exc}") from exc
         raise TransientUpstreamError(SERVICE, "stream ended without [DONE]")
@@ -196,7 +209,7 @@ class OpenAILLM:
                 extra["dimensions"] = self.embedding_dimensions
             response = await self._client.embeddings.create(model=self.embedding_model, input=list(texts), **extra)
         except openai.APIError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self._names) from exc
         except httpx2.HTTPError as exc:
             raise TransientUpstreamError(SERVICE, f"embeddings failed: {type(exc).__name__}: {exc}") from exc
         ordered = sorted(response.data, key=lambda item: item.index)
@@ -292,7 +305,9 @@ def _connection_failure(exc: BaseException) -> OSError | None:
     return None
 
 
-def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentUpstreamError:
+def translate_error(
+    exc: openai.APIError, names: SettingNames = SettingNames()
+) -> TransientUpstreamError | PermanentUpstreamError:
     if isinstance(exc, openai.APIConnectionError) and (failed := _connection_failure(exc)) is not None:
         return TransientUpstreamError(SERVICE, f"could not connect: {failed.strerror or failed}")
     if isinstance(exc, openai.APITimeoutError):
@@ -307,7 +322,7 @@ def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentU
                 SERVICE,
                 f"does not support the request ({exc.status_code}): {exc.message}",
                 "The language model endpoint does not support this kind of request. An administrator needs to "
-                "check OPENAI_BASE_URL.",
+                f"check {names.endpoint}.",
             )
         if exc.status_code >= 500 or exc.status_code in (408, 409):
             return TransientUpstreamError(SERVICE, f"server error {exc.status_code}", retry_after_s=_retry_after(exc))
@@ -315,13 +330,14 @@ def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentU
             return PermanentUpstreamError(
                 SERVICE,
                 f"refused credentials ({exc.status_code})",
-                "The language model refused my credentials. An administrator needs to check OPENAI_API_KEY.",
+                f"The language model refused my credentials. An administrator needs to check {names.key}.",
             )
         if exc.status_code == 404:
             return PermanentUpstreamError(
                 SERVICE,
                 f"not found: {exc.message}",
-                "The configured model was not found. An administrator needs to check OPENAI_MODEL and OPENAI_BASE_URL.",
+                f"The configured model was not found. An administrator needs to check {names.model} and "
+                f"{names.endpoint}.",
             )
         return PermanentUpstreamError(
             SERVICE,

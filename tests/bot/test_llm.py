@@ -168,3 +168,21 @@ async def test_a_model_returning_another_width_is_a_permanent_error_naming_the_f
         await llm.aclose()
     assert "dimensions" not in stand_in.requests[-1].body
     assert "set EMBEDDING_DIMENSIONS=1536 and run `bot index reembed`" in raised.value.user_message
+
+
+async def test_a_refusal_from_azure_names_the_azure_settings(stand_in: StandInLLM) -> None:
+    llm = OpenAILLM.from_settings(azure_settings(stand_in))
+    stand_in.script(Step(status=401), Step(status=404))
+    try:
+        with pytest.raises(PermanentUpstreamError) as refused:
+            await collect_open(llm)
+        with pytest.raises(PermanentUpstreamError) as missing:
+            await collect_open(llm)
+    finally:
+        await llm.aclose()
+    assert "check AZURE_OPENAI_API_KEY" in refused.value.user_message
+    assert "check AZURE_OPENAI_CHAT_DEPLOYMENT and AZURE_OPENAI_ENDPOINT" in missing.value.user_message
+
+
+async def collect_open(llm: OpenAILLM) -> str:
+    return "".join([delta async for delta in llm.stream_chat(PROMPT, max_tokens=10)])
