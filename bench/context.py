@@ -33,7 +33,12 @@ async def run(repeats: int = 300) -> Result:
                         "SELECT :thread, CASE WHEN n % 2 = 0 THEN 'user' ELSE 'assistant' END, 'bench', :body, "
                         ":tokens, 'completed', 0 FROM generate_series(1, :size) AS n"
                     ),
-                    {"thread": first.thread_id, "size": size, "body": body, "tokens": count_tokens(body)},
+                    {
+                        "thread": first.thread_id,
+                        "size": size,
+                        "body": body,
+                        "tokens": count_tokens(body, rt.settings.openai_model),
+                    },
                 )
                 await conn.execute(text("ANALYZE messages"))
             turn_id = (await accept(rt, to_event("question", thread, user="bench", event_id=f"{thread}-q"))).message_id

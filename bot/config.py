@@ -38,9 +38,26 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, description="Postgres connections per process (twice this at peak).")
 
     # LLM
+    llm_provider: Literal["openai", "azure"] = Field(
+        default="openai",
+        description="openai: OpenAI or any OpenAI-compatible server (OPENAI_*); azure: Azure OpenAI (AZURE_OPENAI_*).",
+    )
     openai_api_key: SecretStr = Field(default=SecretStr(""), description="Empty: the local stand-in model answers.")
-    openai_base_url: str = Field(default="", description="OpenAI-compatible endpoint (Azure, Ollama, vLLM).")
-    openai_model: str = Field(default="gpt-4o", description="Chat model name.")
+    openai_base_url: str = Field(default="", description="OpenAI-compatible endpoint (Ollama, vLLM, a proxy).")
+    openai_model: str = Field(
+        default="gpt-4o", description="Chat model name (on Azure: the deployed model, for token counts)."
+    )
+    azure_openai_endpoint: str = Field(
+        default="", description="Azure OpenAI resource URL (https://NAME.openai.azure.com), with LLM_PROVIDER=azure."
+    )
+    azure_openai_api_key: SecretStr = Field(default=SecretStr(""), description="Azure OpenAI key (the api-key header).")
+    azure_openai_api_version: str = Field(default="2024-10-21", description="Azure OpenAI api-version.")
+    azure_openai_chat_deployment: str = Field(
+        default="", description="Azure deployment that answers chat. Empty: a deployment named OPENAI_MODEL."
+    )
+    azure_openai_embedding_deployment: str = Field(
+        default="", description="Azure deployment for embeddings. Empty: a deployment named EMBEDDING_MODEL."
+    )
     openai_timeout_s: float = Field(default=60.0, description="Seconds before an LLM call counts as timed out.")
     max_reply_tokens: int = Field(default=1024, description="Upper bound on tokens in one reply.")
     context_token_budget: int = Field(default=6000, description="Tokens of thread history sent with each prompt.")
@@ -218,6 +235,13 @@ class Settings(BaseSettings):
         default=3, description="Attempts at a JSON chain step whose output does not match its schema."
     )
     embedding_model: str = Field(default="text-embedding-3-small", description="Embeddings model for retrieval.")
+    embedding_dimensions: int = Field(
+        default=1536,
+        ge=1,
+        le=16000,
+        description="Length of EMBEDDING_MODEL's vectors (text-embedding-3-* are asked for it; other models must "
+        "return it). Changing it on a database with stored chunks: `bot index reembed`.",
+    )
     retrieval_chunks: int = Field(
         default=4, description="Transcript chunks retrieved into a chat turn's prompt (0: retrieval off)."
     )
@@ -247,4 +271,6 @@ class Settings(BaseSettings):
 
     @property
     def uses_stand_in_llm(self) -> bool:
+        if self.llm_provider == "azure":
+            return False
         return not self.openai_api_key.get_secret_value() and not self.openai_base_url

@@ -70,7 +70,7 @@ async def gather_context(conn: AsyncConnection, settings: Settings, turn: Turn, 
     (thread_id, id) index, and the budget is summed from the token counts stored at write time.
     """
     system = system_prompt(settings, prefs)
-    spent = count_tokens(system) + turn.token_count
+    spent = count_tokens(system, settings.openai_model) + turn.token_count
     rows = await thread_history(conn, turn.thread_id, before=turn.message_id, limit=settings.context_max_messages)
     history: list[ChatMessage] = []
     truncated = len(rows) == settings.context_max_messages

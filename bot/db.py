@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from bot.config import Settings
 from bot.errors import ConfigurationError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -24,6 +25,22 @@ def async_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
     raise ConfigurationError(f"DATABASE_URL must be a postgresql:// URL, got {url.split(':', 1)[0]}://...")
+
+
+# Besides the main pool, a process may hold: the scheduler leader's (bot.followups.scheduler), the Slack OAuth
+# installation store's (jobs.platforms) and one for the start-up schema check.
+SCHEDULER_CONNECTIONS = 4
+INSTALLATION_STORE_POOL = 2
+STARTUP_CONNECTIONS = 1
+
+
+def peak_connections(settings: Settings) -> int:
+    """The most Postgres connections one bot process (a worker or an adapter) opens at once, from its settings:
+    the deployment's processes times this must stay under Postgres's max_connections."""
+    peak = 2 * settings.database_pool_size + SCHEDULER_CONNECTIONS + STARTUP_CONNECTIONS
+    if settings.slack_oauth_enabled:
+        peak += 2 * INSTALLATION_STORE_POOL
+    return peak
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

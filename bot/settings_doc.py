@@ -40,7 +40,19 @@ def env_example() -> str:
         lines.append(f"\n# {info.description or ''}")
         default = _default(name).replace("\n", " ")
         lines.append(f"{name.upper()}={default}" if default else f"# {name.upper()}=")
+    lines.append(COMPOSE_ONLY)
     return "\n".join(lines) + "\n"
+
+
+# Read by docker compose (it fills docker-compose.yml from .env), not by the bot: required there, with no default.
+COMPOSE_ONLY = """
+# --- docker-compose.yml only: compose refuses to start until each is set (URL-safe: openssl rand -hex 24) ---
+# Redis's password (arq's jobs are pickles: whoever writes to the queue runs code as the bot); also in REDIS_URL.
+# REDIS_PASSWORD=
+# The Postgres user threadbot's password; also in DATABASE_URL.
+# POSTGRES_PASSWORD=
+# MinIO's root password, which the bot uses as S3_SECRET_ACCESS_KEY.
+# MINIO_ROOT_PASSWORD="""
 
 
 def write_docs(root: Path) -> None:

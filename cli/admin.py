@@ -6,10 +6,11 @@ import asyncio
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from bot.config import Settings
-from cli.common import load_settings, mask_password, out, ready_services, run_async
+from cli.common import EXIT_INFRA, err, load_settings, mask_password, out, ready_services, run_async
 
 db_app = typer.Typer(help="Database schema: migrate and inspect.", no_args_is_help=True)
 services_app = typer.Typer(
@@ -97,6 +98,51 @@ def services_status() -> None:
     table.add_row("Postgres", f"running (pid {postgres_pid})" if postgres_pid else "stopped")
     table.add_row("Redis", "running" if redis_up else "stopped")
     out.print(table)
+
+
+def health(
+    url: Annotated[str, typer.Option(help="Also GET this URL, which must answer 200 (an adapter's /healthz).")] = "",
+) -> None:
+    """Check that this process's Postgres (DATABASE_URL) and Redis (REDIS_URL) answer, and URL if given: exit 0
+    when they do, 3 (with the reason) when one does not. For container health checks: it starts nothing."""
+    settings = load_settings()
+    missing = [name for name, value in (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url))
+               if not value]  # fmt: skip
+    if missing:
+        err.print(f"[red]{' and '.join(missing)} not set:[/red] health checks a deployment's own services.")
+        raise typer.Exit(EXIT_INFRA)
+
+    async def run() -> None:
+        import httpx
+        from redis.asyncio import Redis
+        from sqlalchemy import text
+
+        from bot.db import create_engine
+
+        engine = create_engine(settings.database_url, pool_size=1)
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        finally:
+            await engine.dispose()
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
+        try:
+            await redis.ping()
+        finally:
+            await redis.aclose()
+        if url:
+            try:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    status = (await client.get(url)).status_code
+            except httpx.HTTPError as exc:
+                err.print(f"[red]Could not reach {url}: {escape(str(exc) or type(exc).__name__)}.[/red]")
+                raise typer.Exit(EXIT_INFRA) from None
+            if status != 200:
+                err.print(f"[red]{url} answered {status}.[/red]")
+                raise typer.Exit(EXIT_INFRA)
+
+    run_async(run())
+    out.print("healthy")
 
 
 def show_settings() -> None:

@@ -75,7 +75,7 @@ async def _ask(
     from jobs.queue import open_runtime
     from jobs.worker import in_process_worker
 
-    async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
+    async with ready_services(settings, counts_tokens=True) as services, open_runtime(services.settings) as runtime:
         if services.settings.uses_stand_in_llm:
             err.print(
                 "[dim]Note: replies come from the local stand-in model, not a real LLM (no OPENAI_API_KEY set). "

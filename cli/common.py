@@ -120,9 +120,15 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @asynccontextmanager
-async def ready_services(settings: Settings) -> AsyncIterator[Services]:
-    """Postgres and Redis for this command: the configured ones, or embedded ones started (and stopped) here."""
+async def ready_services(settings: Settings, *, counts_tokens: bool = False) -> AsyncIterator[Services]:
+    """Postgres and Redis for this command: the configured ones, or embedded ones started (and stopped) here. A
+    command that takes messages (`counts_tokens`) loads the model's token encoding meanwhile."""
     from bot.services import prepare_database, start_services
+
+    if counts_tokens:
+        from bot.tokens import warm
+
+        warm(settings.openai_model)
 
     services = await asyncio.to_thread(start_services, settings)
     try:
@@ -137,7 +143,7 @@ async def ready_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """`ready_services`, and the runtime on them with its wake-ups queued on arq."""
     from jobs.queue import open_runtime
 
-    async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
+    async with ready_services(settings, counts_tokens=True) as services, open_runtime(services.settings) as runtime:
         yield runtime
 
 

@@ -9,6 +9,7 @@ import typer
 
 from cli import admin, benchmarks, chat, serve
 from cli.chains import chains_app
+from cli.index import index_app
 from cli.media import media_app
 from cli.runs import runs_app
 
@@ -46,12 +47,14 @@ app.command("worker")(serve.worker_command)
 app.command()(benchmarks.bench)
 app.command()(serve.serve)
 app.command("settings")(admin.show_settings)
+app.command("health")(admin.health)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.services_app, name="services")
 app.add_typer(serve.discord_app, name="discord")
 app.add_typer(runs_app, name="runs")
 app.add_typer(media_app, name="media")
 app.add_typer(chains_app, name="chains")
+app.add_typer(index_app, name="index")
 
 
 def main() -> None:

@@ -30,7 +30,7 @@ async def _worker(settings: Settings) -> None:
     from jobs.worker import create_worker, settle_garbage_collector
 
     settle_garbage_collector()
-    async with ready_services(settings) as services:
+    async with ready_services(settings, counts_tokens=True) as services:
         worker = create_worker(services.settings)
         try:
             await worker.async_run()
@@ -97,7 +97,7 @@ async def _serve_slack_async(settings: Settings, use_http: bool, host: str, port
     settle_garbage_collector()
 
     async with AsyncExitStack() as stack:
-        services = await stack.enter_async_context(ready_services(settings))
+        services = await stack.enter_async_context(ready_services(settings, counts_tokens=True))
         runtime = await stack.enter_async_context(open_runtime(services.settings))
         if worker:
             await stack.enter_async_context(in_process_worker(services.settings))
@@ -125,7 +125,7 @@ async def _discord_gateway(settings: Settings, worker: bool) -> None:
 
     settle_garbage_collector()
 
-    async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
+    async with ready_services(settings, counts_tokens=True) as services, open_runtime(services.settings) as runtime:
         if not worker:
             await serve_discord(runtime)
             return

@@ -35,12 +35,12 @@ async def open_platform_clients(settings: Settings, redis: Redis, stack: AsyncEx
         from adapters.slack.installations import InstallationTokens, PostgresInstallationStore
         from adapters.slack.outbound import SlackOutbound
         from adapters.slack.webapi import TokenSource, fixed_token, web_client
-        from bot.db import create_engine
+        from bot.db import INSTALLATION_STORE_POOL, create_engine
 
         tokens: TokenSource = fixed_token(slack_token)
         if settings.slack_oauth_enabled:
             # Installed workspaces' tokens live in Postgres; a small pool of our own keeps lookups off the turns'.
-            engine = create_engine(settings.database_url, pool_size=2)
+            engine = create_engine(settings.database_url, pool_size=INSTALLATION_STORE_POOL)
             stack.push_async_callback(engine.dispose)
             tokens = InstallationTokens(PostgresInstallationStore(engine))
         # One HTTP session per worker: connections to Slack are reused across every turn's posts and edits.

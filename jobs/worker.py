@@ -27,6 +27,7 @@ from bot.deps import WorkerDeps
 from bot.followups.scheduler import SchedulerLeader
 from bot.llm import OpenAILLM
 from bot.media.blobs import S3BlobStore, blob_store_for
+from bot.media.index import require_dimensions
 from bot.runtime import Runtime, redis_settings
 from bot.safety.guarded import GuardedLLM
 from bot.safety.moderation import OpenAIModerator
@@ -44,6 +45,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     redis: ArqRedis = ctx["redis"]
     engine: AsyncEngine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     await require_current_schema(engine)
+    await require_dimensions(engine, settings.embedding_dimensions)
     runtime = Runtime(
         settings=settings,
         engine=engine,
@@ -55,25 +57,17 @@ async def startup(ctx: dict[str, Any]) -> None:
 
     stack = AsyncExitStack()
     ctx["clients"] = stack
-    base_url: str | None = settings.openai_base_url or None
-    api_key = settings.openai_api_key.get_secret_value() or "no-key"
+    stand_in_url = None
     if settings.uses_stand_in_llm:
-        base_url = await open_stand_in_llm(stack, announced=bool(ctx.get("stand_in_announced")))
-    llm = OpenAILLM(
-        api_key=api_key,
-        base_url=base_url,
-        model=settings.openai_model,
-        timeout_s=settings.openai_timeout_s,
-        embedding_model=settings.embedding_model,
-        concurrency=settings.worker_max_jobs,
-    )
+        stand_in_url = await open_stand_in_llm(stack, announced=bool(ctx.get("stand_in_announced")))
+    llm = OpenAILLM.from_settings(settings, stand_in_url=stand_in_url)
     clients = await open_platform_clients(settings, redis, stack)
     ctx["llm"] = llm
     moderator = None
     if settings.moderation != "off":
         moderator = OpenAIModerator(
-            api_key=api_key,
-            base_url=settings.moderation_base_url or base_url,
+            api_key=settings.openai_api_key.get_secret_value() or "no-key",
+            base_url=settings.moderation_base_url or settings.openai_base_url or stand_in_url,
             model=settings.moderation_model,
             timeout_s=settings.openai_timeout_s,
         )

@@ -93,6 +93,10 @@ class RecordedRequest:
     done_at: float | None = None
     # The client's (host, port): requests that share it came over one kept-alive connection.
     peer: tuple[str, int] | None = None
+    # Azure OpenAI's shape: the deployment named in the path, ?api-version=, and whether the key came as `api-key`.
+    deployment: str | None = None
+    api_version: str | None = None
+    api_key_header: bool = False
 
 
 class BadRequest(Exception):
@@ -320,6 +324,9 @@ class StandInLLM(LocalServer):
         app.router.add_post("/v1/chat/completions", self._chat_completions)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/moderations", self._moderations)
+        # Azure OpenAI: the same operations under a deployment, with ?api-version= and an `api-key` header.
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat_completions)
+        app.router.add_post("/openai/deployments/{deployment}/embeddings", self._embeddings)
         app.router.add_post("/_sandbox/script", self._control_script)
         app.router.add_get("/_sandbox/requests", self._control_requests)
         app.router.add_post("/_sandbox/reset", self._control_reset)
@@ -371,6 +378,13 @@ class StandInLLM(LocalServer):
             return error_response(
                 401, "You didn't provide an API key. You need to provide your API key in an Authorization header."
             )
+        if request.path.startswith("/openai/"):
+            if not request.headers.get("api-key"):
+                return error_response(
+                    401, "Access denied due to missing subscription key. Make sure to include the api-key header."
+                )
+            if not request.query.get("api-version"):
+                return error_response(404, "Resource not found: the api-version query parameter is required.")
         try:
             return await handler(request)
         except web.HTTPException as exc:
@@ -394,7 +408,13 @@ class StandInLLM(LocalServer):
     def _record(self, request: web.Request, body: dict[str, Any]) -> RecordedRequest:
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         record = RecordedRequest(
-            path=request.path, body=body, at=time.monotonic(), peer=tuple(peer[:2]) if peer else None
+            path=request.path,
+            body=body,
+            at=time.monotonic(),
+            peer=tuple(peer[:2]) if peer else None,
+            deployment=request.match_info.get("deployment"),
+            api_version=request.query.get("api-version"),
+            api_key_header="api-key" in request.headers,
         )
         self.requests.append(record)
         return record

@@ -26,8 +26,9 @@ from bot.threads import ensure_thread, thread_to_json
 from bot.workflows.runs import cancel_run, start_run
 
 USAGE = (
-    "Usage: /remind in 2 hours check the deploy · /remind tomorrow 9am standup · "
-    "/remind every Monday 09:00 weekly report · /remind list [here] · /remind cancel ID"
+    "Usage: /remind in 2 hours check the deploy · /remind tomorrow 9am standup · /remind Dec 25 9am call mum · "
+    "/remind every Monday 09:00 weekly report · /remind every month on the 1st invoices · "
+    "/remind list [here] · /remind cancel ID"
 )
 
 

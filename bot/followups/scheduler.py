@@ -25,6 +25,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Connection, Engine, text
 
+from bot.db import SCHEDULER_CONNECTIONS
 from bot.followups.triggers import build_trigger
 from bot.followups.workflows import RECURRING
 from bot.runtime import Runtime
@@ -65,7 +66,12 @@ class SchedulerLeader:
 
     async def run_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._engine = sqlalchemy.create_engine(sync_url(self._runtime.settings.database_url), pool_size=2)
+        # Bounded (the leader's lock, a reconcile, the job store's thread): counted in bot.db.peak_connections.
+        self._engine = sqlalchemy.create_engine(
+            sync_url(self._runtime.settings.database_url),
+            pool_size=SCHEDULER_CONNECTIONS // 2,
+            max_overflow=SCHEDULER_CONNECTIONS - SCHEDULER_CONNECTIONS // 2,
+        )
         try:
             while True:
                 try:

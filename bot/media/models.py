@@ -11,7 +11,6 @@ from sqlalchemy import BigInteger, CheckConstraint, Column, Float, ForeignKey, I
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
-from bot.llm import EMBEDDING_DIMENSIONS
 from bot.models import _timestamp
 
 MEDIA_STATUSES = ("pending", "stored", "transcribed", "done", "failed")
@@ -102,7 +101,8 @@ class MediaChunk(SQLModel, table=True):
     start_s: float = 0.0
     end_s: float = 0.0
     text: str = Field(sa_column=Column(Text, nullable=False))
-    embedding: list[float] = Field(sa_column=Column(Vector(EMBEDDING_DIMENSIONS), nullable=False))
+    # No width here: the column's follows EMBEDDING_DIMENSIONS (bot.media.index), and pgvector would refuse others.
+    embedding: list[float] | None = Field(sa_column=Column(Vector(), nullable=True))
 
 
 MEDIA: Table = Media.__table__  # type: ignore[attr-defined]

@@ -83,7 +83,7 @@ async def search(
         await conn.execute(
             select(MEDIA.c.name, c.start_s, c.end_s, c.text, distance, same_thread)
             .join(MEDIA, MEDIA.c.id == c.media_id)
-            .where((c.thread_id == thread_id) | (c.channel_key == channel_key(thread)))
+            .where((c.thread_id == thread_id) | (c.channel_key == channel_key(thread)), c.embedding.is_not(None))
             .order_by(same_thread.desc(), distance)
             .limit(limit)
         )

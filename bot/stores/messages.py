@@ -172,7 +172,7 @@ async def store_reply(
         "b_thread_id": thread_id,
         "b_message_id": message_id,
         "b_text": text,
-        "b_tokens": count_tokens(text),
+        "b_tokens": count_tokens(text, runtime.settings.openai_model),
         "b_platform_message_id": platform_message_id,
     }
     if not along:
@@ -231,7 +231,7 @@ async def store_digest(
             role="assistant",
             author_id="bot",
             text=text,
-            token_count=count_tokens(text),
+            token_count=count_tokens(text, runtime.settings.openai_model),
             status="completed",
             dedupe_key=key,
             platform_message_id=platform_message_id,
@@ -264,7 +264,7 @@ async def edit_user_message(
         "b_channel_id": channel_id,
         "b_platform_message_id": platform_message_id,
         "b_text": text,
-        "b_tokens": count_tokens(text),
+        "b_tokens": count_tokens(text, runtime.settings.openai_model),
     }
     async with runtime.autocommit.connect() as conn:
         return int((await conn.execute(_EDIT, params)).rowcount)

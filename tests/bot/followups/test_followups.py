@@ -115,6 +115,25 @@ async def test_reminder_uses_the_users_time_zone(runtime: Runtime) -> None:
     assert " at 09:00 JST: standup" in reply.text
 
 
+async def test_dates_and_monthly_repeats_are_read_in_the_users_time_zone(runtime: Runtime) -> None:
+    from bot.preferences import set_preferences
+    from bot.stores.followups import active_schedules
+
+    await set_preferences(runtime, "console", "local", "ada", {"timezone": "Asia/Tokyo"})
+    reply = await COMMANDS.handle(runtime, remind("Dec 25 9am call mum"))
+    assert reply.accepted, reply.text
+    assert "25 Dec" in reply.text
+    assert " at 09:00 JST: call mum" in reply.text
+    monthly = await COMMANDS.handle(runtime, remind("every month on the 1st send invoices"))
+    assert monthly.accepted, monthly.text
+    assert "every month on the 1st at 09:00 (Asia/Tokyo)" in monthly.text
+    async with runtime.engine.connect() as conn:
+        rows = await conn.run_sync(lambda sync: list(active_schedules(sync)))
+    assert [row.trigger for row in rows] == [
+        {"type": "cron", "day": "1", "hour": 9, "minute": 0, "timezone": "Asia/Tokyo"}
+    ]
+
+
 async def test_followup_nudges_a_quiet_thread_with_a_summary(
     runtime: Runtime, clock: FakeClock, worker: asyncio.Task[None], stand_in: StandInLLM
 ) -> None:
