@@ -14,7 +14,13 @@ from bot.workflows.steps import WorkflowContext
 
 log = structlog.get_logger(__name__)
 
-SERVICE_NAMES = {"llm": "the language model", "deepgram": "transcription (Deepgram)", "s3": "file storage"}
+SERVICE_NAMES = {
+    "llm": "the language model",
+    "deepgram": "transcription (Deepgram)",
+    "s3": "file storage",
+    "smtp": "the mail server",
+    "resend": "email (Resend)",
+}
 
 
 def failure_reason(failed: StepFailed) -> str:

@@ -10,8 +10,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import structlog
 
 from bot.config import Settings
+from bot.mail.folder import mail_folder
+from bot.mail.resend import ResendMailer
+from bot.mail.smtp import SmtpMailer
 from bot.media.transcribe import STAND_IN_KEY, DeepgramTranscriber, transcriber_for
-from bot.ports import Transcriber
+from bot.ports import Mailer, Transcriber
 
 log = structlog.get_logger(__name__)
 
@@ -22,6 +25,11 @@ STAND_IN_NOTICE = (
 STAND_IN_TRANSCRIBER_NOTICE = (
     "No DEEPGRAM_API_KEY is set, so media are transcribed by the local stand-in, which only describes the audio. "
     "Set DEEPGRAM_API_KEY (and DEEPGRAM_BASE_URL for self-hosted Deepgram) for real transcripts."
+)
+
+STAND_IN_MAILER_NOTICE = (
+    "No SMTP_HOST or RESEND_API_KEY is set, so email is delivered to a local sink that keeps it under DATA_DIR/mail "
+    "(`bot mail list`); nothing leaves this machine."
 )
 
 
@@ -56,3 +64,27 @@ async def open_transcriber(settings: Settings, stack: AsyncExitStack) -> Transcr
         return await stack.enter_async_context(transcriber)
     log.info(STAND_IN_TRANSCRIBER_NOTICE)
     return await stack.enter_async_context(stand_in_transcriber())
+
+
+async def open_mailer(settings: Settings, stack: AsyncExitStack) -> Mailer:
+    """Resend when RESEND_API_KEY is set, else SMTP_HOST; with neither, a local SMTP sink in this process that keeps
+    every mail under DATA_DIR/mail (`bot mail list`), reached over SMTP like a real server."""
+    if settings.resend_api_key.get_secret_value():
+        resend = ResendMailer(
+            settings.resend_api_key.get_secret_value(), settings.resend_base_url, timeout_s=settings.email_timeout_s
+        )
+        return await stack.enter_async_context(resend)
+    if settings.smtp_host:
+        return SmtpMailer(
+            settings.smtp_host,
+            settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value(),
+            timeout_s=settings.email_timeout_s,
+        )
+    from sandbox.smtp_sink import SmtpSink
+
+    sink = await stack.enter_async_context(SmtpSink(mail_folder(settings)))
+    log.info(STAND_IN_MAILER_NOTICE, folder=str(mail_folder(settings)))
+    return SmtpMailer(sink.host, sink.port, security="none", timeout_s=settings.email_timeout_s)

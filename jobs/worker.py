@@ -31,7 +31,7 @@ from bot.runtime import Runtime, redis_settings
 from bot.workflows.registry import Workflows
 from jobs.platforms import open_platform_clients
 from jobs.queue import QUEUE_NAME, WAKE_KEY, ArqWakeQueue
-from jobs.stand_ins import open_stand_in_llm, open_transcriber
+from jobs.stand_ins import open_mailer, open_stand_in_llm, open_transcriber
 from jobs.workflows import resume_run, sweep_forever
 
 log = structlog.get_logger(__name__)
@@ -74,6 +74,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     if isinstance(blobs, S3BlobStore):
         await blobs.ensure_bucket()
     transcriber = await open_transcriber(settings, stack)
+    mailer = await open_mailer(settings, stack)
     deps = WorkerDeps(
         runtime=runtime,
         llm=llm,
@@ -81,6 +82,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         files=clients.files,
         blobs=blobs,
         transcriber=transcriber,
+        mailer=mailer,
         worker_id=worker_id(),
     )
     ctx["deps"] = deps

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -41,6 +41,8 @@ class ChainResult:
     attach_transcript: bool = False
     # An `ask` step nobody answered in time and that had no default: the chain stopped there (and said so).
     stopped_at: str | None = None
+    # What the templates saw (input, transcript, thread, media, now; without `steps`), for `deliver:` templates.
+    view: dict[str, Any] = field(default_factory=dict)
 
 
 def missing_inputs(chain: Chain, scope: Mapping[str, Any]) -> list[str]:
@@ -102,7 +104,9 @@ async def _run_steps(
         if isinstance(step, AskStep):
             answer = await _ask(ctx, chain, step, view, outputs, step_id, thread, thread_id, user_id)
             if answer is None:
-                return ChainResult(chain.name, chain.version, outputs, "", chain.attach_transcript, stopped_at=step.id)
+                return ChainResult(
+                    chain.name, chain.version, outputs, "", chain.attach_transcript, stopped_at=step.id, view=view
+                )
             outputs[step.id] = answer
         else:
             call = partial(run_llm_step, ctx, chain, step, {**view, "steps": dict(outputs)})
@@ -112,7 +116,7 @@ async def _run_steps(
         return render_reply(chain, {**view, "steps": outputs})
 
     text = await ctx.step.run(f"{prefix}:reply", reply)
-    return ChainResult(chain.name, chain.version, outputs, text, chain.attach_transcript)
+    return ChainResult(chain.name, chain.version, outputs, text, chain.attach_transcript, view=view)
 
 
 def _view(scope: Mapping[str, Any], now: str, max_chars: int) -> dict[str, Any]:
