@@ -113,8 +113,11 @@ async def test_a_chain_delivers_its_result_once_to_each_recipient_and_says_so(
     assert mail["To"] == "team@example.com"
     assert mail["Subject"].startswith("Notes for 20")
     assert mail["X-Threadbot-Delivery"] == f"{run_id}:deliver:email:team@example.com"
-    assert mail.get_body(("plain",)).get_content().rstrip().endswith("-- sent by threadbot")
-    assert "<p>" in mail.get_body(("html",)).get_content()
+    plain, html = mail.get_body(("plain",)), mail.get_body(("html",))
+    assert plain is not None
+    assert html is not None
+    assert plain.get_content().rstrip().endswith("-- sent by threadbot")
+    assert "<p>" in html.get_content()
     assert len({m.message_id for m in sink.received}) == 3
     assert all(m.path is not None and m.path.is_file() for m in sink.received)
 
@@ -209,7 +212,8 @@ async def test_send_as_email_waits_for_the_users_go_ahead(
     write_chain(tmp_path / "chains", confirm=True)
     thread = await run_chain(runtime, "confirm", "the launch")
     question = await said(runtime, thread, "✉️ Send as email?")
-    assert "to team@example.com" in question and "Reply **send**" in question
+    assert "to team@example.com" in question
+    assert "Reply **send**" in question
     await asyncio.sleep(0.5)
     assert sink.received == [], "nothing is sent before the user says so"
     await accept(runtime, to_event("send", "confirm", user="ada"))
