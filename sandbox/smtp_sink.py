@@ -1,19 +1,22 @@
 """A local SMTP server (aiosmtpd) that accepts mail and keeps it: each message as an .eml file in a folder (the
 embedded default's DATA_DIR/mail, read by `bot mail list|show`) and in memory for tests. Tests can make it refuse
-recipients, answer 4xx for a while, require a login, or hold its answer to DATA (to kill a worker mid-send)."""
+recipients, answer 4xx for a while, require a login and TLS (STARTTLS or from the start), or hold its answer to
+DATA (to kill a worker mid-send)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import secrets
+import ssl
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -58,11 +61,15 @@ class SmtpSink:
         host: str = "127.0.0.1",
         port: int = 0,
         login: tuple[str, str] | None = None,
+        tls: ssl.SSLContext | None = None,
+        tls_mode: Literal["starttls", "tls"] = "starttls",
     ) -> None:
         self.folder = folder
         self.host = host
         self.port = port
         self.login = login
+        self.tls = tls
+        self.tls_mode = tls_mode
         self.received: list[ReceivedMail] = []
         self.script = _Script()
         self.data_started = asyncio.Event()
@@ -106,7 +113,7 @@ class SmtpSink:
 
     def _authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> Any:
         ok = isinstance(data, LoginPassword) and self.login == (data.login.decode(), data.password.decode())
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 itself
 
     def _keep(self, data: bytes) -> Path | None:
         if self.folder is None:
@@ -124,13 +131,21 @@ class SmtpSink:
     def _protocol(self) -> SMTP:
         options: dict[str, Any] = {"hostname": "threadbot-sink", "ident": "threadbot mail sink"}
         if self.login is not None:
-            # Plain connections on loopback only: a test of the login, not of TLS.
-            options.update(auth_required=True, auth_require_tls=False, authenticator=self._authenticate)
-        return SMTP(self, **options)
+            # aiosmtpd only knows the TLS it started itself (STARTTLS): over TLS from the start it must not ask again.
+            required = self.tls is not None and self.tls_mode == "starttls"
+            options.update(auth_required=True, auth_require_tls=required, authenticator=self._authenticate)
+        if self.tls is not None and self.tls_mode == "starttls":
+            options.update(tls_context=self.tls, require_starttls=True)
+        with warnings.catch_warnings():
+            # "Requiring AUTH while not requiring TLS": aiosmtpd cannot see TLS it did not start itself (TLS from the
+            # start); a login over plain loopback is a test's own choice.
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+            return SMTP(self, **options)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self.host, self.port)
+        implicit = self.tls if self.tls_mode == "tls" else None
+        self._server = await loop.create_server(self._protocol, self.host, self.port, ssl=implicit)
         self.port = int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:

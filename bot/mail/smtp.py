@@ -3,6 +3,7 @@ authentication. One connection per message: deliveries are rare, and a fresh one
 
 from __future__ import annotations
 
+import ssl
 from typing import Literal
 
 import aiosmtplib
@@ -28,6 +29,7 @@ class SmtpMailer:
         username: str = "",
         password: str = "",
         timeout_s: float = 30.0,
+        tls_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -35,6 +37,7 @@ class SmtpMailer:
         self._username = username or None
         self._password = password or None
         self.timeout_s = timeout_s
+        self._tls_context = tls_context  # None: the system's trusted CAs (a test passes its own)
 
     def __repr__(self) -> str:
         return f"SmtpMailer(host={self.host!r}, port={self.port}, security={self.security!r})"
@@ -48,6 +51,7 @@ class SmtpMailer:
             username=self._username,
             password=self._password,
             timeout=self.timeout_s,
+            tls_context=self._tls_context,
         )
         try:
             await self._connect(client)
