@@ -257,12 +257,19 @@ def _strip_fences(text: str) -> str:
 
 
 def _render(chain: Chain, step: LLMStep | AskStep | None, field: str, source: str, scope: Mapping[str, Any]) -> str:
+    where = f'step "{step.id}"' if step is not None else "the reply"
+    return render_field(chain, where, field, source, scope)
+
+
+def render_field(
+    chain: Chain, where: str, field: str, source: str, scope: Mapping[str, Any], *, html: bool = False
+) -> str:
+    """One template of the chain rendered; any failure is the chain's (NonRetriableError naming `where` and `field`)."""
     try:
-        return compile_template(source).render(**scope)
+        return compile_template(source, html=html).render(**scope)
     # Besides Jinja's own errors, a template can raise whatever Python raises for a bad operation on the data
     # (`steps.x + 1` on a string): all of them are the chain's fault, not a reason to retry.
     except Exception as exc:
-        where = f'step "{step.id}"' if step is not None else "the reply"
         raise NonRetriableError(
             f"chain {chain.name}: {where}: {field}: {exc}",
             user_message=f'The chain "{chain.name}" could not fill in {where} ({field}): {exc}',

@@ -17,8 +17,8 @@ import structlog
 from sqlalchemy import bindparam, delete, func, literal_column, update
 from sqlalchemy.dialects.postgresql import insert
 
+from bot.chains.runner import render_field
 from bot.chains.spec import Chain, EmailDelivery
-from bot.chains.templates import compile_template
 from bot.conversation import ask_in_thread, post
 from bot.errors import ConfigurationError, MailMaybeSent
 from bot.events import ThreadRef
@@ -28,7 +28,7 @@ from bot.mail.compose import message_id_for
 from bot.ports import Mailer, OutgoingEmail
 from bot.stores.messages import thread_authors
 from bot.stores.preferences import load_emails
-from bot.workflows.errors import NonRetriableError, StepFailed
+from bot.workflows.errors import StepFailed
 from bot.workflows.models import OUTBOX
 from bot.workflows.steps import WorkflowContext
 
@@ -138,15 +138,10 @@ async def resolve_recipients(
 
 
 async def render_email(chain: Chain, spec: EmailDelivery, scope: Mapping[str, Any]) -> dict[str, str]:
-    rendered: dict[str, str] = {}
-    for field in ("subject", "text", "html"):
-        try:
-            rendered[field] = compile_template(getattr(spec, field), html=field == "html").render(**scope).strip()
-        except Exception as exc:  # any error of a template is the chain's: not retried (see runner._render)
-            raise NonRetriableError(
-                f"chain {chain.name}: deliver.email.{field}: {exc}",
-                user_message=f'The chain "{chain.name}" could not fill in its email ({field}): {exc}',
-            ) from exc
+    rendered = {
+        field: render_field(chain, "its email", field, getattr(spec, field), scope, html=field == "html").strip()
+        for field in ("subject", "text", "html")
+    }
     rendered["subject"] = " ".join(rendered["subject"].split())[:250] or chain.description[:250]
     return rendered
 
