@@ -1,6 +1,7 @@
 """A chain's `deliver: email` as durable steps of its run: who gets it (`deliver:recipients`), what it says
 (`deliver:render`), the user's go-ahead when the chain asks for one (`deliver:confirm`), one step per recipient
-(`deliver:email.N`) and the line in the thread saying what happened (`deliver:report`).
+(`deliver:email.N`) and the line in the thread saying what happened (`deliver:report`). A media turn prefixes
+them with its file (`f0.deliver:...`).
 
 Each send is recorded in the outbox under `{run}:deliver:email:{address}` (platform `email`), written before the
 call and marked sent after it, so a recipient gets one mail per run however often the run is replayed. A send
@@ -62,35 +63,43 @@ async def deliver_result(
     thread_id: int,
     user_id: str,
     up_to: int | None = None,
+    prefix: str = "deliver",
 ) -> dict[str, Any]:
-    """Send the chain's result as its `deliver: email` says, and say in the thread what became of it."""
+    """Send the chain's result as its `deliver: email` says, and say in the thread what became of it. Its steps
+    are `<prefix>:...` (a media turn digests several files in one run, each with its own)."""
     spec = chain.deliver.email
     if spec is None:
         return {}
     scope = {**view, "steps": dict(outputs), "reply": reply}
+    report_step = f"{prefix}:report"
     found = await ctx.step.run(
-        "deliver:recipients",
+        f"{prefix}:recipients",
         partial(resolve_recipients, ctx, spec, str(view.get("input") or ""), thread, thread_id, user_id, up_to),
     )
     valid: list[str] = found["valid"]
     refused: list[dict[str, str]] = found["refused"]
     if not valid:
         text = report([], refused, found.get("none_found", ""))
-        await ctx.step.run("deliver:report", partial(post, ctx, "deliver:report", thread, text))
+        await ctx.step.run(report_step, partial(post, ctx, report_step, thread, text))
         return {"sent": [], "refused": refused}
-    rendered = await ctx.step.run("deliver:render", partial(render_email, chain, spec, scope))
-    if spec.confirm and not await _confirmed(ctx, spec, rendered, valid, thread, thread_id, user_id):
+    try:
+        rendered = await ctx.step.run(f"{prefix}:render", partial(render_email, chain, spec, scope))
+    except StepFailed as exc:
+        text = f"⚠️ The email was not sent: {failure_reason(exc)}"
+        await ctx.step.run(report_step, partial(post, ctx, report_step, thread, text))
+        return {"sent": [], "refused": refused, "error": exc.error}
+    if spec.confirm and not await _confirmed(ctx, prefix, spec, rendered, valid, thread, thread_id, user_id):
         return {"sent": [], "refused": refused, "confirmed": False}
     outcomes: list[dict[str, str]] = []
     for index, address in enumerate(valid):
-        email = _email_for(ctx, rendered, address)
+        email = _email_for(ctx, f"{prefix}:email:{address}", rendered, address)
         try:
-            outcome = await ctx.step.run(f"deliver:email.{index}", partial(send_once, ctx, email))
+            outcome = await ctx.step.run(f"{prefix}:email.{index}", partial(send_once, ctx, email))
         except StepFailed as exc:
             outcome = {"address": address, "status": "refused", "reason": failure_reason(exc)}
         outcomes.append(outcome)
     text = report(outcomes, refused)
-    await ctx.step.run("deliver:report", partial(post, ctx, "deliver:report", thread, text))
+    await ctx.step.run(report_step, partial(post, ctx, report_step, thread, text))
     return {"sent": [o["address"] for o in outcomes if o["status"] == "sent"], "outcomes": outcomes, "refused": refused}
 
 
@@ -146,9 +155,9 @@ async def render_email(chain: Chain, spec: EmailDelivery, scope: Mapping[str, An
     return rendered
 
 
-def _email_for(ctx: WorkflowContext, rendered: Mapping[str, str], address: str) -> OutgoingEmail:
+def _email_for(ctx: WorkflowContext, step: str, rendered: Mapping[str, str], address: str) -> OutgoingEmail:
     sender = ctx.runtime.settings.email_from
-    key = ctx.key(f"deliver:email:{address}")  # run, step and recipient
+    key = ctx.key(step)  # run, step and recipient
     return OutgoingEmail(
         sender=sender,
         to=address,
@@ -190,6 +199,7 @@ async def send_once(ctx: WorkflowContext, email: OutgoingEmail) -> dict[str, str
 
 async def _confirmed(
     ctx: WorkflowContext,
+    prefix: str,
     spec: EmailDelivery,
     rendered: Mapping[str, str],
     recipients: list[str],
@@ -203,16 +213,15 @@ async def _confirmed(
         "Reply **send** to send it; anything else leaves it unsent."
     )
     answer = await ask_in_thread(
-        ctx, "deliver:confirm", thread, thread_id=thread_id, user_id=user_id, question=question,
+        ctx, f"{prefix}:confirm", thread, thread_id=thread_id, user_id=user_id, question=question,
         timeout_s=spec.confirm_timeout, nudge="No answer, so the email was not sent.",
     )  # fmt: skip
     if answer is None:
         return False
     if answer.strip().strip(".!").lower() in CONFIRM_WORDS:
         return True
-    await ctx.step.run(
-        "deliver:declined", partial(post, ctx, "deliver:declined", thread, "OK, the email was not sent.")
-    )
+    declined = f"{prefix}:declined"
+    await ctx.step.run(declined, partial(post, ctx, declined, thread, "OK, the email was not sent."))
     return False
 
 

@@ -251,3 +251,24 @@ async def test_through_resend_each_recipient_gets_one_email_under_its_idempotenc
     assert sink.received == [], "with RESEND_API_KEY set, SMTP is not used"
     sent: dict[str, Any] = resend.sent[0]
     assert sent["headers"]["Message-ID"].endswith("@localhost>")
+
+
+async def test_a_chain_that_digests_a_shared_file_delivers_its_digest_too(
+    runtime: Runtime, worker: asyncio.Task[None], sink: SmtpSink, tmp_path: Path
+) -> None:
+    from adapters.console.app import ConsoleSession
+    from adapters.console.files import file_ref
+
+    (tmp_path / "chains" / "call-notes.yaml").write_text(
+        "name: call-notes\ndescription: Notes of a call, mailed.\nversion: 1\ntriggers: {file_types: [.vtt]}\n"
+        "needs: [transcript]\nsteps:\n  - id: notes\n    prompt: 'Notes: {{ transcript.text }}'\n"
+        "reply: '{{ steps.notes }}'\n"
+        "deliver:\n  email:\n    to: {addresses: [team@example.com]}\n    subject: 'Notes of {{ media.name }}'\n"
+    )
+    vtt = tmp_path / "call.vtt"
+    vtt.write_text("WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Ada>We ship the beta on Friday.\n")
+    result = await ConsoleSession(runtime, user="ada").send("", "call", files=(file_ref(vtt),), worker=worker)
+    assert result.status == "completed"
+    assert await said(runtime, console_thread("call"), "✉️") == "✉️ Sent to 1 person: team@example.com."
+    [mail] = sink.received
+    assert mail.message["Subject"] == "Notes of call.vtt"
