@@ -272,3 +272,17 @@ async def test_a_chain_that_digests_a_shared_file_delivers_its_digest_too(
     assert await said(runtime, console_thread("call"), "✉️") == "✉️ Sent to 1 person: team@example.com."
     [mail] = sink.received
     assert mail.message["Subject"] == "Notes of call.vtt"
+
+
+async def test_on_the_embedded_default_the_mail_is_kept_under_data_dir(runtime: Runtime, sink: SmtpSink) -> None:
+    from bot.mail.folder import kept_mail, mail_folder
+
+    settings = runtime.settings.model_copy(update={"smtp_host": ""})  # no SMTP_HOST, no RESEND_API_KEY
+    async with in_process_worker(settings, clock=runtime.clock):
+        thread = await run_chain(runtime, "embedded", "the launch")
+        assert await said(runtime, thread, "✉️") == "✉️ Sent to 1 person: team@example.com."
+    [kept] = kept_mail(settings)
+    assert kept.path.parent == mail_folder(settings) == settings.data_dir / "mail"
+    assert kept.message["To"] == "team@example.com"
+    assert kept.text.rstrip().endswith("-- sent by threadbot")
+    assert sink.received == [], "the test's own server was not used"
