@@ -18,6 +18,7 @@ from bot.events import SlashCommand, ThreadRef
 from bot.failures import failure_reason
 from bot.guards import CHAIN_RUN as CHAIN_RUN_GUARDS
 from bot.guards import command_request
+from bot.mail.delivery import deliver_result
 from bot.media.attach import upload_transcript
 from bot.media.transcripts import load_transcript
 from bot.runtime import Runtime
@@ -109,6 +110,11 @@ async def chain_run(ctx: WorkflowContext, input: ChainRunInput) -> dict[str, Any
             return await stream.finish()
 
         posted = await ctx.step.run("reply", reply)
+        if chain.deliver.email is not None and result.stopped_at is None:
+            await deliver_result(
+                ctx, chain, result.view, result.outputs, result.reply,
+                thread=thread, thread_id=input.thread_id, user_id=input.user_id, up_to=up_to,
+            )  # fmt: skip
     except StepFailed as exc:
         failure = exc
         text = f"⚠️ The chain “{input.chain}” failed: {failure_reason(failure)}"

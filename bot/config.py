@@ -223,6 +223,41 @@ class Settings(BaseSettings):
         default=5.0, description="Least seconds between edits of a media job's progress message."
     )
 
+    offline_transcriber: bool = Field(
+        default=True,
+        description="With no DEEPGRAM_API_KEY, transcribe on this machine with pocketsphinx (English, WAV; other "
+        "formats with ffmpeg on PATH); false: a stand-in that only describes the audio.",
+    )
+
+    # Email delivery of chain results (a chain's `deliver: email`)
+    email_from: str = Field(
+        default="threadbot <threadbot@localhost>", description="Sender of delivered emails (From: header)."
+    )
+    email_allowed_domains: CommaList = Field(
+        default=frozenset(),
+        description="Domains emails may be delivered to, comma-separated (example.com also allows its "
+        "subdomains); empty allows any.",
+    )
+    email_max_recipients: int = Field(default=10, description="Most recipients of one chain result's email.")
+    email_timeout_s: float = Field(
+        default=30.0, description="Seconds before an SMTP or Resend call counts as timed out."
+    )
+    smtp_host: str = Field(
+        default="",
+        description="SMTP server for email delivery. Empty (and no RESEND_API_KEY): a local sink keeps every mail "
+        "under DATA_DIR/mail (`bot mail list`).",
+    )
+    smtp_port: int = Field(default=587, description="SMTP port (587 for STARTTLS, 465 for TLS, 25 plain).")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls (upgrade after connecting), tls (TLS from the start) or none."
+    )
+    smtp_username: str = Field(default="", description="SMTP user name; empty: no authentication.")
+    smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP password (with the user name).")
+    resend_api_key: SecretStr = Field(
+        default=SecretStr(""), description="Resend API key: when set, email goes through Resend's HTTP API."
+    )
+    resend_base_url: str = Field(default="https://api.resend.com", description="Resend API (or proxy) URL.")
+
     # Chains and retrieval
     chains_dir: Path | None = Field(
         default=None,
@@ -254,7 +289,14 @@ class Settings(BaseSettings):
     def _anchor_data_dir(cls, value: Path) -> Path:
         return value if value.is_absolute() else data_home() / value
 
-    @field_validator("allowed_workspaces", "allowed_channels", "allowed_users", "allowed_roles", mode="before")
+    @field_validator(
+        "allowed_workspaces",
+        "allowed_channels",
+        "allowed_users",
+        "allowed_roles",
+        "email_allowed_domains",
+        mode="before",
+    )
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from bot.errors import ConfigurationError
 from bot.events import ThreadRef
-from bot.ports import LLM, BlobStore, ChatPlatform, FileSource, Transcriber
+from bot.ports import LLM, BlobStore, ChatPlatform, FileSource, Mailer, Transcriber
 from bot.runtime import Runtime
 from bot.workflows.leases import LeaseKeeper
 
@@ -21,6 +21,8 @@ class WorkerDeps:
     # Media: where files are kept and who transcribes them (None in a worker built without media, e.g. a bench).
     blobs: BlobStore | None = None
     transcriber: Transcriber | None = None
+    # Email delivery of chain results (SMTP, Resend, or the local sink on the embedded default).
+    mailer: Mailer | None = None
     # Identifies this worker process in run leases (host:pid:random), for operators reading `bot runs show`.
     worker_id: str = "worker"
     # Renews the leases of every run this worker advances, in one statement per beat.

@@ -8,6 +8,7 @@
     ├── MessageTooLong         a platform refused a text's length; the outbox posts it in parts
     ├── UpstreamError          an external API failed (LLM, platform, storage)
     │   ├── TransientUpstreamError   retried with backoff; `retry_after_s` may come from the upstream
+    │   │   └── MailMaybeSent        a mail server may have taken the message before the connection broke
     │   └── PermanentUpstreamError   not retried; the turn fails with `user_message`
     └── ConfigurationError     the operator's settings cannot work; said at start-up, never to users
 
@@ -62,6 +63,11 @@ class TransientUpstreamError(UpstreamError):
     def __init__(self, service: str, detail: str, retry_after_s: float | None = None) -> None:
         super().__init__(service, detail)
         self.retry_after_s = retry_after_s
+
+
+class MailMaybeSent(TransientUpstreamError):
+    """The connection broke while a message was being handed over: it may have been accepted. Not sent again by a
+    transport that cannot tell (SMTP), so a recipient never gets it twice."""
 
 
 class PermanentUpstreamError(UpstreamError):

@@ -19,6 +19,8 @@ SERVICE_NAMES = {
     "moderation": "the moderation check",
     "deepgram": "transcription (Deepgram)",
     "s3": "file storage",
+    "smtp": "the mail server",
+    "resend": "email (Resend)",
 }
 
 

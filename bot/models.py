@@ -12,6 +12,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    String,
     Table,
     Text,
     UniqueConstraint,
@@ -120,6 +121,8 @@ class UserPreference(SQLModel, table=True):
     timezone: str = Field(default="UTC", max_length=64)
     language: str = Field(default="", max_length=32)
     instructions: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    # Where a chain's `deliver: email` with `to: {prefs: true}` sends this user's copy.
+    email: str = Field(default="", sa_column=Column(String(254), nullable=False, server_default=""))
     updated_at: datetime = _timestamp()
 
 

@@ -247,3 +247,32 @@ class BlobStore(Protocol):
         ...
 
     async def delete(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingEmail:
+    """One email to one recipient. `message_id` and `idempotency_key` come from the run, step and recipient, so
+    every attempt at the same delivery sends the same message under the same key."""
+
+    sender: str
+    to: str
+    subject: str
+    text: str
+    html: str
+    message_id: str  # "<...@domain>", the Message-ID header
+    idempotency_key: str
+
+
+class Mailer(Protocol):
+    """Sends email: SMTP (a real server, or the local sink on the embedded default) or Resend's HTTP API."""
+
+    name: str
+    # Whether sending the same `idempotency_key` again is safe (Resend keeps keys for a day). SMTP has no such key:
+    # an attempt that may have sent is not repeated.
+    dedupes: bool
+
+    async def send(self, email: OutgoingEmail) -> str:
+        """Send it and return the service's id for it. Raises `TransientUpstreamError` (nothing was accepted; retried),
+        `MailMaybeSent` (the connection broke while the message was being handed over), or `PermanentUpstreamError`
+        (refused: `user_message` says why)."""
+        ...

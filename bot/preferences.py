@@ -6,8 +6,9 @@ import shlex
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import InvalidInput
+from bot.mail.addresses import is_address, normalise
 from bot.runtime import Runtime
-from bot.stores.preferences import load_preferences, save_preferences
+from bot.stores.preferences import load_emails, load_preferences, save_preferences
 
 FIELDS = {
     "name": "display_name",
@@ -17,8 +18,12 @@ FIELDS = {
     "language": "language",
     "note": "instructions",
     "instructions": "instructions",
+    "email": "email",
 }
-USAGE = "Usage: prefs set name=Ada tz=Europe/Paris lang=French note='Keep answers short' (any of them)."
+USAGE = (
+    "Usage: prefs set name=Ada tz=Europe/Paris lang=French note='Keep answers short' email=ada@example.com "
+    "(any of them)."
+)
 
 
 def parse_assignments(text: str) -> dict[str, str]:
@@ -38,7 +43,11 @@ def parse_assignments(text: str) -> dict[str, str]:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
                 raise InvalidInput(f"{value!r} isn't a time zone I know; use a name like Europe/Paris.") from None
-        limit = 2000 if column == "instructions" else 64
+        if column == "email":
+            value = normalise(value)
+            if value and not is_address(value):
+                raise InvalidInput(f"{value!r} isn't an email address; write it like ada@example.com.")
+        limit = {"instructions": 2000, "email": 254}.get(column, 64)
         if len(value) > limit:
             raise InvalidInput(f"The {key} preference is limited to {limit} characters.")
         values[column] = value
@@ -54,9 +63,10 @@ async def set_preferences(runtime: Runtime, platform: str, workspace: str, user:
 async def describe_preferences(runtime: Runtime, platform: str, workspace: str, user: str) -> str:
     async with runtime.autocommit.connect() as conn:
         prefs = await load_preferences(conn, platform, workspace, user)
+        emails = await load_emails(conn, platform, workspace, [user])
     if prefs is None:
         return f"No preferences yet. {USAGE}"
     return (
         f"name: {prefs.display_name or '-'}; time zone: {prefs.timezone}; language: {prefs.language or 'any'}; "
-        f"note: {prefs.instructions or '-'}"
+        f"note: {prefs.instructions or '-'}; email: {emails.get(user) or '-'}"
     )

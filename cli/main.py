@@ -10,6 +10,7 @@ import typer
 from cli import admin, benchmarks, chat, serve
 from cli.chains import chains_app
 from cli.index import index_app
+from cli.mail import mail_app
 from cli.media import media_app
 from cli.runs import runs_app
 
@@ -53,6 +54,7 @@ app.add_typer(admin.services_app, name="services")
 app.add_typer(serve.discord_app, name="discord")
 app.add_typer(runs_app, name="runs")
 app.add_typer(media_app, name="media")
+app.add_typer(mail_app, name="mail")
 app.add_typer(chains_app, name="chains")
 app.add_typer(index_app, name="index")
 

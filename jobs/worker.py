@@ -34,7 +34,7 @@ from bot.safety.moderation import OpenAIModerator
 from bot.workflows.registry import Workflows
 from jobs.platforms import open_platform_clients
 from jobs.queue import QUEUE_NAME, WAKE_KEY, ArqWakeQueue
-from jobs.stand_ins import open_stand_in_llm, open_transcriber
+from jobs.stand_ins import open_mailer, open_stand_in_llm, open_transcriber
 from jobs.workflows import resume_run, sweep_forever
 
 log = structlog.get_logger(__name__)
@@ -79,6 +79,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     if isinstance(blobs, S3BlobStore):
         await blobs.ensure_bucket()
     transcriber = await open_transcriber(settings, stack)
+    mailer = await open_mailer(settings, stack)
     deps = WorkerDeps(
         runtime=runtime,
         llm=GuardedLLM.wrap(llm, settings, moderator),
@@ -86,6 +87,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         files=clients.files,
         blobs=blobs,
         transcriber=transcriber,
+        mailer=mailer,
         worker_id=worker_id(),
     )
     ctx["deps"] = deps

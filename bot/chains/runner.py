@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -43,6 +43,8 @@ class ChainResult:
     attach_transcript: bool = False
     # An `ask` step nobody answered in time and that had no default: the chain stopped there (and said so).
     stopped_at: str | None = None
+    # What the templates saw (input, transcript, thread, media, now; without `steps`), for `deliver:` templates.
+    view: dict[str, Any] = field(default_factory=dict)
 
 
 def missing_inputs(chain: Chain, scope: Mapping[str, Any]) -> list[str]:
@@ -104,7 +106,9 @@ async def _run_steps(
         if isinstance(step, AskStep):
             answer = await _ask(ctx, chain, step, view, outputs, step_id, thread, thread_id, user_id)
             if answer is None:
-                return ChainResult(chain.name, chain.version, outputs, "", chain.attach_transcript, stopped_at=step.id)
+                return ChainResult(
+                    chain.name, chain.version, outputs, "", chain.attach_transcript, stopped_at=step.id, view=view
+                )
             outputs[step.id] = answer
         else:
             call = partial(run_llm_step, ctx, Payer.of(thread, user_id), chain, step, {**view, "steps": dict(outputs)})
@@ -114,7 +118,7 @@ async def _run_steps(
         return render_reply(chain, {**view, "steps": outputs})
 
     text = await ctx.step.run(f"{prefix}:reply", reply)
-    return ChainResult(chain.name, chain.version, outputs, text, chain.attach_transcript)
+    return ChainResult(chain.name, chain.version, outputs, text, chain.attach_transcript, view=view)
 
 
 def _view(scope: Mapping[str, Any], now: str, max_chars: int) -> dict[str, Any]:
@@ -265,12 +269,19 @@ def _strip_fences(text: str) -> str:
 
 
 def _render(chain: Chain, step: LLMStep | AskStep | None, field: str, source: str, scope: Mapping[str, Any]) -> str:
+    where = f'step "{step.id}"' if step is not None else "the reply"
+    return render_field(chain, where, field, source, scope)
+
+
+def render_field(
+    chain: Chain, where: str, field: str, source: str, scope: Mapping[str, Any], *, html: bool = False
+) -> str:
+    """One template of the chain rendered; any failure is the chain's (NonRetriableError naming `where` and `field`)."""
     try:
-        return compile_template(source).render(**scope)
+        return compile_template(source, html=html).render(**scope)
     # Besides Jinja's own errors, a template can raise whatever Python raises for a bad operation on the data
     # (`steps.x + 1` on a string): all of them are the chain's fault, not a reason to retry.
     except Exception as exc:
-        where = f'step "{step.id}"' if step is not None else "the reply"
         raise NonRetriableError(
             f"chain {chain.name}: {where}: {field}: {exc}",
             user_message=f'The chain "{chain.name}" could not fill in {where} ({field}): {exc}',

@@ -174,6 +174,35 @@ ChainStep = Annotated[
 ]
 
 
+class EmailRecipients(_Strict):
+    """Who a chain's email goes to: the thread's people who set `/prefs set email=...`, the addresses written in
+    the chain's input (`/chain run email dana@acme.com ...`), and addresses fixed in the file."""
+
+    prefs: bool = False
+    input: bool = False
+    addresses: tuple[Annotated[str, Field(min_length=3, max_length=254)], ...] = ()
+
+
+class EmailDelivery(_Strict):
+    """`deliver: email:` sends the chain's result by email once the reply is posted. Templates see what the reply
+    sees, plus `reply` (the rendered reply). `text` defaults to the reply; `html` to it as paragraphs."""
+
+    to: EmailRecipients
+    subject: Annotated[str, Field(min_length=1)]
+    text: Annotated[str, Field(min_length=1)] = "{{ reply }}"
+    html: Annotated[str, Field(min_length=1)] = "{{ reply | paragraphs }}"
+    # Ask in the thread first ("Send as email"): the run waits for the user's "send" up to `confirm_timeout`.
+    confirm: bool = False
+    confirm_timeout: Duration = 86400.0
+
+
+class Deliver(_Strict):
+    email: EmailDelivery | None = None
+
+
+DELIVER_TEMPLATE_FIELDS = ("subject", "text", "html")
+
+
 class Chain(_Strict):
     name: Name
     description: Annotated[str, Field(min_length=1)]
@@ -184,6 +213,7 @@ class Chain(_Strict):
     steps: Annotated[tuple[ChainStep, ...], BeforeValidator(_some_steps)]
     reply: Annotated[str, Field(min_length=1)]
     attach_transcript: bool = False
+    deliver: Deliver = Deliver()
 
     def step(self, step_id: str) -> LLMStep | AskStep:
         for step in self.steps:
@@ -274,10 +304,28 @@ def _semantic_problems(data: dict[str, Any]) -> Iterator[ChainProblem]:
     reply = data.get("reply")
     if isinstance(reply, str):
         yield from _template_problems(reply, needs, ("reply",), None, "reply", order, len(raw_steps))
+    yield from _deliver_problems(data, needs, order, len(raw_steps))
     if data.get("attach_transcript") is True and "transcript" not in needs:
         yield ChainProblem(
             ("attach_transcript",), None, "attach_transcript", "needs a transcript: add 'transcript' to `needs`"
         )
+
+
+def _deliver_problems(
+    data: dict[str, Any], needs: list[str], order: dict[str, int], position: int
+) -> Iterator[ChainProblem]:
+    """The email templates of `deliver:` see every step (they run after the last) and the rendered `reply`."""
+    deliver = data.get("deliver")
+    email = deliver.get("email") if isinstance(deliver, dict) else None
+    if not isinstance(email, dict):
+        return
+    for field in DELIVER_TEMPLATE_FIELDS:
+        source = email.get(field)
+        if isinstance(source, str):
+            where = ("deliver", "email", field)
+            yield from _template_problems(
+                source, needs, where, None, f"deliver.email.{field}", order, position, extra=("reply",)
+            )
 
 
 def _template_problems(
@@ -288,8 +336,10 @@ def _template_problems(
     field: str,
     order: dict[str, int],
     position: int,
+    *,
+    extra: tuple[str, ...] = (),
 ) -> Iterator[ChainProblem]:
-    problems, references = check_template(source, needs=needs)
+    problems, references = check_template(source, needs=needs, extra=extra)
     for problem in problems:
         yield ChainProblem(path, step, field, problem.message, problem.line, problem.hint)
     for ref in references:
@@ -348,6 +398,12 @@ def _allowed_fields(path: tuple[str | int, ...], data: dict[str, Any]) -> list[s
     model: type[BaseModel] = Chain
     if parent == ("triggers",):
         model = Triggers
+    elif parent == ("deliver",):
+        model = Deliver
+    elif parent == ("deliver", "email"):
+        model = EmailDelivery
+    elif parent == ("deliver", "email", "to"):
+        model = EmailRecipients
     elif len(parent) >= 2 and parent[0] == "steps" and isinstance(parent[1], int):
         steps = data.get("steps") or []
         raw = steps[parent[1]] if isinstance(steps, list) and parent[1] < len(steps) else {}

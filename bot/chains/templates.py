@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import StrictUndefined, Template, nodes
 from jinja2.meta import find_undeclared_variables
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup, escape
 
 # What every template may use. `transcript`, `media` and `thread` also need the chain to declare them (`needs`).
 ALWAYS_IN_SCOPE = frozenset({"input", "steps", "now"})
@@ -46,23 +47,50 @@ def to_json(value: Any, indent: int | None = 2) -> str:
     return json.dumps(value, ensure_ascii=False, indent=indent)
 
 
+def subject_of(text: Any) -> str:
+    """The subject of a drafted email: its leading "Subject: ..." line, else its first line."""
+    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
+    first = lines[0] if lines else ""
+    return first.split(":", 1)[1].strip() if first.lower().startswith("subject:") else first
+
+
+def without_subject(text: Any) -> str:
+    """A drafted email's body: the text without its leading "Subject: ..." line."""
+    body = str(text).strip()
+    if body.lower().startswith("subject:"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+    return body.strip()
+
+
+def paragraphs(text: Any) -> Markup:
+    """Plain text as HTML paragraphs (escaped; single line breaks kept), for email templates."""
+    blocks = [block.strip() for block in str(text).strip().split("\n\n") if block.strip()]
+    return Markup("\n").join(
+        Markup("<p>{}</p>").format(Markup("<br>\n").join(map(escape, b.splitlines()))) for b in blocks
+    )
+
+
 @cache
-def environment() -> SandboxedEnvironment:
+def environment(*, html: bool = False) -> SandboxedEnvironment:
     # StrictUndefined: a misspelt field fails the step with its name instead of rendering as an empty string.
     # No autoescape: the output is a prompt or Markdown, not HTML. trim/lstrip_blocks: a `{% for %}` on its own
     # line in a YAML block leaves no blank line or indentation behind, so templates can be laid out readably.
+    # An email's HTML part (`html=True`) escapes what it inserts: a step's output must not become markup.
     env = SandboxedEnvironment(
-        undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False
+        undefined=StrictUndefined, autoescape=html, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=False
     )
     env.filters["timestamp"] = timestamp
     env.filters["bullets"] = bullets
     env.filters["tojson"] = to_json
+    env.filters["subject_of"] = subject_of
+    env.filters["without_subject"] = without_subject
+    env.filters["paragraphs"] = paragraphs
     return env
 
 
-def compile_template(source: str) -> Template:
+def compile_template(source: str, *, html: bool = False) -> Template:
     """Raises jinja2.TemplateSyntaxError (with `lineno`) for a template that does not parse."""
-    return environment().from_string(source)
+    return environment(html=html).from_string(source)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +106,11 @@ class StepReference:
     line: int
 
 
-def check_template(source: str, *, needs: Iterable[str]) -> tuple[list[TemplateProblem], list[StepReference]]:
+def check_template(
+    source: str, *, needs: Iterable[str], extra: Iterable[str] = ()
+) -> tuple[list[TemplateProblem], list[StepReference]]:
     """Problems with a template's syntax or variables, and the `steps.X` it reads (checked by the caller, which
-    knows the order of the steps)."""
+    knows the order of the steps). `extra` names variables this template has besides the usual (`reply`)."""
     env = environment()
     try:
         ast = env.parse(source)
@@ -90,10 +120,11 @@ def check_template(source: str, *, needs: Iterable[str]) -> tuple[list[TemplateP
         return [TemplateProblem(message, getattr(exc, "lineno", None))], []
     problems: list[TemplateProblem] = []
     declared = set(needs)
+    known = SCOPE_NAMES | set(extra)
     for name in sorted(find_undeclared_variables(ast), key=lambda n: _line_of(ast, n)):
         line = _line_of(ast, name)
-        if name not in SCOPE_NAMES:
-            hint = suggest(name, SCOPE_NAMES, "variables")
+        if name not in known:
+            hint = suggest(name, known, "variables")
             problems.append(TemplateProblem(f"unknown variable {name!r}", line, hint))
         elif name in NEEDS_SCOPE and NEEDS_SCOPE[name] not in declared:
             need = NEEDS_SCOPE[name]

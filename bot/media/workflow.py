@@ -21,6 +21,7 @@ from bot.chains.spec import Chain
 from bot.events import FileRef
 from bot.failures import tell_failure
 from bot.intake import MEDIA_TURN
+from bot.mail.delivery import deliver_result
 from bot.media.filejob import FileJob, MediaTurn, media_failure_text, post_progress, tell_file_failed
 from bot.media.stages import (
     attach_transcript,
@@ -138,6 +139,12 @@ async def digest_file(ctx: WorkflowContext, turn: MediaTurn, index: int, file: F
     chunks = 0
     if ctx.runtime.settings.retrieval_chunks > 0:
         chunks = await _extra(ctx, job.step("embed"), lambda: embed(job, media_id)) or 0
+    if chain.deliver.email is not None and result.stopped_at is None:
+        # Its own failures are said in the thread by itself; the digest stands either way.
+        await deliver_result(
+            ctx, chain, result.view, result.outputs, result.reply,
+            thread=job.thread, thread_id=turn.thread_id, user_id=turn.user_id, prefix=job.step("deliver"),
+        )  # fmt: skip
     return {"media_id": media_id, "chunks": chunks}
 
 

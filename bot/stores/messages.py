@@ -212,6 +212,18 @@ async def last_message_id(runtime: Runtime, thread_id: int) -> int:
         return int(found.scalar_one() or 0)
 
 
+async def thread_authors(runtime: Runtime, thread_id: int, *, up_to: int | None = None) -> list[str]:
+    """The users who wrote in the thread (up to message `up_to`), in the order they first did."""
+    query = select(m.author_id, func.min(m.id).label("first")).where(
+        m.thread_id == thread_id, m.role == "user", m.author_id != ""
+    )
+    if up_to is not None:
+        query = query.where(m.id <= up_to)
+    async with runtime.autocommit.connect() as conn:
+        rows = (await conn.execute(query.group_by(m.author_id).order_by("first"))).all()
+    return [row.author_id for row in rows]
+
+
 async def message_files(runtime: Runtime, message_id: int) -> list[dict[str, Any]]:
     """The files a message shared, as intake stored them (`FileRef` fields)."""
     async with runtime.autocommit.connect() as conn:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -34,3 +36,15 @@ async def save_preferences(runtime: Runtime, platform: str, workspace: str, user
             .values(platform=platform, workspace_id=workspace, user_id=user, **values)
             .on_conflict_do_update(constraint="uq_user_preferences_user", set_={**values, "updated_at": func.now()})
         )
+
+
+async def load_emails(conn: AsyncConnection, platform: str, workspace: str, users: Sequence[str]) -> dict[str, str]:
+    """The email addresses these users set (`/prefs set email=...`), by user; users without one are left out."""
+    if not users:
+        return {}
+    rows = await conn.execute(
+        select(p.user_id, p.email).where(
+            p.platform == platform, p.workspace_id == workspace, p.user_id.in_(list(users)), p.email != ""
+        )
+    )
+    return {row.user_id: row.email for row in rows}

@@ -30,3 +30,16 @@ async def test_set_twice_updates_only_what_was_given(runtime: Runtime) -> None:
     described = await describe_preferences(runtime, "console", "local", "ada")
     assert described.startswith("name: Ada; time zone: Europe/Paris; language: French")
     assert (await describe_preferences(runtime, "console", "local", "bob")).startswith("No preferences yet")
+
+
+def test_an_email_preference_is_checked_and_its_domain_lowered() -> None:
+    assert parse_assignments("email=Ada@Example.COM") == {"email": "Ada@example.com"}
+    assert parse_assignments("email=") == {"email": ""}  # clears it
+    with pytest.raises(InvalidInput) as refused:
+        parse_assignments("email=ada@localhost")
+    assert refused.value.user_message == "'ada@localhost' isn't an email address; write it like ada@example.com."
+
+
+async def test_the_email_is_shown_with_the_rest(runtime: Runtime) -> None:
+    await set_preferences(runtime, "console", "local", "ada", {"email": "ada@example.com"})
+    assert (await describe_preferences(runtime, "console", "local", "ada")).endswith("; email: ada@example.com")

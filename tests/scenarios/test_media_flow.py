@@ -379,18 +379,26 @@ async def test_long_transcription_shows_progress_in_one_edited_message(
 
 
 async def test_bot_ask_with_a_file_prints_the_digest_on_the_embedded_default(
-    settings: Settings, runtime: Runtime, speech_wav: Path, tmp_path: Path
+    settings: Settings, runtime: Runtime, stand_in: StandInLLM, tmp_path: Path
 ) -> None:
-    """The README's demo: no Deepgram key (the stand-in transcribes), media in DATA_DIR, one command."""
+    """The README's demo: no Deepgram key (pocketsphinx transcribes on this machine), media in DATA_DIR, one
+    command, and the digest is written from what was said."""
+    from tests.bot.media.test_offline import PARAGRAPH, VOICE, speak, word_error_rate, words
     from tests.conftest import run_bot, subprocess_env
 
-    code, out, err = await run_bot("ask", "--file", str(speech_wav), "--thread", "demo", env=subprocess_env(settings))
+    talk = speak(PARAGRAPH, tmp_path / "talk.wav", "-v", VOICE)
+    code, out, err = await run_bot("ask", "--file", str(talk), "--thread", "demo", env=subprocess_env(settings))
     assert code == 0, err
     assert "**Summary**" in out
-    assert "📎 speech-transcript.txt" in out
-    assert "[stand-in transcription]" in out, "the stand-in says its transcript is not real"
-    saved = next((settings.data_dir / "uploads").rglob("speech-transcript.txt"))
-    assert saved.read_text().startswith("[00:00] Speaker 1:")
+    assert "📎 talk-transcript.txt" in out
+    assert "[stand-in transcription]" not in out
+    saved = next((settings.data_dir / "uploads").rglob("talk-transcript.txt"))
+    transcript = saved.read_text()
+    assert transcript.startswith("[00:00] Speaker 1:")
+    heard = transcript.split(": ", 1)[1]
+    assert word_error_rate(words(PARAGRAPH), words(heard)) < 0.5, heard
+    prompts = json.dumps([request["messages"] for request in stand_in.chat_requests()])
+    assert "budget review is scheduled for next tuesday" in prompts.lower(), "the digest is written from the words"
 
 
 async def test_one_bad_file_does_not_stop_the_others_of_its_message(
