@@ -20,10 +20,11 @@ from pydantic import TypeAdapter
 from bot.context import Prompt, Turn, gather_context
 from bot.costs.metered import metered
 from bot.costs.usage import Payer
-from bot.errors import PermanentUpstreamError, UpstreamError
-from bot.events import ThreadRef
+from bot.errors import InvalidInput, PermanentUpstreamError, UpstreamError
+from bot.events import FileRef, ThreadRef
 from bot.failures import tell_failure
 from bot.followups.assistant import SCHEDULE_FOLLOWUP, schedule_from_tool
+from bot.images import data_urls, pictures
 from bot.intake import CHAT_TURN
 from bot.media.retrieval import excerpts_prompt, search
 from bot.ports import ChatMessage, ToolCall
@@ -58,6 +59,8 @@ class PreparedTurn:
     consumed: Literal[False] = False
     # Earlier messages this turn answers too (a burst taken at once; bot.thread_turns), oldest first.
     along: tuple[int, ...] = ()
+    # The message shared files: in a chat turn, pictures to show the model with it (bot.images).
+    files: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,14 @@ async def _prepared(
     media_here = ctx.runtime.settings.retrieval_chunks > 0 and claimed.media_nearby
     chat = await with_excerpts(ctx, prompt.messages, turn, thread) if media_here else prompt.messages
     return PreparedTurn(
-        turn.message_id, turn.thread_id, thread, turn.author_id, chat, prompt.history_included, along=along
+        turn.message_id,
+        turn.thread_id,
+        thread,
+        turn.author_id,
+        chat,
+        prompt.history_included,
+        along=along,
+        files=claimed.has_files,
     )
 
 
@@ -229,13 +239,19 @@ async def answer(ctx: WorkflowContext, turn: PreparedTurn) -> PostedReply:
     settings = ctx.runtime.settings
     tools = (SCHEDULE_FOLLOWUP,) if settings.assistant_followups else ()
     calls: list[ToolCall] = []
+    images = await turn_pictures(ctx, turn) if turn.files or turn.along else []
     # The usage is recorded once the reply is shown, off the path to the user's screen.
     async with metered(ctx, Payer.of(thread, turn.user_id), "reply") as usage:
         # aclosing: if posting fails mid-stream, the HTTP stream to the model is closed now, not at garbage
         # collection. The status line (Slack's assistant threads) is a courtesy: its round trip overlaps the model's.
         async with aclosing(
             ctx.deps.llm.stream_chat(
-                chat, max_tokens=settings.max_reply_tokens, tools=tools, tool_calls=calls, usage=usage
+                chat,
+                max_tokens=settings.max_reply_tokens,
+                tools=tools,
+                tool_calls=calls,
+                usage=usage,
+                images=images,
             )
         ) as deltas:
             await pump(until_stopped(ctx, deltas), stream, platform.show_working(thread, "is thinking…"))
@@ -262,3 +278,15 @@ async def until_stopped(ctx: WorkflowContext, deltas: AsyncIterator[str]) -> Asy
         if ctx.lease_lost:
             raise RunAborted(f"run {ctx.run_id}: cancelled or lease lost while answering")
         yield delta
+
+
+async def turn_pictures(ctx: WorkflowContext, turn: PreparedTurn) -> list[str]:
+    """The pictures shared with the message (and those answered with it), downloaded for the model."""
+    shared = [FileRef(**file) for file in await messages.messages_files(ctx.runtime, (*turn.along, turn.message_id))]
+    found = pictures(shared)
+    if not found:
+        return []
+    source = ctx.deps.files.get(turn.thread.platform)
+    if source is None:
+        raise InvalidInput("I can't read pictures shared on this platform.")
+    return await data_urls(source, found, max_bytes=ctx.runtime.settings.max_image_bytes)

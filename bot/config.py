@@ -102,6 +102,15 @@ class Settings(BaseSettings):
         "with placeholders before any text leaves for the model or the moderation endpoint.",
     )
 
+    llm_vision: bool = Field(
+        default=True,
+        description="The model reads images: a picture shared with a question is sent to it (off: pictures are "
+        "refused, saying why).",
+    )
+    max_image_bytes: int = Field(
+        default=20_000_000, description="Largest picture sent to the model, in bytes (OpenAI takes up to 20 MB)."
+    )
+
     assistant_followups: bool = Field(
         default=True, description="Let the model schedule follow-ups in a thread itself (a tool it may call)."
     )

@@ -14,6 +14,7 @@ import structlog
 
 from bot.events import IncomingMessage
 from bot.guards import MESSAGE, Admitted, dedupe_key, message_request
+from bot.media.accept import is_image
 from bot.runtime import Runtime
 from bot.stores.intake import NewMessage, StoredMessage, persist_message
 from bot.tokens import count_tokens
@@ -69,7 +70,8 @@ async def accept(runtime: Runtime, event: IncomingMessage, admitted: Admitted | 
             dedupe_key=dedupe_key(event),
             platform_message_id=event.platform_message_id or None,
             files=[asdict(file) for file in event.files] or None,
-            workflow=MEDIA_TURN if event.files else CHAT_TURN,
+            # Pictures alone go with the question to the model; any other file goes through the media flow.
+            workflow=MEDIA_TURN if any(not is_image(file) for file in event.files) else CHAT_TURN,
         ),
     )
     accepted = Accepted(stored.message_id, stored.thread_id, stored.run_id, duplicate=stored.duplicate)

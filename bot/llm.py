@@ -17,7 +17,6 @@ from typing import Any
 import httpx2
 import openai
 import structlog
-from openai.types.chat import ChatCompletionMessageParam
 
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, causes
@@ -145,11 +144,14 @@ class OpenAILLM:
         model: str | None = None,
         json_schema: dict[str, Any] | None = None,
         usage: Usage | None = None,
+        images: Sequence[str] = (),
     ) -> AsyncGenerator[str, None]:
-        params: list[ChatCompletionMessageParam] = [
-            {"role": m.role, "content": m.content}  # type: ignore[misc]
-            for m in messages
-        ]
+        params: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
+        if images and params:
+            # The last message as content parts: its text, then each picture (OpenAI's vision input).
+            parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1].content}]
+            parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+            params[-1] = {"role": messages[-1].role, "content": parts}
         extra = _options(tools, json_schema)
         if usage is not None:
             # The last chunk then carries the call's token counts (budgets and cost per run are built on them).

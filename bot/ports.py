@@ -175,9 +175,11 @@ class LLM(Protocol):
         model: str | None = None,
         json_schema: dict[str, Any] | None = None,
         usage: Usage | None = None,
+        images: Sequence[str] = (),
     ) -> AsyncGenerator[str, None]:
         """Yield the reply in text deltas; calls the model made to `tools` are appended to `tool_calls` when the
-        stream ends, and `usage` is filled in then. `model` overrides the configured model for this call (a chain
+        stream ends, and `usage` is filled in then. `images` (data: URLs) go with the last message, for the model
+        to look at. `model` overrides the configured model for this call (a chain
         step's own model); `json_schema` asks for JSON matching it (OpenAI's `response_format`). Raises
         `TransientUpstreamError` or `PermanentUpstreamError`."""
         ...

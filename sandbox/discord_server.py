@@ -141,6 +141,7 @@ class FakeDiscord(LocalServer):
             ("GET", "/gateway", self._gateway_info),
             ("GET", "/gateway/bot", self._gateway_info),
             ("POST", "/channels/{channel}/messages", self._create_message),
+            ("GET", "/channels/{channel}/messages", self._list_messages),
             ("GET", "/channels/{channel}/messages/{message}", self._get_message),
             ("PATCH", "/channels/{channel}/messages/{message}", self._edit_message),
             ("POST", "/channels/{channel}/messages/{message}/threads", self._start_thread),
@@ -321,6 +322,24 @@ class FakeDiscord(LocalServer):
         self.messages[channel_id].append(_Message(payload))
         await self.dispatch("MESSAGE_CREATE", payload)
         return payload
+
+    async def user_edits(self, message: Json, text: str) -> Json:
+        """The author edits `message` (what `user_message` returned): Discord sends MESSAGE_UPDATE, whole."""
+        payload = {**message, "content": text, "edited_timestamp": now_iso()}
+        for kept in self.messages[message["channel_id"]]:
+            if kept.payload["id"] == message["id"]:
+                kept.payload = payload
+        await self.dispatch("MESSAGE_UPDATE", payload)
+        return payload
+
+    async def user_deletes(self, message: Json) -> None:
+        """The author deletes `message`: Discord sends MESSAGE_DELETE with ids only."""
+        channel_id = message["channel_id"]
+        self.messages[channel_id] = [m for m in self.messages[channel_id] if m.payload["id"] != message["id"]]
+        data = {"id": message["id"], "channel_id": channel_id}
+        if "guild_id" in message:
+            data["guild_id"] = message["guild_id"]
+        await self.dispatch("MESSAGE_DELETE", data)
 
     async def slash_command(
         self, channel_id: str, name: str, options: dict[str, str], *, user: Json, roles: tuple[str, ...] = ()
@@ -596,6 +615,24 @@ class FakeDiscord(LocalServer):
 
     def _find(self, channel_id: str, message_id: str) -> _Message | None:
         return next((m for m in self.messages.get(channel_id, []) if m.payload["id"] == message_id), None)
+
+    async def _list_messages(self, request: web.Request) -> web.Response:
+        """A channel's history as Discord pages it: with `after`, the oldest `limit` messages after that id; else
+        the newest `limit` (or those before `before`); newest first either way."""
+        channel = request.match_info["channel"]
+        if channel not in self.channels:
+            return error_json(404, 10003, "Unknown Channel")
+        try:
+            limit = min(max(int(request.query.get("limit", "50")), 1), 100)
+            after, before = int(request.query.get("after", "0")), int(request.query.get("before", "0"))
+        except ValueError:
+            return error_json(400, 50035, "Invalid Form Body")
+        found = sorted((m.payload for m in self.messages.get(channel, [])), key=lambda p: int(p["id"]))
+        if after:
+            page = [p for p in found if int(p["id"]) > after][:limit]
+        else:
+            page = [p for p in found if not before or int(p["id"]) < before][-limit:]
+        return json_response(list(reversed(page)))
 
     async def _get_message(self, request: web.Request) -> web.Response:
         found = self._find(request.match_info["channel"], request.match_info["message"])

@@ -6,6 +6,7 @@ mentions; where no thread can be opened the bot answers inline and says why. DMs
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -14,6 +15,7 @@ import structlog
 from discord import app_commands
 from sqlalchemy import select
 
+from adapters.discord.catchup import catch_up
 from adapters.discord.commands import add_commands, run_command
 from adapters.discord.inbound import (
     PLATFORM,
@@ -25,6 +27,7 @@ from adapters.discord.inbound import (
     thread_ref,
     to_event,
 )
+from bot.edits import drop_stored_message, update_stored_text
 from bot.errors import UserFacingError
 from bot.events import IncomingMessage, ThreadRef
 from bot.guards import Admitted
@@ -57,11 +60,23 @@ class DiscordGateway(discord.Client):
         super().__init__(intents=gateway_intents(), allowed_mentions=discord.AllowedMentions.none())
         self.runtime = runtime
         self._intake = intake
+        self._catching_up: asyncio.Task[None] | None = None
         self.tree: app_commands.CommandTree[DiscordGateway] = app_commands.CommandTree(self)
         add_commands(self.tree, lambda interaction, name, text: run_command(self.runtime, interaction, name, text))
 
     async def on_ready(self) -> None:
+        """A new session (discord.py resumes dropped ones itself, and Discord replays what they missed): read what
+        was said in our conversations while no session was up, in the background."""
         log.info("discord gateway ready", user=str(self.user), guilds=len(self.guilds))
+        self._catching_up = asyncio.create_task(self._catch_up())
+
+    async def _catch_up(self) -> None:
+        try:
+            taken = await catch_up(self, self.runtime, self.on_message)
+        except Exception:  # Postgres down: live messages still flow
+            log.exception("discord catch-up failed")
+            return
+        log.info("discord catch-up done", messages_read=taken)
 
     async def on_message(self, message: discord.Message) -> None:
         me = self.user
@@ -82,6 +97,40 @@ class DiscordGateway(discord.Client):
         except Exception:  # Postgres or Redis down, or a bug: tell the user, keep the gateway up
             log.exception("discord message not taken", message=message.id)
             await say(message.channel, "Something went wrong on my side and I couldn't take that message. Try again.")
+
+    async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
+        """An edit of a stored message changes the history the model sees (raw: the message may be out of the
+        cache, after a restart). Edits of bots' messages, ours included, and embed-only updates change nothing."""
+        data = payload.data
+        author = data.get("author") or {}
+        me = self.user
+        if me is None or author.get("bot") or "content" not in data:
+            return
+        where = thread_ref(payload.guild_id, payload.channel_id)
+        try:
+            await update_stored_text(
+                self.runtime,
+                platform=PLATFORM,
+                workspace_id=where.workspace_id,
+                channel_id=str(payload.channel_id),
+                platform_message_id=str(payload.message_id),
+                text=strip_mention(str(data["content"]), me.id),
+            )
+        except Exception:  # Postgres down: the edit is lost, the gateway stays up
+            log.exception("discord edit not stored", message=payload.message_id)
+
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        where = thread_ref(payload.guild_id, payload.channel_id)
+        try:
+            await drop_stored_message(
+                self.runtime,
+                platform=PLATFORM,
+                workspace_id=where.workspace_id,
+                channel_id=str(payload.channel_id),
+                platform_message_id=str(payload.message_id),
+            )
+        except Exception:
+            log.exception("discord deletion not stored", message=payload.message_id)
 
     async def _take(self, message: discord.Message, ref: ThreadRef, open_thread: bool, me_id: int) -> None:
         files = file_refs(message.attachments)

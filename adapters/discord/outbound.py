@@ -8,6 +8,7 @@ multipart form) and carry the nonce the same way.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from typing import Any
@@ -50,15 +51,22 @@ class DiscordOutbound(ChatPlatform):
     # Discord allows about 5 sends or edits per 5 s in a channel: one edit a second leaves room for the rest.
     min_edit_interval_s = 1.0
 
+    # Discord shows "is typing…" for about 10 s after each call: renewed before it lapses while a turn works, for
+    # at most a couple of minutes, and stopped by the bot's next message in the channel.
+    typing_refresh_s = 8.0
+    typing_max_s = 120.0
+
     def __init__(self, rest: DiscordRest, *, max_upload_bytes: int = MAX_UPLOAD_BYTES) -> None:
         self._rest = rest
         self.max_upload_bytes = max_upload_bytes
+        self._typing: dict[str, asyncio.Task[None]] = {}
 
     async def post_message(
         self, thread: ThreadRef, text: str, *, idempotency_key: str, recovering: bool = False
     ) -> PostedMessage:
         # `recovering` needs no lookup: within Discord's nonce window the send itself returns the earlier message.
         # Past that window (minutes) a crashed attempt's message cannot be found by nonce, and a new one is posted.
+        self._stop_typing(thread)
         sent_at = time.time()
         body = {
             "content": text,
@@ -84,6 +92,7 @@ class DiscordOutbound(ChatPlatform):
         the nonce returns the earlier message within Discord's window. `existed` is judged as for posts too (the
         text differs, or the message is older than the request), so a replay with the same comment seconds later
         returns the same message without saying it existed."""
+        self._stop_typing(thread)
         filename, content, comment = upload.filename, upload.content, upload.comment
         if len(content) > self.max_upload_bytes:
             # Refused here rather than by Discord's 413, and as InvalidInput: the caller posts the text instead.
@@ -122,7 +131,25 @@ class DiscordOutbound(ChatPlatform):
         )
 
     async def show_working(self, thread: ThreadRef, status: str) -> None:
-        # Typing shows for about 10 s or until the next message; it is a courtesy, so failures are only logged.
+        """ "is typing…" now, kept up until the bot posts in the channel (or `typing_max_s` passes)."""
+        self._stop_typing(thread)
+        await self._type(thread)
+        self._typing[thread.thread_key] = asyncio.create_task(self._keep_typing(thread))
+
+    async def _keep_typing(self, thread: ThreadRef) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.typing_max_s
+        while loop.time() + self.typing_refresh_s < deadline:
+            await asyncio.sleep(self.typing_refresh_s)
+            await self._type(thread)
+
+    def _stop_typing(self, thread: ThreadRef) -> None:
+        task = self._typing.pop(thread.thread_key, None)
+        if task is not None:
+            task.cancel()
+
+    async def _type(self, thread: ThreadRef) -> None:
+        # A courtesy: failures are only logged.
         try:
             await self._rest.request("POST", f"/channels/{thread.thread_key}/typing", action="show typing")
         except UpstreamError as exc:

@@ -15,7 +15,10 @@ TEXT_EXTENSIONS = frozenset({".txt", ".md", ".vtt", ".srt"})
 MEDIA_EXTENSIONS = frozenset(
     {".wav", ".mp3", ".m4a", ".aac", ".flac", ".ogg", ".oga", ".opus", ".webm", ".mp4", ".mov", ".mkv", ".m4v"}
 )
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 ACCEPTED = "audio or video files, or text transcripts (.txt, .md, .vtt, .srt)"
+ACCEPTED_WITH_IMAGES = f"{ACCEPTED}, or pictures (.png, .jpg, .gif, .webp) to look at with a question"
 
 
 def shared_text(files: Sequence[FileRef]) -> str:
@@ -26,6 +29,14 @@ def shared_text(files: Sequence[FileRef]) -> str:
 
 def extension(name: str) -> str:
     return PurePosixPath(name).suffix.lower()
+
+
+def is_image(file: FileRef) -> bool:
+    """A picture for the model to look at (bot.images), not a file for the media flow."""
+    ext = extension(file.name)
+    return ext in IMAGE_EXTENSIONS or (
+        not ext and file.mime_type in ("image/png", "image/jpeg", "image/gif", "image/webp")
+    )
 
 
 def looks_acceptable(file: FileRef) -> bool:
@@ -44,9 +55,18 @@ def check_files(files: Sequence[FileRef], settings: Settings) -> None:
             "Send the others in another message."
         )
     for file in files:
+        if is_image(file):
+            if not settings.llm_vision:
+                raise InvalidInput(
+                    f"I can't look at “{file.name}”: the model I use here does not read pictures. I take {ACCEPTED}."
+                )
+            if file.size > settings.max_image_bytes:
+                raise too_big(file, settings.max_image_bytes)
+            continue
         if not looks_acceptable(file):
             declared = file.mime_type or "an unknown type"
-            raise InvalidInput(f"I can't digest “{file.name}” ({declared}): I take {ACCEPTED}.")
+            accepted = ACCEPTED_WITH_IMAGES if settings.llm_vision else ACCEPTED
+            raise InvalidInput(f"I can't digest “{file.name}” ({declared}): I take {accepted}.")
         if file.size > settings.max_file_bytes:
             raise too_big(file, settings.max_file_bytes)
 

@@ -58,6 +58,7 @@ class GuardedLLM:
         model: str | None = None,
         json_schema: dict[str, Any] | None = None,
         usage: Usage | None = None,
+        images: Sequence[str] = (),
     ) -> AsyncGenerator[str, None]:
         return self._stream(
             messages,
@@ -67,6 +68,7 @@ class GuardedLLM:
             model=model,
             json_schema=json_schema,
             usage=usage,
+            images=images,
         )
 
     async def _stream(self, messages: Sequence[ChatMessage], **options: Any) -> AsyncGenerator[str, None]:

@@ -3,10 +3,11 @@ deletions, and where a message lives."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, delete, func, select, update
+from sqlalchemy import Select, Update, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -28,6 +29,8 @@ class Claimed:
     prefs: Preferences | None
     # Transcript chunks exist in this thread or its channel: the turn looks for excerpts to add.
     media_nearby: bool
+    # The message shared files (in a chat turn: pictures, for the model to look at).
+    has_files: bool = False
 
 
 def _claim_statement() -> Select[Any]:
@@ -36,7 +39,9 @@ def _claim_statement() -> Select[Any]:
         update(MESSAGES)
         .where(m.id == bindparam("message_id"), m.status.in_(("pending", "processing", "failed")))
         .values(status="processing", attempts=m.attempts + 1, updated_at=func.now())
-        .returning(m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts)
+        .returning(
+            m.id, m.thread_id, m.author_id, m.text, m.token_count, m.attempts, m.files.is_not(None).label("has_files")
+        )
         .cte("claimed")
     )
     c = claimed.c
@@ -48,6 +53,7 @@ def _claim_statement() -> Select[Any]:
             c.text,
             c.token_count,
             c.attempts,
+            c.has_files,
             t.platform,
             w.external_id.label("workspace_id"),
             t.channel_id,
@@ -115,7 +121,8 @@ _IN_CHANNEL = (
         t.platform == bindparam("b_platform"),
         w.platform == bindparam("b_platform"),
         w.external_id == bindparam("b_workspace_id"),
-        t.channel_id == bindparam("b_channel_id"),
+        # A Discord thread is a channel of its own: an edit there names the thread, our thread's key.
+        or_(t.channel_id == bindparam("b_channel_id"), t.thread_key == bindparam("b_channel_id")),
     )
     .scalar_subquery()
 )
@@ -147,7 +154,7 @@ async def claim_message(runtime: Runtime, message_id: int) -> Claimed | None:
     turn = Turn(row.id, row.thread_id, row.author_id, row.text, row.token_count, row.attempts)
     thread = ThreadRef(row.platform, row.workspace_id, row.channel_id, row.thread_key)
     prefs = Preferences(row.display_name, row.timezone, row.language, row.instructions) if row.has_prefs else None
-    return Claimed(turn, thread, prefs, media_nearby=bool(row.media_nearby))
+    return Claimed(turn, thread, prefs, media_nearby=bool(row.media_nearby), has_files=bool(row.has_files))
 
 
 async def load_turn(conn: AsyncConnection, message_id: int) -> Turn | None:
@@ -229,6 +236,13 @@ async def message_files(runtime: Runtime, message_id: int) -> list[dict[str, Any
     async with runtime.autocommit.connect() as conn:
         files = (await conn.execute(select(m.files).where(m.id == message_id))).scalar_one()
     return list(files or [])
+
+
+async def messages_files(runtime: Runtime, message_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The files the messages shared, in message order."""
+    async with runtime.autocommit.connect() as conn:
+        rows = await conn.execute(select(m.files).where(m.id.in_(message_ids)).order_by(m.id))
+        return [file for (files,) in rows for file in files or []]
 
 
 async def store_digest(

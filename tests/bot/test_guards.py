@@ -16,7 +16,7 @@ from bot.guards import CHAIN_RUN, MESSAGE, Guards, Request, access_guard, dedupe
 from bot.intake import accept
 from bot.runtime import Runtime
 
-PNG = FileRef("F1", "screenshot.png", "image/png", 2_000, "file:///tmp/screenshot.png")
+PDF = FileRef("F1", "report.pdf", "application/pdf", 2_000, "file:///tmp/report.pdf")
 
 
 def request(**fields: object) -> Request:
@@ -27,8 +27,8 @@ def request(**fields: object) -> Request:
 
 async def test_a_refused_file_spends_no_rate_limit_token(runtime: Runtime) -> None:
     runtime.settings = runtime.settings.model_copy(update={"rate_limit_per_minute": 1})
-    with pytest.raises(InvalidInput, match=r"I can't digest “screenshot\.png”"):
-        await MESSAGE.admit(runtime, request(files=(PNG,)))
+    with pytest.raises(InvalidInput, match=r"I can't digest “report\.pdf”"):
+        await MESSAGE.admit(runtime, request(files=(PDF,)))
     await MESSAGE.admit(runtime, request())  # the one message this minute allows
     with pytest.raises(RateLimited):
         await MESSAGE.admit(runtime, request())

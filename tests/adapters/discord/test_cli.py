@@ -75,3 +75,38 @@ async def test_serve_discord_answers_a_mention_in_a_thread(
         proc.send_signal(signal.SIGINT)
         _, stderr = await asyncio.wait_for(proc.communicate(), 30)
     assert settings.discord_token.get_secret_value() not in stderr.decode(), "the token never reaches the log"
+
+
+async def test_a_killed_gateway_restarted_answers_what_was_said_while_it_was_down_once(
+    world: World, settings: Settings, runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM
+) -> None:
+    async def start() -> asyncio.subprocess.Process:
+        world.fake.identified.clear()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", "serve", "discord", "--no-worker", env=discord_env(settings),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.wait_for(world.fake.identified.wait(), 30)
+        return proc
+
+    stand_in.script(Step(reply="Before the crash."))
+    first = await start()
+    asked = await world.fake.user_message(world.general, "are you up?", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1), timeout_s=30)
+    first.kill()  # SIGKILL: no goodbye, no chance to note anything
+    await first.wait()
+
+    # Said while no gateway session was up: Discord keeps it, but a new session is not sent it.
+    await world.fake.user_message(asked["id"], "still there? in the thread", author=world.ada)
+    mention = await world.fake.user_message(world.general, "and a new question", author=world.ada, mention_bot=True)
+    stand_in.script(Step(reply="Caught up in the thread."), Step(reply="Caught up on the mention."))
+    second = await start()
+    try:
+        await wait_for(lambda: answered(runtime, 3), timeout_s=30)
+        assert world.fake.bot_texts(asked["id"]) == ["Before the crash.", "Caught up in the thread."]
+        assert world.fake.bot_texts(mention["id"]) == ["Caught up on the mention."]
+        await asyncio.sleep(1.0)  # room for a second answer to anything, which must not come
+        assert len(stand_in.chat_requests()) == 3
+    finally:
+        second.send_signal(signal.SIGINT)
+        await asyncio.wait_for(second.wait(), 30)

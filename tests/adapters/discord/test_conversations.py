@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import select
 
 from adapters.discord.gateway import DiscordGateway
+from adapters.discord.outbound import DiscordOutbound
+from bot.models import MESSAGES
 from bot.runtime import Runtime
 from sandbox.openai_server import StandInLLM, Step
 from tests.adapters.discord.conftest import Intake, World, answered
@@ -207,12 +210,12 @@ async def test_when_even_sending_is_forbidden_the_gateway_logs_and_keeps_serving
 async def test_a_mention_whose_file_is_refused_leaves_no_thread_behind(
     world: World, gateway: DiscordGateway, intake: Intake
 ) -> None:
-    photo = world.fake.add_file("screenshot.png", b"\x89PNG\r\n\x1a\n", "image/png")
+    report = world.fake.add_file("report.pdf", b"%PDF-1.7", "application/pdf")
     await world.fake.user_message(
-        world.general, "what is this?", author=world.ada, mention_bot=True, attachments=(photo,)
+        world.general, "what is this?", author=world.ada, mention_bot=True, attachments=(report,)
     )
     refusal = await wait_for(lambda: world.fake.bot_texts(world.general))
-    assert refusal[0].startswith("I can't digest “screenshot.png” (image/png)")
+    assert refusal[0].startswith("I can't digest “report.pdf” (application/pdf)")
     assert world.fake.threads_of(world.general) == [], "refused before a thread was opened"
     assert intake.events == []
 
@@ -228,3 +231,55 @@ async def test_a_rate_limited_mention_leaves_no_thread_behind(
     refusal = await wait_for(lambda: world.fake.bot_texts(world.general))
     assert refusal[0].startswith("You're sending messages faster than I can take them (1 a minute).")
     assert len(world.fake.threads_of(world.general)) == 1, "only the answered message has a thread"
+
+
+async def test_edits_and_deletions_update_the_stored_copy(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    first = await world.fake.user_message(
+        world.general, "My favourite colour is blue.", author=world.ada, mention_bot=True
+    )
+    thread = first["id"]
+    await wait_for(lambda: answered(runtime, 1))
+    second = await world.fake.user_message(thread, "and my pet is a cat", author=world.ada)
+    await wait_for(lambda: answered(runtime, 2))
+
+    await world.fake.user_edits(first, f"<@{world.fake.bot_user['id']}> My favourite colour is green.")
+    await world.fake.user_deletes(second)
+    await wait_for(lambda: _user_texts(runtime, ["My favourite colour is green."]))
+    await world.fake.user_message(thread, "What do you know about me?", author=world.ada)
+    await wait_for(lambda: len(stand_in.chat_requests()) == 3)
+    prompt = [m["content"] for m in stand_in.chat_requests()[-1]["messages"] if m["role"] == "user"]
+    assert prompt == ["My favourite colour is green.", "What do you know about me?"]
+
+
+async def _user_texts(runtime: Runtime, wanted: list[str]) -> bool:
+    m = MESSAGES.c
+    async with runtime.autocommit.connect() as conn:
+        rows = (await conn.execute(select(m.text).where(m.role == "user").order_by(m.id))).scalars().all()
+    return list(rows) == wanted
+
+
+async def test_the_typing_indicator_is_kept_up_until_the_answer_is_posted(
+    world: World,
+    gateway: DiscordGateway,
+    worker: asyncio.Task[None],
+    stand_in: StandInLLM,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(DiscordOutbound, "typing_refresh_s", 0.3)  # Discord's 10 s, shortened for the test
+    stand_in.first_token_delay = 1.5  # a model that thinks before it writes
+    stand_in.script(Step(reply="Thought about it."))
+    asked = await world.fake.user_message(world.general, "think hard", author=world.ada, mention_bot=True)
+    await wait_for(lambda: answered(runtime, 1))
+
+    def typing() -> list[float]:
+        return [c.at for c in world.fake.calls_to("POST", rf"/channels/{asked['id']}/typing")]
+
+    [posted] = [c.at for c in world.fake.calls_to("POST", rf"/channels/{asked['id']}/messages")]
+    before = [at for at in typing() if at < posted]
+    assert len(before) >= 4, "renewed while the model thought, not shown once and left to lapse"
+    seen = len(typing())
+    await asyncio.sleep(1.0)
+    assert len(typing()) == seen, "and stopped once the answer was posted"
