@@ -187,8 +187,17 @@ def default_reply(messages: list[Any], response_format: Any = None) -> str:
     long_match = _LONG_RE.search(user_text)
     if long_match:
         return long_text(min(int(long_match.group(1)), MAX_LONG_REPLY))
+    content = messages[last_user].get("content") if last_user >= 0 else None
+    pictures = (
+        sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
+        if isinstance(content, list)
+        else 0
+    )
+    shown = (
+        f" and {pictures} picture{'s' if pictures != 1 else ''} (which a stand-in cannot look at)" if pictures else ""
+    )
     return (
-        f'[stand-in model] You said: "{user_text[:USER_TEXT_LIMIT]}". '
+        f'[stand-in model] You said: "{user_text[:USER_TEXT_LIMIT]}"{shown}. '
         f"I can see {earlier} earlier messages in this conversation. "
         "This reply comes from the local stand-in, not a real model."
     )
