@@ -278,6 +278,14 @@ class Settings(BaseSettings):
     chain_json_attempts: int = Field(
         default=3, description="Attempts at a JSON chain step whose output does not match its schema."
     )
+    reaction_chains: dict[str, str] = Field(
+        default={"memo": "thread-summary"},
+        description='Emoji reactions that run a chain on the reacted message\'s thread, as JSON: {"memo": '
+        '"thread-summary"} (names without colons; {} turns them off).',
+    )
+    summarize_chain: str = Field(
+        default="thread-summary", description="The chain the Summarize thread shortcut (or context menu) runs."
+    )
     embedding_model: str = Field(default="text-embedding-3-small", description="Embeddings model for retrieval.")
     embedding_dimensions: int = Field(
         default=1536,

@@ -154,4 +154,4 @@ def discord_sync_commands(
         raise typer.Exit(EXIT_REFUSED)
     names = run_async(sync_commands(settings, scope))
     where = f"guild {scope}" if scope else "all guilds (global; may take up to an hour to appear)"
-    out.print(f"Registered {', '.join('/' + n for n in names)} for {where}.")
+    out.print(f"Registered {', '.join(names)} for {where}.")

@@ -341,8 +341,44 @@ class FakeDiscord(LocalServer):
             data["guild_id"] = message["guild_id"]
         await self.dispatch("MESSAGE_DELETE", data)
 
+    async def user_reacts(self, message: Json, emoji: str, *, user: Json) -> None:
+        """`user` adds a Unicode `emoji` reaction to `message`: MESSAGE_REACTION_ADD (a redelivery is the same)."""
+        data: Json = {
+            "user_id": user["id"],
+            "channel_id": message["channel_id"],
+            "message_id": message["id"],
+            "emoji": {"id": None, "name": emoji},
+            "message_author_id": message["author"]["id"],
+            "burst": False,
+            "type": 0,
+        }
+        if "guild_id" in message:
+            data["guild_id"] = message["guild_id"]
+            data["member"] = {**self._member(()), "user": user}
+        await self.dispatch("MESSAGE_REACTION_ADD", data)
+
+    async def message_command(self, message: Json, name: str, *, user: Json) -> Json:
+        """`user` picks `name` from `message`'s Apps menu: a message context-menu interaction (command type 3)."""
+        payload = await self.slash_command(message["channel_id"], name, {}, user=user, dispatch=False)
+        payload["data"] = {
+            "id": self.snowflake(),
+            "name": name,
+            "type": 3,
+            "target_id": message["id"],
+            "resolved": {"messages": {message["id"]: message}},
+        }
+        await self.dispatch("INTERACTION_CREATE", payload)
+        return payload
+
     async def slash_command(
-        self, channel_id: str, name: str, options: dict[str, str], *, user: Json, roles: tuple[str, ...] = ()
+        self,
+        channel_id: str,
+        name: str,
+        options: dict[str, str],
+        *,
+        user: Json,
+        roles: tuple[str, ...] = (),
+        dispatch: bool = True,
     ) -> Json:
         channel = self.channels[channel_id]
         payload: Json = {
@@ -372,7 +408,8 @@ class FakeDiscord(LocalServer):
             payload["member"] = {**self._member(roles), "user": user, "permissions": "0"}
         else:
             payload["user"] = user
-        await self.dispatch("INTERACTION_CREATE", payload)
+        if dispatch:
+            await self.dispatch("INTERACTION_CREATE", payload)
         return payload
 
     def _member(self, roles: tuple[str, ...]) -> Json:
@@ -729,7 +766,8 @@ class FakeDiscord(LocalServer):
     async def _overwrite_commands(self, request: web.Request) -> web.Response:
         scope = request.match_info.get("guild", "global")
         commands = [
-            {**c, "id": self.snowflake(), "application_id": self.application_id, "version": "1"}
+            # Discord answers with every field; a context-menu command has an empty description.
+            {"description": "", **c, "id": self.snowflake(), "application_id": self.application_id, "version": "1"}
             for c in await request.json()
         ]
         self.commands[scope] = commands

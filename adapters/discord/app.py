@@ -10,7 +10,7 @@ import yarl
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
-from adapters.discord.commands import add_commands
+from adapters.discord.commands import add_commands, add_message_menu
 from adapters.discord.gateway import DiscordGateway
 from bot.config import Settings
 from bot.errors import ConfigurationError
@@ -65,9 +65,13 @@ async def sync_commands(settings: Settings, guild_id: str = "") -> list[str]:
     async def never_run(interaction: discord.Interaction[Any], name: str, text: str) -> None:
         raise RuntimeError("sync-commands only registers commands")
 
+    async def never_menu(interaction: discord.Interaction[Any], message: discord.Message, kind: str) -> None:
+        raise RuntimeError("sync-commands only registers commands")
+
     client = discord.Client(intents=discord.Intents.none())
     tree: app_commands.CommandTree[discord.Client] = app_commands.CommandTree(client)
     add_commands(tree, never_run)
+    add_message_menu(tree, never_menu)
     try:
         async with client:
             await client.login(token)
@@ -78,4 +82,5 @@ async def sync_commands(settings: Settings, guild_id: str = "") -> list[str]:
     except discord.LoginFailure as exc:
         raise ConfigurationError("Discord refused DISCORD_TOKEN; reset the bot token and set it again.") from exc
     log.info("discord commands synced", scope=guild_id or "global", count=len(synced))
-    return [command.name for command in synced]
+    # Slash commands as /name; a message's menu entries by their name, in quotes.
+    return [f"/{c.name}" if c.type is discord.AppCommandType.chat_input else f"“{c.name}”" for c in synced]

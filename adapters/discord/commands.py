@@ -15,13 +15,15 @@ import discord
 import structlog
 from discord import app_commands
 
-from adapters.discord.inbound import roles_of, thread_name, thread_ref
+from adapters.discord.inbound import PLATFORM, roles_of, thread_name, thread_ref
 from bot.catalog import COMMANDS
 from bot.commands import ASKED, ask_message
 from bot.errors import UserFacingError
 from bot.events import SlashCommand, ThreadRef
 from bot.intake import accept, admit
 from bot.runtime import Runtime
+from bot.stores.messages import thread_of_platform_message
+from bot.triggers import ActionKind, MessageAction, take_action
 
 log = structlog.get_logger(__name__)
 
@@ -47,6 +49,62 @@ def add_commands(tree: app_commands.CommandTree[Any], handler: Handler) -> None:
     for name in COMMANDS:
         if name != "ask":
             tree.add_command(_text_command(name, handler))
+
+
+# A message's Apps menu (message context-menu commands), and what each does (bot.triggers).
+MESSAGE_MENU: dict[str, ActionKind] = {"Summarize thread": "summarize", "Ask about this": "ask"}
+MenuHandler = Callable[[discord.Interaction[Any], discord.Message, ActionKind], Awaitable[None]]
+
+
+def add_message_menu(tree: app_commands.CommandTree[Any], handler: MenuHandler) -> None:
+    for name, kind in MESSAGE_MENU.items():
+        tree.add_command(_menu_command(name, kind, handler))
+
+
+def _menu_command(name: str, kind: ActionKind, handler: MenuHandler) -> app_commands.ContextMenu:
+    async def run(interaction: discord.Interaction[Any], message: discord.Message) -> None:
+        await handler(interaction, message, kind)
+
+    return app_commands.ContextMenu(name=name, callback=run)
+
+
+async def run_menu(
+    runtime: Runtime, interaction: discord.Interaction[Any], message: discord.Message, kind: ActionKind
+) -> None:
+    """Deferred at once (Discord's 3 s), then the action started and the user told, privately."""
+    await interaction.response.defer(ephemeral=True, thinking=True)
+    try:
+        where = await conversation_of(runtime, message)
+        action = MessageAction(
+            kind, where, str(interaction.user.id), str(message.id),
+            message_text=message.content, roles=roles_of(interaction.user),
+        )  # fmt: skip
+        reply = await take_action(runtime, action) or "Done."
+    except UserFacingError as exc:
+        reply = exc.user_message
+    except Exception:
+        log.exception("discord message menu failed", action=kind, interaction=interaction.id)
+        reply = "Something went wrong on my side and I couldn't do that. Try again."
+    try:
+        await interaction.followup.send(reply, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not complete a message menu command", status=exc.status)
+
+
+async def conversation_of(runtime: Runtime, message: discord.Message) -> ThreadRef:
+    """The conversation a message belongs to: ours if we stored it; else its thread, or the thread that starts
+    from it (a channel message the bot opened a thread from has that thread's id), or its channel."""
+    guild_id = message.guild.id if message.guild else None
+    where = thread_ref(guild_id, message.channel.id)
+    found = await thread_of_platform_message(
+        runtime, PLATFORM, where.workspace_id, str(message.channel.id), str(message.id)
+    )
+    if found is not None:
+        return found
+    channel = message.channel
+    if isinstance(channel, discord.Thread) and channel.parent_id is not None:
+        return thread_ref(guild_id, channel.parent_id, channel.id)
+    return where
 
 
 def _text_command(name: str, handler: Handler) -> app_commands.Command[Any, ..., None]:

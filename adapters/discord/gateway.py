@@ -16,12 +16,14 @@ from discord import app_commands
 from sqlalchemy import select
 
 from adapters.discord.catchup import catch_up
-from adapters.discord.commands import add_commands, run_command
+from adapters.discord.commands import add_commands, add_message_menu, conversation_of, run_command, run_menu
 from adapters.discord.inbound import (
     PLATFORM,
     file_refs,
     mentions_user,
     message_text,
+    reaction_name,
+    roles_of,
     strip_mention,
     thread_name,
     thread_ref,
@@ -34,6 +36,7 @@ from bot.guards import Admitted
 from bot.intake import Accepted, accept, admit
 from bot.models import THREADS, WORKSPACES
 from bot.runtime import Runtime
+from bot.triggers import MessageAction, reaction_chain, take_action
 
 log = structlog.get_logger(__name__)
 
@@ -52,6 +55,8 @@ def gateway_intents() -> discord.Intents:
     intents.guild_messages = True
     intents.dm_messages = True
     intents.message_content = True
+    intents.guild_reactions = True  # an emoji that runs a chain (REACTION_CHAINS)
+    intents.dm_reactions = True
     return intents
 
 
@@ -63,6 +68,9 @@ class DiscordGateway(discord.Client):
         self._catching_up: asyncio.Task[None] | None = None
         self.tree: app_commands.CommandTree[DiscordGateway] = app_commands.CommandTree(self)
         add_commands(self.tree, lambda interaction, name, text: run_command(self.runtime, interaction, name, text))
+        add_message_menu(
+            self.tree, lambda interaction, message, kind: run_menu(self.runtime, interaction, message, kind)
+        )
 
     async def on_ready(self) -> None:
         """A new session (discord.py resumes dropped ones itself, and Discord replays what they missed): read what
@@ -97,6 +105,30 @@ class DiscordGateway(discord.Client):
         except Exception:  # Postgres or Redis down, or a bug: tell the user, keep the gateway up
             log.exception("discord message not taken", message=message.id)
             await say(message.channel, "Something went wrong on my side and I couldn't take that message. Try again.")
+
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        """A configured emoji (REACTION_CHAINS, by name or as the character) runs its chain in the message's
+        conversation. Raw: the message may be out of the cache."""
+        me = self.user
+        if me is None or payload.user_id == me.id:
+            return
+        raw = payload.emoji.name or ""
+        emoji = raw if reaction_chain(self.runtime, raw) is not None else reaction_name(raw)
+        if reaction_chain(self.runtime, emoji) is None:
+            return
+        try:
+            channel = self.get_channel(payload.channel_id) or await self.fetch_channel(payload.channel_id)
+            message = await channel.fetch_message(payload.message_id)  # type: ignore[union-attr]
+            where = await conversation_of(self.runtime, message)
+            member_roles = roles_of(payload.member) if payload.member is not None else None
+            action = MessageAction(
+                "reaction", where, str(payload.user_id), str(payload.message_id), emoji=emoji, roles=member_roles
+            )
+            await take_action(self.runtime, action)
+        except UserFacingError as exc:
+            log.info("discord reaction refused", message=payload.message_id, reason=exc.user_message)
+        except Exception:  # the gateway stays up
+            log.exception("discord reaction not taken", message=payload.message_id)
 
     async def on_raw_message_edit(self, payload: discord.RawMessageUpdateEvent) -> None:
         """An edit of a stored message changes the history the model sees (raw: the message may be out of the

@@ -81,3 +81,11 @@ def to_event(message: discord.Message, where: ThreadRef, text: str, files: tuple
         files=files,
         roles=roles_of(author),
     )
+
+
+# Discord sends a Unicode emoji as the character itself; REACTION_CHAINS may name it as Slack does.
+_EMOJI_NAMES = {"📝": "memo", "🗒️": "spiral_note_pad", "🧵": "thread", "❓": "question", "✅": "white_check_mark"}
+
+
+def reaction_name(emoji: str) -> str:
+    return _EMOJI_NAMES.get(emoji, emoji)

@@ -41,6 +41,8 @@ from bot.events import IncomingMessage, ThreadRef
 from bot.intake import accept
 from bot.participation import takes_part
 from bot.runtime import Runtime
+from bot.stores.messages import thread_of_platform_message
+from bot.triggers import ActionKind, MessageAction, reaction_chain, take_action
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +61,9 @@ NOT_TAKEN = "Sorry, I couldn't take that just now: a service I depend on is fail
 # Slack redelivers an event that was not acked (or answered 5xx) three times: immediately, after 1 min and after
 # 5 min, numbering them in X-Slack-Retry-Num. Until the last one a failure to store is left to that redelivery.
 LAST_SLACK_RETRY = 3
+# The message shortcuts' callback ids (manifest.yml).
+SUMMARIZE_SHORTCUT = "summarize_thread"
+ASK_SHORTCUT = "ask_about_message"
 
 
 def create_app(runtime: Runtime, *, socket_mode: bool = False) -> AsyncApp:
@@ -146,6 +151,10 @@ class Listeners:
         # Acked and ignored: without a listener Bolt answers 404 and Slack would retry the delivery.
         app.event("assistant_thread_context_changed")(self.ignore)
         app.command(COMMAND_PATTERN)(self.on_command)
+        app.event("reaction_added")(self.on_reaction)
+        app.event("reaction_removed")(self.ignore)
+        app.shortcut(SUMMARIZE_SHORTCUT)(self.on_shortcut)
+        app.shortcut(ASK_SHORTCUT)(self.on_shortcut)
         app.error(self.on_error)
 
     async def ignore(self) -> None:
@@ -242,6 +251,60 @@ class Listeners:
             # Slack's last delivery: acked, so the user must hear it did not happen.
             log.exception("could not take a Slack message on Slack's last delivery", retry=retry)
             self.after_ack(_tell(client, message.thread, message.user_id, NOT_TAKEN), "failure notice")
+
+    # -- reactions and message shortcuts -------------------------------------------------------------------------
+
+    async def on_reaction(self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """A configured emoji (REACTION_CHAINS) on a message runs its chain in the message's thread."""
+        item = event.get("item") or {}
+        if item.get("type") != "message" or event.get("user") == context.bot_user_id:
+            return
+        if reaction_chain(self.runtime, str(event.get("reaction") or "")) is None:
+            return  # most reactions are just reactions
+        team = inbound.team_of(body)
+        channel, ts = str(item.get("channel") or ""), str(item.get("ts") or "")
+        if not channel or not ts:
+            raise inbound.MalformedPayload("reaction_added without item.channel or item.ts")
+        action = MessageAction(
+            "reaction",
+            await self._thread_of(team, channel, ts),
+            str(event.get("user") or ""),
+            ts,
+            emoji=str(event["reaction"]),
+        )
+        await self._act(context.client, action)
+
+    async def on_shortcut(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """ "Summarize thread" and "Ask about this" on a message's menu: acked at once, started right after."""
+        await ack()
+        message = body.get("message") or {}
+        channel = str((body.get("channel") or {}).get("id") or "")
+        ts = str(message.get("ts") or "")
+        team = str((body.get("team") or {}).get("id") or body.get("team_id") or "")
+        user = str((body.get("user") or {}).get("id") or "")
+        if not channel or not ts or not user:
+            log.warning("slack shortcut without channel, message or user; dropped", callback=body.get("callback_id"))
+            return
+        thread_ts = str(message.get("thread_ts") or ts)
+        kind: ActionKind = "summarize" if body.get("callback_id") == SUMMARIZE_SHORTCUT else "ask"
+        text = inbound.clean_text(str(message.get("text") or ""), "")
+        action = MessageAction(kind, ThreadRef(PLATFORM, team, channel, thread_ts), user, ts, message_text=text)
+        self.after_ack(self._act(client, action), f"shortcut {kind}")
+
+    async def _thread_of(self, team: str, channel: str, ts: str) -> ThreadRef:
+        """The thread the message is in: ours if we stored it, else the message's own (a thread's first message
+        is its key; a reply we never saw is taken as the start of its own)."""
+        found = await thread_of_platform_message(self.runtime, PLATFORM, team, channel, ts)
+        return found or ThreadRef(PLATFORM, team, channel, ts)
+
+    async def _act(self, client: AsyncWebClient, action: MessageAction) -> None:
+        try:
+            said = await take_action(self.runtime, action)
+        except UserFacingError as exc:
+            self.after_ack(_tell(client, action.thread, action.user_id, exc.user_message), "refusal")
+            return
+        if said and action.kind != "reaction":  # a reaction's result in the thread is answer enough
+            self.after_ack(_tell(client, action.thread, action.user_id, said), "action started")
 
     # -- assistant pane ----------------------------------------------------------------------------------------
 

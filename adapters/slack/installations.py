@@ -43,6 +43,7 @@ BOT_SCOPES = (
     "im:read",
     "im:write",
     "mpim:history",
+    "reactions:read",
 )
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"

@@ -346,3 +346,27 @@ async def describe_message(runtime: Runtime, message_id: int) -> MessageView | N
     async with runtime.autocommit.connect() as conn:
         row = (await conn.execute(query)).first()
     return MessageView(*row) if row is not None else None
+
+
+_THREAD_OF_PLATFORM_MESSAGE = (
+    select(t.platform, w.external_id.label("workspace_id"), t.channel_id, t.thread_key)
+    .join(THREADS, t.id == m.thread_id)
+    .join(WORKSPACES, w.id == t.workspace_id)
+    .where(m.platform_message_id == bindparam("b_platform_message_id"), m.thread_id.in_(_IN_CHANNEL))
+    .limit(1)
+)
+
+
+async def thread_of_platform_message(
+    runtime: Runtime, platform: str, workspace_id: str, channel_id: str, platform_message_id: str
+) -> ThreadRef | None:
+    """The thread of a message we stored (a user's or the bot's), by the platform's id for it."""
+    params = {
+        "b_platform": platform,
+        "b_workspace_id": workspace_id,
+        "b_channel_id": channel_id,
+        "b_platform_message_id": platform_message_id,
+    }
+    async with runtime.autocommit.connect() as conn:
+        row = (await conn.execute(_THREAD_OF_PLATFORM_MESSAGE, params)).first()
+    return None if row is None else ThreadRef(row.platform, row.workspace_id, row.channel_id, row.thread_key)

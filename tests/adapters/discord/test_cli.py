@@ -10,6 +10,7 @@ from typing import cast
 
 from typer.testing import CliRunner
 
+from adapters.discord.commands import MESSAGE_MENU
 from bot.catalog import COMMANDS
 from bot.config import Settings
 from bot.runtime import Runtime
@@ -44,9 +45,12 @@ async def test_sync_commands_registers_every_command_in_a_guild(world: World, se
     code, out, err = await run_bot("discord", "sync-commands", "--guild", world.guild, env=discord_env(settings))
     assert code == 0, err
     names = ", ".join(f"/{name}" for name in COMMANDS)  # /ask, /chain, /transcribe, /remind, and any added later
-    assert f"Registered {names} for guild {world.guild}." in " ".join(out.split())
-    commands = {c["name"]: c for c in world.fake.commands[world.guild]}
+    menus = ", ".join(f"“{name}”" for name in MESSAGE_MENU)  # a message's Apps menu
+    assert f"Registered {names}, {menus} for guild {world.guild}." in " ".join(out.split())
+    commands = {c["name"]: c for c in world.fake.commands[world.guild] if c.get("type", 1) == 1}
     assert sorted(commands) == sorted(COMMANDS)
+    menu = {c["name"] for c in world.fake.commands[world.guild] if c.get("type") == 3}
+    assert menu == set(MESSAGE_MENU)
     assert commands["ask"]["description"] == "Ask me anything; I answer in a thread."
     assert [(o["name"], o["required"]) for o in commands["ask"]["options"]] == [("question", True)]
     chain_text = commands["chain"]["options"][0]

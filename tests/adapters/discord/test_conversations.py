@@ -283,3 +283,40 @@ async def test_the_typing_indicator_is_kept_up_until_the_answer_is_posted(
     seen = len(typing())
     await asyncio.sleep(1.0)
     assert len(typing()) == seen, "and stopped once the answer was posted"
+
+
+async def test_a_memo_reaction_summarizes_the_thread_once_even_when_delivered_twice(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="We go with blue."), Step(reply="Summary: blue was chosen."))
+    asked = await world.fake.user_message(world.general, "Blue or red? Blue.", author=world.ada, mention_bot=True)
+    thread = asked["id"]
+    await wait_for(lambda: answered(runtime, 1))
+    [answer] = [m.payload for m in world.fake.messages[thread] if m.payload["author"]["bot"]]
+
+    await world.fake.user_reacts(answer, "👍", user=world.ada)  # not configured: nothing
+    await world.fake.user_reacts(answer, "📝", user=world.ada)
+    await world.fake.user_reacts(answer, "📝", user=world.ada)  # delivered again
+    await wait_for(lambda: [t for t in world.fake.bot_texts(thread) if "blue was chosen" in t])
+    await asyncio.sleep(0.5)  # room for a second summary, which must not come
+    assert world.fake.bot_texts(thread) == ["We go with blue.", "🧵 **Thread summary**\n\nSummary: blue was chosen."]
+    assert "Blue or red? Blue." in str(stand_in.chat_requests()[-1]["messages"])
+
+
+async def test_ask_about_this_from_a_messages_menu_answers_in_its_thread(
+    world: World, gateway: DiscordGateway, worker: asyncio.Task[None], stand_in: StandInLLM, runtime: Runtime
+) -> None:
+    stand_in.script(Step(reply="Hi."), Step(reply="Noted."))
+    asked = await world.fake.user_message(world.general, "hello", author=world.ada, mention_bot=True)
+    thread = asked["id"]
+    await wait_for(lambda: answered(runtime, 1))
+    lin = world.fake.user_payload("lin")
+    note = await world.fake.user_message(thread, "Budget review by Monday, please.", author=lin)
+    await wait_for(lambda: answered(runtime, 2))
+
+    stand_in.script(Step(reply="It asks for a budget review by Monday."))
+    await world.fake.message_command(note, "Ask about this", user=world.ada)
+    await wait_for(lambda: "It asks for a budget review by Monday." in world.fake.bot_texts(thread))
+    assert world.fake.bot_texts(thread) == ["Hi.", "Noted.", "It asks for a budget review by Monday."]
+    question = stand_in.chat_requests()[-1]["messages"][-1]["content"]
+    assert question == "Explain this message and anything it asks of me:\n\n> Budget review by Monday, please."
