@@ -12,7 +12,7 @@ from cli.chains import chains_app
 from cli.index import index_app
 from cli.mail import mail_app
 from cli.media import media_app
-from cli.runs import runs_app
+from cli.runs import runs_app, usage_command
 
 app = typer.Typer(
     help="threadbot: a chat bot for Slack, Discord and the console, on durable background jobs.\n\n"
@@ -53,6 +53,7 @@ app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.services_app, name="services")
 app.add_typer(serve.discord_app, name="discord")
 app.add_typer(runs_app, name="runs")
+app.command("usage")(usage_command)
 app.add_typer(media_app, name="media")
 app.add_typer(mail_app, name="mail")
 app.add_typer(chains_app, name="chains")

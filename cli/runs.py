@@ -218,3 +218,41 @@ def message_command(
     if not run_async(run()):
         err.print(f"No message {message_id}.")
         raise typer.Exit(EXIT_REFUSED)
+
+
+def usage_command(as_json: JsonOption = False) -> None:
+    """Tokens and cost this month by workspace and user, with today's tokens, against the BUDGET_* settings."""
+    from bot.costs.budgets import period_starts
+    from bot.costs.usage import spend_by_payer
+    from cli.common import load_settings, out, ready_services, run_async
+    from jobs.queue import open_runtime
+
+    settings = load_settings()
+
+    async def run() -> None:
+        async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
+            day, month, _, _ = period_starts(runtime.clock.now())
+            rows = await spend_by_payer(runtime, day_start=day, month_start=month)
+        if as_json:
+            _print_json(rows)
+            return
+        if not rows:
+            out.print("No model calls this month.")
+            return
+        s = settings
+        table = Table("platform", "workspace", "user", "today", "this month", "cost", "budget (day / month)")
+        for row in rows:
+            daily, monthly = (
+                (s.budget_user_daily_tokens, s.budget_user_monthly_tokens)
+                if row.user_id
+                else (s.budget_workspace_daily_tokens, s.budget_workspace_monthly_tokens)
+            )
+            budget = " / ".join(f"{b:,}" if b else "-" for b in (daily, monthly))
+            who = row.user_id or "(workspace)"
+            cost = f"${row.month_cost_usd:.4f}"
+            table.add_row(
+                row.platform, row.workspace_id, who, f"{row.day_tokens:,}", f"{row.month_tokens:,}", cost, budget
+            )
+        out.print(table)
+
+    run_async(run())

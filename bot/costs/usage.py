@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.config import Settings
@@ -136,3 +136,41 @@ async def payer_totals(runtime: Runtime, payer: Payer, *, day_start: datetime, m
     async with runtime.autocommit.connect() as conn:
         row = (await conn.execute(query)).one()
     return PayerTotals(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+
+
+@dataclass(frozen=True, slots=True)
+class SpendRow:
+    platform: str
+    workspace_id: str
+    user_id: str  # "" for the workspace's total
+    day_tokens: int
+    month_tokens: int
+    month_cost_usd: float
+
+
+async def spend_by_payer(
+    runtime: Runtime, *, day_start: datetime, month_start: datetime, limit: int = 50
+) -> list[SpendRow]:
+    """This month's spend per workspace (user "" rows), each followed by its users, most tokens first."""
+    u = TOKEN_USAGE.c
+    tokens = u.prompt_tokens + u.completion_tokens
+    user = func.coalesce(u.user_id, "")
+    query = (
+        select(
+            u.platform,
+            u.workspace_id,
+            user.label("user_id"),
+            func.coalesce(func.sum(tokens).filter(u.created_at >= day_start), 0),
+            func.coalesce(func.sum(tokens), 0),
+            func.coalesce(func.sum(u.cost_usd), 0.0),
+        )
+        .where(u.created_at >= month_start)
+        # Each user's row and their workspace's total (user_id NULL there) in one pass.
+        .group_by(func.grouping_sets(tuple_(u.platform, u.workspace_id, u.user_id), tuple_(u.platform, u.workspace_id)))
+        # Each workspace's total, then its users by spend.
+        .order_by(u.platform, u.workspace_id, u.user_id.is_not(None), func.sum(tokens).desc(), u.user_id)
+        .limit(limit)
+    )
+    async with runtime.autocommit.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [SpendRow(r[0], r[1], r[2] or "", int(r[3]), int(r[4]), float(r[5])) for r in rows]

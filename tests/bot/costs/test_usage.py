@@ -54,6 +54,14 @@ async def test_a_turn_records_the_tokens_the_model_reported_and_runs_show_prices
     assert (
         f"model: 1 call, {row['prompt_tokens']:,} tokens in, {row['completion_tokens']:,} out, ${expected:.4f}" in out
     )
+    code, out, err = await run_bot("usage", env=subprocess_env(runtime.settings))
+    assert code == 0, err
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
+    total = f"{prompt_tokens + completion_tokens:,}"
+    assert rows == [
+        ["console", "local", "(workspace)", total, total, f"${expected:.4f}", "- / -"],
+        ["console", "local", "ada", total, total, f"${expected:.4f}", "- / -"],
+    ]
     code, out, err = await run_bot("runs", "show", str(result.run_id), "--json", env=subprocess_env(runtime.settings))
     assert code == 0, err
     assert json.loads(out)["usage"] == {
