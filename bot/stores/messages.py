@@ -284,11 +284,8 @@ async def edit_user_message(
     runtime: Runtime, *, platform: str, workspace_id: str, channel_id: str, platform_message_id: str, text: str
 ) -> int:
     """Replace the stored text of a user's message; how many rows changed (0: not one of ours)."""
-    params = {
-        "b_platform": platform,
-        "b_workspace_id": workspace_id,
-        "b_channel_id": channel_id,
-        "b_platform_message_id": platform_message_id,
+    params: dict[str, Any] = {
+        **_where_params(platform, workspace_id, channel_id, platform_message_id),
         "b_text": text,
         "b_tokens": count_tokens(text, runtime.settings.openai_model),
     }
@@ -300,14 +297,19 @@ async def drop_user_message(
     runtime: Runtime, *, platform: str, workspace_id: str, channel_id: str, platform_message_id: str
 ) -> int:
     """Delete a user's message unless it is being answered; how many rows went."""
-    params = {
+    params = _where_params(platform, workspace_id, channel_id, platform_message_id)
+    async with runtime.autocommit.connect() as conn:
+        return int((await conn.execute(_DROP, params)).rowcount)
+
+
+def _where_params(platform: str, workspace_id: str, channel_id: str, platform_message_id: str) -> dict[str, str]:
+    """The parameters of a statement on a message by where the platform says it is (`_IN_CHANNEL`)."""
+    return {
         "b_platform": platform,
         "b_workspace_id": workspace_id,
         "b_channel_id": channel_id,
         "b_platform_message_id": platform_message_id,
     }
-    async with runtime.autocommit.connect() as conn:
-        return int((await conn.execute(_DROP, params)).rowcount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,12 +363,7 @@ async def thread_of_platform_message(
     runtime: Runtime, platform: str, workspace_id: str, channel_id: str, platform_message_id: str
 ) -> ThreadRef | None:
     """The thread of a message we stored (a user's or the bot's), by the platform's id for it."""
-    params = {
-        "b_platform": platform,
-        "b_workspace_id": workspace_id,
-        "b_channel_id": channel_id,
-        "b_platform_message_id": platform_message_id,
-    }
+    params = _where_params(platform, workspace_id, channel_id, platform_message_id)
     async with runtime.autocommit.connect() as conn:
         row = (await conn.execute(_THREAD_OF_PLATFORM_MESSAGE, params)).first()
     return None if row is None else ThreadRef(row.platform, row.workspace_id, row.channel_id, row.thread_key)
