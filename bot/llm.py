@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ import structlog
 from openai.types.chat import ChatCompletionMessageParam
 
 from bot.errors import PermanentUpstreamError, TransientUpstreamError, causes
+from bot.metrics import LLM_FIRST_TOKEN_SECONDS, LLM_SECONDS
 from bot.ports import ChatMessage, Tool, ToolCall, Usage
 from bot.tokens import count_tokens
 from bot.trace import mark
@@ -80,6 +82,9 @@ class OpenAILLM:
         calls = _ToolCallParts()
         produced: list[str] = []
         mark("llm:request")
+        asked_at = time.monotonic()
+        first = True
+        name = model or self.model
         try:
             # The raw server-sent events, parsed with json.loads: the SDK's typed chunk objects cost about
             # 0.2 ms each, which at hundreds of chunks per reply was the worker's largest CPU cost.
@@ -102,6 +107,7 @@ class OpenAILLM:
                     data = line[5:].strip()
                     if data == "[DONE]":
                         await _drain(lines)
+                        LLM_SECONDS.labels(name).observe(time.monotonic() - asked_at)
                         if tool_calls is not None:
                             tool_calls.extend(calls.finished())
                         if usage is not None and not usage.reported:
@@ -109,6 +115,9 @@ class OpenAILLM:
                         return
                     content = _delta_content(data, calls, usage)
                     if content:
+                        if first:
+                            LLM_FIRST_TOKEN_SECONDS.labels(name).observe(time.monotonic() - asked_at)
+                            first = False
                         mark("llm:delta")
                         if usage is not None:
                             produced.append(content)
