@@ -8,13 +8,16 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bot.config import Settings
-from bot.runtime import Runtime
 from cli.common import err, load_settings, out, ready_services, run_async
+
+if TYPE_CHECKING:
+    # Imported where used: `bot --help` loads none of SQLAlchemy, arq or Redis.
+    from bot.runtime import Runtime
 
 TOKEN_FILE = "web_admin_token"  # noqa: S105 (the name of the file, not a secret)
 

@@ -253,3 +253,16 @@ def duration(start: datetime | None, end: datetime | None) -> str:
         return ""
     seconds = (end - start).total_seconds()
     return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def timeline(detail: Any, step: Any, width: float = 200.0) -> tuple[float, float]:
+    """Where a step's bar sits in the run's waterfall: x and width, in `width` units, from the run's creation to its
+    last finished step (or now, by the database's last update)."""
+    start = detail.run.created_at
+    ends = [s.finished_at for s in detail.steps if s.finished_at is not None]
+    end = max([*ends, detail.run.updated_at])
+    span = max((end - start).total_seconds(), 0.001)
+    left = max((step.started_at - start).total_seconds(), 0.0) / span * width
+    finished = step.finished_at or end
+    size = max((finished - step.started_at).total_seconds() / span * width, 2.0)
+    return round(min(left, width - 2), 1), round(min(size, width - min(left, width - 2)), 1)

@@ -9,7 +9,7 @@ import jinja2
 from aiohttp import web
 
 from webconsole.auth import CSRF_FIELD, current_session
-from webconsole.queries import duration
+from webconsole.queries import duration, timeline
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
@@ -23,6 +23,7 @@ def template_environment() -> jinja2.Environment:
     )
     env.filters["when"] = lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else ""
     env.globals["duration"] = duration
+    env.globals["timeline"] = timeline
     return env
 
 

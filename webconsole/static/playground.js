@@ -38,7 +38,7 @@
       const link = document.createElement("a");
       link.href = data.url;
       link.className = "attachment";
-      link.textContent = "📎 " + data.file + " (" + data.size + " bytes)";
+      link.textContent = "Attachment: " + data.file + " (" + data.size + " bytes)";
       node.appendChild(link);
     }
 
