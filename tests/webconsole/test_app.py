@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -244,3 +245,59 @@ async def test_other_pages_render(console: str, client: aiohttp.ClientSession) -
         async with client.get(console + path) as response:
             assert response.status == 200, path
             assert expected in await response.text(), path
+
+
+async def test_a_dropped_file_goes_through_the_media_flow(
+    console: str, client: aiohttp.ClientSession, runtime: Runtime
+) -> None:
+    csrf = await csrf_of(client, console + "/playground?thread=t-file")
+    form = aiohttp.FormData()
+    form.add_field("thread", "t-file")
+    form.add_field("text", "")
+    form.add_field("file", b"Ada: the beta ships on Friday.\nLin: budget review next week.\n", filename="notes.txt")
+    async with client.post(console + "/playground/upload", data=form, headers={"X-CSRF-Token": csrf}) as response:
+        assert response.status == 200, await response.text()
+        run_id = (await response.json())["run_id"]
+    await wait_for(lambda: run_status_is(runtime, run_id, "completed"), timeout_s=30)
+    events = await read_events(
+        client,
+        console + "/playground/stream?thread=t-file",
+        lambda seen: any("notes.txt: digest below" in data.get("text", "") for _, data in seen),
+    )
+    assert events[0][1]["text"] == "Shared “notes.txt”"  # what the page shows for a file shared without words
+    async with client.get(console + "/media") as response:
+        html = await response.text()
+    assert "notes.txt" in html
+    assert "s-done" in html
+    # The file was kept under DATA_DIR, in a folder of its own.
+    saved = list((runtime.settings.data_dir / "uploads" / "web").glob("*/notes.txt"))
+    assert len(saved) == 1
+    # Without the CSRF header an upload is refused before anything is read.
+    async with client.post(console + "/playground/upload", data=aiohttp.FormData({"thread": "t-file"})) as response:
+        assert response.status == 403
+
+
+async def test_a_reminder_arrives_in_the_open_page(
+    console: str, client: aiohttp.ClientSession, runtime: Runtime, clock: Any
+) -> None:
+    csrf = await csrf_of(client, console + "/playground?thread=t-remind")
+    async with client.post(
+        console + "/playground/send",
+        data={"thread": "t-remind", "text": "/remind in 2 hours water the plants"},
+        headers={"X-CSRF-Token": csrf},
+    ) as response:
+        assert (await response.json())["accepted"]
+
+    async def fire() -> None:
+        await asyncio.sleep(1.0)  # the page is following the thread by then
+        clock.advance(timedelta(hours=2, minutes=1))
+
+    firing = asyncio.create_task(fire())
+    events = await read_events(
+        client,
+        console + "/playground/stream?thread=t-remind",
+        lambda seen: any(name == "post" and "water the plants" in data["text"] for name, data in seen),
+        timeout_s=20,
+    )
+    await firing
+    assert [name for name, _ in events][:2] == ["user", "notice"]
