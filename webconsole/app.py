@@ -14,7 +14,7 @@ from aiohttp import web
 from bot.runtime import Runtime
 from webconsole import pages, playground
 from webconsole.auth import ACCESS_KEY, Access, require_login
-from webconsole.health import RUNTIME, add_health_routes
+from webconsole.health import RUNTIME, add_health_routes, serving_app
 from webconsole.live import STOPPING
 from webconsole.views import TEMPLATES, template_environment
 
@@ -55,13 +55,8 @@ def create_app(runtime: Runtime, token: str) -> web.Application:
 @asynccontextmanager
 async def serving(runtime: Runtime, token: str, *, host: str, port: int) -> AsyncIterator[int]:
     """The console on `host:port` until the block exits; yields the port bound (port 0 picks a free one)."""
-    runner = web.AppRunner(create_app(runtime, token), access_log=None, shutdown_timeout=2.0)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, host, port).start()
-        yield int(runner.addresses[0][1])
-    finally:
-        await runner.cleanup()
+    async with serving_app(create_app(runtime, token), host=host, port=port) as bound:
+        yield bound
 
 
 def console_url(host: str, port: int) -> str:

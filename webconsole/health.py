@@ -59,7 +59,15 @@ async def serving_health(runtime: Runtime, *, host: str, port: int) -> AsyncIter
     app = web.Application()
     app[RUNTIME] = runtime
     add_health_routes(app)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    async with serving_app(app, host=host, port=port) as bound:
+        yield bound
+
+
+@asynccontextmanager
+async def serving_app(app: web.Application, *, host: str, port: int) -> AsyncIterator[int]:
+    """Serve `app` until the block exits; yields the port bound (port 0 picks a free one). Open event streams are
+    ended by the app's own on_shutdown, so stopping takes no longer than the short timeout."""
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
@@ -44,3 +45,14 @@ async def csrf_of(session: aiohttp.ClientSession, url: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html) or re.search(r'data-csrf="([^"]+)"', html)
     assert found, html[:500]
     return found.group(1)
+
+
+async def say(session: aiohttp.ClientSession, console: str, thread: str, text: str) -> dict[str, Any]:
+    """Type `text` in the playground's thread, as the page does (with the CSRF token); the server's JSON answer."""
+    csrf = await csrf_of(session, f"{console}/playground?thread={thread}")
+    async with session.post(
+        console + "/playground/send", data={"thread": thread, "text": text}, headers={"X-CSRF-Token": csrf}
+    ) as response:
+        assert response.status in (200, 422), await response.text()
+        answer: dict[str, Any] = await response.json()
+        return answer

@@ -14,7 +14,7 @@ from bot.runtime import Runtime
 from bot.workflows.models import RUNS
 from sandbox.openai_server import StandInLLM, Step
 from tests.conftest import run_status_is, wait_for
-from tests.webconsole.conftest import TOKEN, csrf_of
+from tests.webconsole.conftest import TOKEN, csrf_of, say
 
 
 async def read_events(
@@ -100,12 +100,7 @@ async def test_playground_message_streams_its_reply_and_its_run_has_steps(
     console: str, client: aiohttp.ClientSession, runtime: Runtime, stand_in: StandInLLM
 ) -> None:
     stand_in.token_delay = 0.02
-    csrf = await csrf_of(client, console + "/playground?thread=t-http")
-    async with client.post(
-        console + "/playground/send", data={"thread": "t-http", "text": "hello web"}, headers={"X-CSRF-Token": csrf}
-    ) as response:
-        assert response.status == 200
-        sent = await response.json()
+    sent = await say(client, console, "t-http", "hello web")
     assert sent["accepted"]
     assert sent["run_id"]
 
@@ -135,7 +130,6 @@ async def test_playground_message_streams_its_reply_and_its_run_has_steps(
 
 async def test_runs_list_updates_live(console: str, client: aiohttp.ClientSession, runtime: Runtime) -> None:
     fragments: list[str] = []
-    csrf = await csrf_of(client, console + "/playground?thread=t-live")
 
     async def follow() -> None:
         async with client.get(console + "/live/runs", timeout=aiohttp.ClientTimeout(total=20)) as response:
@@ -149,10 +143,7 @@ async def test_runs_list_updates_live(console: str, client: aiohttp.ClientSessio
     follower = asyncio.create_task(follow())
     await wait_for(lambda: fragments)
     assert not any("chat_turn" in f for f in fragments)
-    async with client.post(
-        console + "/playground/send", data={"thread": "t-live", "text": "hi"}, headers={"X-CSRF-Token": csrf}
-    ) as response:
-        assert response.status == 200
+    await say(client, console, "t-live", "hi")
     await asyncio.wait_for(follower, 15)
 
 
@@ -160,12 +151,7 @@ async def test_cancel_a_sleeping_reminder_and_retry_a_failed_run(
     console: str, client: aiohttp.ClientSession, runtime: Runtime, stand_in: StandInLLM
 ) -> None:
     csrf = await csrf_of(client, console + "/playground?thread=t-ops")
-    async with client.post(
-        console + "/playground/send",
-        data={"thread": "t-ops", "text": "/remind in 2 hours check the deploy"},
-        headers={"X-CSRF-Token": csrf},
-    ) as response:
-        reply = await response.json()
+    reply = await say(client, console, "t-ops", "/remind in 2 hours check the deploy")
     assert reply["command"], reply
     assert reply["accepted"], reply
 
@@ -183,10 +169,7 @@ async def test_cancel_a_sleeping_reminder_and_retry_a_failed_run(
 
     # A turn whose model call fails for good, then an operator's retry once the model is back.
     stand_in.script(*[Step(status=400)] * 3)
-    async with client.post(
-        console + "/playground/send", data={"thread": "t-ops", "text": "fail please"}, headers={"X-CSRF-Token": csrf}
-    ) as response:
-        failed = (await response.json())["run_id"]
+    failed = (await say(client, console, "t-ops", "fail please"))["run_id"]
     await wait_for(lambda: run_status_is(runtime, failed, "failed"))
     async with client.get(f"{console}/runs/{failed}") as response:
         assert f"/runs/{failed}/retry" in await response.text()
@@ -209,11 +192,7 @@ async def test_metrics_count_a_turn_and_health_answers(
         raise AssertionError(text)
 
     before = await completed_turns()
-    csrf = await csrf_of(client, console + "/playground?thread=t-metrics")
-    async with client.post(
-        console + "/playground/send", data={"thread": "t-metrics", "text": "count me"}, headers={"X-CSRF-Token": csrf}
-    ) as response:
-        run_id = (await response.json())["run_id"]
+    run_id = (await say(client, console, "t-metrics", "count me"))["run_id"]
     await wait_for(lambda: run_status_is(runtime, run_id, "completed"))
     assert await completed_turns() == before + 1
     async with anonymous.get(console + "/metrics") as response:
@@ -280,13 +259,7 @@ async def test_a_dropped_file_goes_through_the_media_flow(
 async def test_a_reminder_arrives_in_the_open_page(
     console: str, client: aiohttp.ClientSession, runtime: Runtime, clock: Any
 ) -> None:
-    csrf = await csrf_of(client, console + "/playground?thread=t-remind")
-    async with client.post(
-        console + "/playground/send",
-        data={"thread": "t-remind", "text": "/remind in 2 hours water the plants"},
-        headers={"X-CSRF-Token": csrf},
-    ) as response:
-        assert (await response.json())["accepted"]
+    assert (await say(client, console, "t-remind", "/remind in 2 hours water the plants"))["accepted"]
 
     async def fire() -> None:
         await asyncio.sleep(1.0)  # the page is following the thread by then
