@@ -40,6 +40,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console errors (and CSP refusals) are read
     for flag in (
         "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -216,3 +217,35 @@ async def test_refused_without_login(console: str, browser: WebDriver) -> None:
     found = await asyncio.to_thread(refused, browser, console)
     assert found["url"].endswith("/login?next=/runs/1")
     assert "not this console's" in found["text"]
+
+
+def every_page(driver: WebDriver, console: str) -> dict[str, Any]:
+    log_in(driver, console)
+    driver.get(console + "/playground?thread=browser-pages")
+    say(driver, "a message for the threads page")
+    wait(driver, lambda d: any(t.endswith("not a real model.") for t in texts(d, ".msg.bot .body")))
+    headings: dict[str, str] = {}
+    for path in ("/", "/events", "/schedules", "/threads", "/media", "/chains", "/playground?thread=browser-pages"):
+        driver.get(console + path)
+        headings[path] = driver.find_element(By.TAG_NAME, "main").text
+    driver.get(console + "/threads")
+    click(driver, By.CSS_SELECTOR, "a[href^='/threads/']")
+    wait(driver, lambda d: "a message for the threads page" in d.find_element(By.TAG_NAME, "main").text)
+    headings["thread"] = driver.find_element(By.TAG_NAME, "main").text
+    assert isinstance(driver, webdriver.Chrome)
+    problems = [entry["message"] for entry in driver.get_log("browser") if entry["level"] in ("SEVERE", "WARNING")]
+    return {"headings": headings, "problems": problems}
+
+
+async def test_every_page_renders_with_no_script_errors(console: str, browser: WebDriver) -> None:
+    found = await asyncio.to_thread(every_page, browser, console)
+    headings = found["headings"]
+    assert "Runs" in headings["/"]
+    assert "Events" in headings["/events"]
+    assert "Recurring" in headings["/schedules"]
+    assert "browser-pages" in headings["/threads"]
+    assert "No media." in headings["/media"]
+    assert "media-digest" in headings["/chains"]
+    assert "a message for the threads page" in headings["/playground?thread=browser-pages"]  # the stream replayed
+    assert "completed" in headings["thread"]
+    assert found["problems"] == []
