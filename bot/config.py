@@ -153,8 +153,8 @@ class Settings(BaseSettings):
     )
     worker_health_port: int = Field(
         default=0,
-        description="Port where `bot worker` answers /healthz, /readyz and /metrics (0: none; `bot up` and `bot "
-        "serve` have them on the web console).",
+        description="Port where `bot worker` and `bot serve slack|discord` answer /healthz, /readyz and /metrics "
+        "(0: none; `bot up` and `bot serve web` answer them on the web console's port).",
     )
 
     # Platforms and services (later adapters read these; every endpoint has a base URL)

@@ -114,9 +114,12 @@ async def _serve_slack_async(settings: Settings, use_http: bool, host: str, port
 
     settle_garbage_collector()
 
+    from cli.up import health_endpoints
+
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(ready_services(settings))
         runtime = await stack.enter_async_context(open_runtime(services.settings))
+        await stack.enter_async_context(health_endpoints(services.settings))
         if worker:
             await stack.enter_async_context(in_process_worker(services.settings))
         if use_http:
@@ -143,7 +146,13 @@ async def _discord_gateway(settings: Settings, worker: bool) -> None:
 
     settle_garbage_collector()
 
-    async with ready_services(settings) as services, open_runtime(services.settings) as runtime:
+    from cli.up import health_endpoints
+
+    async with (
+        ready_services(settings) as services,
+        open_runtime(services.settings) as runtime,
+        health_endpoints(services.settings),
+    ):
         if not worker:
             await serve_discord(runtime)
             return

@@ -37,7 +37,8 @@ def _int(request: web.Request, name: str) -> int:
 
 def _safe_next(value: str) -> str:
     # Only a path on this server: a login link must not send anyone elsewhere.
-    return value if value.startswith("/") and not value.startswith("//") else "/"
+    # Browsers read a backslash as a slash: "/\\evil.example" would leave too.
+    return value if value.startswith("/") and not value.startswith("//") and "\\" not in value else "/"
 
 
 # Login
@@ -168,11 +169,19 @@ async def run_cancel(request: web.Request) -> web.StreamResponse:
 # The other pages
 
 
+async def _events_table(request: web.Request) -> str:
+    name = request.query.get("name", "").strip()
+    return render(request, "_events_table.html", events=await queries.list_events(request.app[RUNTIME], name=name))
+
+
 async def events_page(request: web.Request) -> web.Response:
     name = request.query.get("name", "").strip()
-    return page(
-        request, "events.html", events=await queries.list_events(request.app[RUNTIME], name=name), event_name=name
-    )
+    live = "/live/events?" + urlencode({"name": name} if name else {})
+    return page(request, "events.html", table=await _events_table(request), event_name=name, live_url=live)
+
+
+async def events_live(request: web.Request) -> web.StreamResponse:
+    return await fragment_stream(request, lambda: _events_table(request), interval_s=1.0)
 
 
 async def schedules_page(request: web.Request) -> web.Response:
@@ -241,6 +250,7 @@ def add_routes(app: web.Application) -> None:
     router.add_post("/runs/{run_id}/retry", run_retry)
     router.add_post("/runs/{run_id}/cancel", run_cancel)
     router.add_get("/events", events_page)
+    router.add_get("/live/events", events_live)
     router.add_get("/schedules", schedules_page)
     router.add_post("/schedules/{schedule_id}/cancel", schedule_cancel)
     router.add_get("/threads", threads_page)

@@ -160,7 +160,7 @@ async def file_download(request: web.Request) -> web.StreamResponse:
         content = await runtime.redis.get(file_key(request.match_info["message_id"]))
     if content is None:
         raise web.HTTPNotFound(text="That file is no longer kept.")
-    name = safe_filename(request.match_info["name"])
+    name = safe_filename(request.match_info["name"]).replace('"', "_")
     return web.Response(
         body=content,
         content_type="application/octet-stream",

@@ -147,6 +147,21 @@ async def test_runs_list_updates_live(console: str, client: aiohttp.ClientSessio
     await asyncio.wait_for(follower, 15)
 
 
+async def test_the_events_page_shows_a_new_event_live(console: str, client: aiohttp.ClientSession) -> None:
+    async def first_fragment_with(text: str) -> str:
+        async with client.get(console + "/live/events", timeout=aiohttp.ClientTimeout(total=20)) as response:
+            async for raw in response.content:
+                line = raw.decode()
+                if line.startswith("data: ") and text in line:
+                    return line
+        raise AssertionError("the stream ended")
+
+    follower = asyncio.create_task(first_fragment_with("a message for the events page"))
+    await asyncio.sleep(0.3)
+    await say(client, console, "t-events", "a message for the events page")
+    assert "thread.message" in await asyncio.wait_for(follower, 15)
+
+
 async def test_cancel_a_sleeping_reminder_and_retry_a_failed_run(
     console: str, client: aiohttp.ClientSession, runtime: Runtime, stand_in: StandInLLM
 ) -> None:
