@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from bot.clock import FakeClock
 from sandbox.openai_server import StandInLLM, Step
 from tests.webconsole.conftest import TOKEN
 
@@ -249,3 +251,28 @@ async def test_every_page_renders_with_no_script_errors(console: str, browser: W
     assert "a message for the threads page" in headings["/playground?thread=browser-pages"]  # the stream replayed
     assert "completed" in headings["thread"]
     assert found["problems"] == []
+
+
+def upload_and_reminder(driver: WebDriver, console: str, notes: Path, clock: FakeClock, shots: Path) -> list[str]:
+    log_in(driver, console)
+    driver.get(console + "/playground?thread=browser-media")
+    wait(driver, lambda d: d.find_element(By.ID, "log"))
+    driver.find_element(By.ID, "file").send_keys(str(notes))
+    say(driver, "what was decided?")
+    wait(driver, lambda d: any("notes.txt: digest below" in t for t in texts(d, ".msg.bot .body")), timeout_s=40)
+    say(driver, "/remind in 2 hours water the plants")
+    wait(driver, lambda d: any("water the plants" in t for t in texts(d, ".msg.notice .body")))
+    clock.advance(timedelta(hours=2, minutes=1))  # the worker's sweeper finds it due: it fires into the open page
+    wait(driver, lambda d: any("water the plants" in t for t in texts(d, ".msg.bot .body")), timeout_s=30)
+    driver.save_screenshot(str(shots / "playground-media.png"))
+    return texts(driver, ".msg.bot .body")
+
+
+async def test_a_file_and_a_reminder_in_the_playground(
+    console: str, browser: WebDriver, shots: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Ada: the beta ships on Friday.\nLin: budget review next week.\n")
+    bot_posts = await asyncio.to_thread(upload_and_reminder, browser, console, notes, clock, shots)
+    assert any(post.startswith("✅ notes.txt: digest below") for post in bot_posts), bot_posts
+    assert any("water the plants" in post for post in bot_posts), bot_posts

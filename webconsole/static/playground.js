@@ -13,6 +13,15 @@
     const file = document.getElementById("file");
     const bubbles = {};
 
+    // The bot writes Markdown: bold and code are drawn, everything else stays text. The text is escaped first,
+    // so only these two tags can come out of it.
+    function rendered(text) {
+      const escaped = text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+      return escaped
+        .replace(/`([^`\n]+)`/g, "<code>$1</code>")
+        .replace(/\*\*([^*\n]+)\*\*/g, "<strong>$1</strong>");
+    }
+
     function atBottom() { return log.scrollHeight - log.scrollTop - log.clientHeight < 80; }
 
     function bubble(kind, id, text) {
@@ -28,7 +37,11 @@
         log.appendChild(node);
         bubbles[id] = node;
       }
-      node.querySelector(".body").textContent = text;
+      if (kind === "bot") {
+        node.querySelector(".body").innerHTML = rendered(text);
+      } else {
+        node.querySelector(".body").textContent = text;
+      }
       if (stick) { log.scrollTop = log.scrollHeight; }
       return node;
     }
@@ -82,12 +95,19 @@
         body.append("text", text);
         body.append("file", chosen);
         file.value = "";
+        attachLabel.textContent = "Attach";
         await post("/playground/upload", body);
       } else {
         await post("/playground/send", new URLSearchParams({ thread: thread, text: text }));
       }
       input.focus();
     }
+
+    const attachButton = document.querySelector(".compose .file");
+    const attachLabel = attachButton.firstChild;
+    file.addEventListener("change", function () {
+      attachLabel.textContent = file.files.length ? "Attach: " + file.files[0].name : "Attach";
+    });
 
     form.addEventListener("submit", submit);
     input.addEventListener("keydown", function (event) {
