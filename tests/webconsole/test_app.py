@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+from sqlalchemy import select
 
+from bot.followups.models import SCHEDULES
 from bot.runtime import Runtime
 from bot.workflows.models import RUNS
 from sandbox.openai_server import StandInLLM, Step
 from tests.conftest import run_status_is, wait_for
 from tests.webconsole.conftest import TOKEN, csrf_of, say
+from webconsole.app import serving
 
 
 async def read_events(
@@ -263,6 +268,10 @@ async def test_a_dropped_file_goes_through_the_media_flow(
         html = await response.text()
     assert "notes.txt" in html
     assert "s-done" in html
+    async with client.get(console + "/media/1") as response:
+        item = await response.text()
+    assert "the beta ships on Friday" in item  # its transcript
+    assert "Digest" in item
     # The file was kept under DATA_DIR, in a folder of its own.
     saved = list((runtime.settings.data_dir / "uploads" / "web").glob("*/notes.txt"))
     assert len(saved) == 1
@@ -289,3 +298,45 @@ async def test_a_reminder_arrives_in_the_open_page(
     )
     await firing
     assert [name for name, _ in events][:2] == ["user", "notice"]
+
+
+async def test_a_recurring_schedule_is_cancelled_from_the_schedules_page(
+    console: str, client: aiohttp.ClientSession, runtime: Runtime
+) -> None:
+    reply = await say(client, console, "t-weekly", "/remind every Monday 09:00 weekly report")
+    assert reply["accepted"], reply
+    async with runtime.autocommit.connect() as conn:
+        schedule_id = (await conn.execute(select(SCHEDULES.c.id))).scalar_one()
+    async with client.get(console + "/schedules") as response:
+        html = await response.text()
+    assert "weekly report" in html
+    csrf = await csrf_of(client, console + "/schedules")
+    async with client.post(
+        f"{console}/schedules/{schedule_id}/cancel", data={"csrf": csrf}, allow_redirects=False
+    ) as response:
+        assert response.status == 303
+    async with runtime.autocommit.connect() as conn:
+        assert (await conn.execute(select(SCHEDULES.c.status))).scalar_one() == "cancelled"
+    async with client.post(f"{console}/schedules/{schedule_id}/cancel", data={"csrf": csrf}) as response:
+        assert response.status == 409  # already cancelled
+
+
+async def test_the_chains_page_lists_each_problem_of_your_chain_files(
+    runtime: Runtime, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    folder = tmp_path / "chains"
+    folder.mkdir()
+    (folder / "standup.yaml").write_text(
+        "name: standup-notes\ndescription: d\nversion: 1\nsteps:\n  - id: notes\n    prompt: '{{ transcrpt }}'\n"
+        "reply: '{{ steps.notes }}'\nneeds: [transcript]\n"
+    )
+    settings = runtime.settings.model_copy(update={"chains_dir": folder})
+    async with serving(replace(runtime, settings=settings), TOKEN, host="127.0.0.1", port=0) as port:
+        base = f"http://127.0.0.1:{port}"
+        async with client.get(f"{base}/login?token={TOKEN}") as response:
+            assert response.status == 200
+        async with client.get(base + "/chains") as response:
+            html = await response.text()
+    assert "1 problem" in html
+    assert "standup.yaml" in html
+    assert "transcrpt" in html
