@@ -14,7 +14,8 @@ from bot.followups.models import SCHEDULES
 from bot.media.models import MEDIA, MEDIA_TAGS, UTTERANCES
 from bot.models import MESSAGES, THREADS, WORKSPACES
 from bot.runtime import Runtime
-from bot.workflows.models import EVENTS, OUTBOX, RUNS, WAITS
+from bot.stores.followups import SCHEDULED_WORKFLOWS
+from bot.workflows.models import ACTIVE_STATUSES, EVENTS, OUTBOX, RUNS, WAITS
 
 r, t, m, w = RUNS.c, THREADS.c, MESSAGES.c, WORKSPACES.c
 PAGE = 100
@@ -146,7 +147,8 @@ async def list_schedules(runtime: Runtime, *, limit: int = PAGE) -> dict[str, li
         one_off = await conn.execute(
             select(r.id, r.workflow, r.status, r.description, r.user_id, r.wake_at, t.platform, t.thread_key)
             .outerjoin(THREADS, t.id == r.thread_id)
-            .where(r.workflow.in_(("reminder", "followup")), r.status.in_(("pending", "sleeping", "waiting")))
+            # `running` too: a reminder is running for a moment before it sleeps, and again when it fires.
+            .where(r.workflow.in_(SCHEDULED_WORKFLOWS), r.status.in_(ACTIVE_STATUSES))
             .order_by(r.wake_at)
             .limit(limit)
         )

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -67,7 +67,13 @@ def shots(tmp_path: Path) -> Path:
 def wait(driver: WebDriver, condition: Callable[[WebDriver], Any], timeout_s: float = 20) -> Any:
     # A live fragment may replace an element between finding and reading it: look again.
     ignored = (NoSuchElementException, StaleElementReferenceException)
-    return WebDriverWait(driver, timeout_s, poll_frequency=0.05, ignored_exceptions=ignored).until(condition)
+    try:
+        return WebDriverWait(driver, timeout_s, poll_frequency=0.05, ignored_exceptions=ignored).until(condition)
+    except TimeoutException:
+        # What the page showed when the wait gave up, for the failure's report.
+        raise AssertionError(
+            f"gave up at {driver.current_url}:\n{driver.find_element(By.TAG_NAME, 'body').text}"
+        ) from None
 
 
 def texts(driver: WebDriver, selector: str) -> list[str]:
