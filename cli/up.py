@@ -76,50 +76,47 @@ async def _up(settings: Settings, host: str, port: int, slack_port: int) -> None
         runtime = await stack.enter_async_context(open_runtime(services.settings))
         await stack.enter_async_context(in_process_worker(services.settings))
         bound = await stack.enter_async_context(serving(runtime, token, host=host, port=port))
-        running = [
-            await stack.enter_async_context(_adapter(name, job)) for name, job in _platforms(runtime, slack_port)
-        ]
+        platforms, running = await _start_platforms(runtime, stack, slack_port)
         announce(settings, token, generated, bound, host)
-        platforms = ", ".join(["web", "console", *(name for name, _ in running)])
-        err.print(f"Answering on: {platforms}. Ctrl-C stops everything.")
-        await _until_one_fails([task for _, task in running])
+        err.print(f"Answering on: {', '.join(['web', 'console', *platforms])}. Ctrl-C stops everything.")
+        await _until_one_fails(running)
 
 
-def _platforms(runtime: Runtime, slack_port: int) -> list[tuple[str, Awaitable[None]]]:
-    """The adapters whose credentials are set, each as a coroutine that runs until cancelled."""
+async def _start_platforms(
+    runtime: Runtime, stack: AsyncExitStack, slack_port: int
+) -> tuple[list[str], list[asyncio.Task[None]]]:
+    """The adapters whose credentials are set, started on `stack` (stopped with it): their names, and the tasks
+    of those that run until cancelled (Discord's gateway), whose end is an error."""
     settings = runtime.settings
-    found: list[tuple[str, Awaitable[None]]] = []
+    names: list[str] = []
+    running: list[asyncio.Task[None]] = []
     if settings.slack_bot_token.get_secret_value() or settings.slack_oauth_enabled:
+        from adapters.slack.serve import serving_http, serving_socket_mode
+
         if settings.slack_app_token.get_secret_value():
-            found.append(("slack (Socket Mode)", _slack(runtime, socket=True, port=slack_port)))
+            await stack.enter_async_context(serving_socket_mode(runtime))
+            names.append("slack (Socket Mode)")
         elif settings.slack_signing_secret.get_secret_value():
-            found.append((f"slack (HTTP on port {slack_port})", _slack(runtime, socket=False, port=slack_port)))
+            bound = await stack.enter_async_context(serving_http(runtime, host=settings.web_host, port=slack_port))
+            names.append(f"slack (HTTP on port {bound})")
         else:
-            err.print("[yellow]SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN nor SLACK_SIGNING_SECRET: Slack is "
-                      "not started.[/yellow]")  # fmt: skip
+            err.print(
+                "[yellow]SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN nor SLACK_SIGNING_SECRET: Slack is not "
+                "started.[/yellow]"
+            )
     if settings.discord_token.get_secret_value():
         from adapters.discord.app import serve as serve_discord
 
-        found.append(("discord", serve_discord(runtime)))
-    return found
-
-
-async def _slack(runtime: Runtime, *, socket: bool, port: int) -> None:
-    from adapters.slack.serve import serve_forever, serving_http, serving_socket_mode
-
-    if socket:
-        async with serving_socket_mode(runtime):
-            await serve_forever()
-        return
-    async with serving_http(runtime, host=runtime.settings.web_host, port=port):
-        await serve_forever()
+        running.append(await stack.enter_async_context(_adapter(serve_discord(runtime))))
+        names.append("discord")
+    return names, running
 
 
 @asynccontextmanager
-async def _adapter(name: str, job: Awaitable[None]) -> AsyncIterator[tuple[str, asyncio.Task[None]]]:
+async def _adapter(job: Awaitable[None]) -> AsyncIterator[asyncio.Task[None]]:
     task: asyncio.Task[None] = asyncio.ensure_future(job)
     try:
-        yield name, task
+        yield task
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -4,15 +4,20 @@ in the browser's playground, and SIGTERM stops all of it. `bot serve web` runs t
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import re
 import signal
 import sys
+import time
 
 import aiohttp
 
 from bot.config import Settings
 from bot.embedded import free_port
 from bot.runtime import Runtime
+from sandbox.slack_server import SlackSandbox
 from tests.conftest import subprocess_env
 
 URL = re.compile(r"Web console: (http://127\.0\.0\.1:\d+)/login\?token=(\S+)")
@@ -133,3 +138,35 @@ async def test_a_worker_answers_health_and_metrics_on_its_port(settings: Setting
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), 40)
     assert proc.returncode == 0
+
+
+async def test_bot_up_starts_slack_when_its_credentials_are_set(settings: Settings, runtime: Runtime) -> None:
+    async with SlackSandbox() as slack:
+        slack_port = free_port()
+        env = subprocess_env(settings) | {
+            "WEB_PORT": "0",
+            "SLACK_BOT_TOKEN": slack.bot_token,
+            "SLACK_SIGNING_SECRET": "s3cret",
+            "SLACK_API_URL": slack.api_url,
+        }
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cli", "up", "--slack-port", str(slack_port), env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await read_url(proc)
+            body = json.dumps({"type": "url_verification", "challenge": "c-123"}).encode()
+            stamp = str(int(time.time()))
+            signature = "v0=" + hmac.new(b"s3cret", f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+            headers = {"X-Slack-Request-Timestamp": stamp, "X-Slack-Signature": signature}
+            async with (
+                aiohttp.ClientSession() as http,
+                http.post(f"http://127.0.0.1:{slack_port}/slack/events", data=body, headers=headers) as response,
+            ):
+                assert response.status == 200
+                assert "c-123" in await response.text()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(proc.communicate(), 40)
+    assert proc.returncode == 0, stderr.decode()
+    assert f"Answering on: web, console, slack (HTTP on port {slack_port})" in stderr.decode()
