@@ -148,13 +148,13 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8288, description="Port of the web console (0: any free port).")
     web_admin_token: SecretStr = Field(
         default=SecretStr(""),
-        description="Login token of the web console. Empty: `bot up` and `bot serve web` make one at start and print "
-        "it in the console's URL.",
+        description="Login token of the web console. Empty: one is made on the first start, kept in "
+        "DATA_DIR/web_admin_token and printed in the console's URL by `bot up` and `bot serve web`.",
     )
     worker_health_port: int = Field(
         default=0,
-        description="Port where `bot worker` and `bot serve slack|discord` answer /healthz, /readyz and /metrics "
-        "(0: none; `bot up` and `bot serve web` answer them on the web console's port).",
+        description="Port where `bot worker` and `bot serve slack` or `discord` answer /healthz, /readyz and "
+        "/metrics (0: none; `bot up` and `bot serve web` answer them on the web console's port).",
     )
 
     # Platforms and services (later adapters read these; every endpoint has a base URL)
