@@ -14,6 +14,7 @@ COPY jobs ./jobs
 COPY sandbox ./sandbox
 COPY bench ./bench
 COPY cli ./cli
+COPY webconsole ./webconsole
 RUN uv sync --frozen --no-dev
 # Not root: arq's jobs are pickles, and a process that can be talked into running code should own nothing.
 RUN useradd --system --uid 10001 --no-create-home --home-dir /app threadbot \

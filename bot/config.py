@@ -186,6 +186,24 @@ class Settings(BaseSettings):
         default=3, description="Times a run is rescued from dead workers before it is failed (with a message)."
     )
 
+    # The web console (`bot up`, `bot serve web`) and the health endpoints of long-running processes
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Address the web console listens on; 127.0.0.1 keeps it to this machine (also the worker's "
+        "health port).",
+    )
+    web_port: int = Field(default=8288, description="Port of the web console (0: any free port).")
+    web_admin_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Login token of the web console. Empty: one is made on the first start, kept in "
+        "DATA_DIR/web_admin_token and printed in the console's URL by `bot up` and `bot serve web`.",
+    )
+    worker_health_port: int = Field(
+        default=0,
+        description="Port where `bot worker` and `bot serve slack` or `discord` answer /healthz, /readyz and "
+        "/metrics (0: none; `bot up` and `bot serve web` answer them on the web console's port).",
+    )
+
     # Platforms and services (later adapters read these; every endpoint has a base URL)
     slack_bot_token: SecretStr = Field(default=SecretStr(""), description="Slack bot token (xoxb-...).")
     slack_app_token: SecretStr = Field(default=SecretStr(""), description="Slack app-level token for Socket Mode.")

@@ -19,8 +19,8 @@ async def post(ctx: WorkflowContext, step_id: str, thread: ThreadRef, text: str)
 
 
 def mention(user_id: str, thread: ThreadRef) -> str:
-    # Slack and Discord render <@id> as a mention; the console shows the plain name.
-    return user_id if thread.platform == "console" else f"<@{user_id}>"
+    # Slack and Discord render <@id> as a mention; the console and the web playground show the plain name.
+    return user_id if thread.platform in ("console", "web") else f"<@{user_id}>"
 
 
 async def ask_in_thread(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import structlog
 
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, causes
+from bot.metrics import LLM_FIRST_TOKEN_SECONDS, LLM_SECONDS
 from bot.ports import ChatMessage, Tool, ToolCall, Usage
 from bot.tokens import count_tokens
 from bot.trace import mark
@@ -146,20 +148,16 @@ class OpenAILLM:
         usage: Usage | None = None,
         images: Sequence[str] = (),
     ) -> AsyncGenerator[str, None]:
-        params: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
-        if images and params:
-            # The last message as content parts: its text, then each picture (OpenAI's vision input).
-            parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1].content}]
-            parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
-            params[-1] = {"role": messages[-1].role, "content": parts}
-        extra = _options(tools, json_schema)
+        params = _wire_messages(messages, images)
+        extra = _options(tools, json_schema, with_usage=usage is not None)
         if usage is not None:
-            # The last chunk then carries the call's token counts (budgets and cost per run are built on them).
-            extra["stream_options"] = {"include_usage": True}
             usage.model = model or self.model
         calls = _ToolCallParts()
         produced: list[str] = []
         mark("llm:request")
+        asked_at = time.monotonic()
+        first = True
+        name = model or self.model
         try:
             # The raw server-sent events, parsed with json.loads: the SDK's typed chunk objects cost about
             # 0.2 ms each, which at hundreds of chunks per reply was the worker's largest CPU cost.
@@ -182,6 +180,7 @@ class OpenAILLM:
                     data = line[5:].strip()
                     if data == "[DONE]":
                         await _drain(lines)
+                        LLM_SECONDS.labels(name).observe(time.monotonic() - asked_at)
                         if tool_calls is not None:
                             tool_calls.extend(calls.finished())
                         if usage is not None and not usage.reported:
@@ -189,6 +188,9 @@ class OpenAILLM:
                         return
                     content = _delta_content(data, calls, usage)
                     if content:
+                        if first:
+                            LLM_FIRST_TOKEN_SECONDS.labels(name).observe(time.monotonic() - asked_at)
+                            first = False
                         mark("llm:delta")
                         if usage is not None:
                             produced.append(content)
@@ -227,9 +229,20 @@ class OpenAILLM:
         return vectors
 
 
-def _options(tools: Sequence[Tool], json_schema: dict[str, Any] | None) -> dict[str, Any]:
-    """The request's optional parameters: the tools the model may call and the JSON its answer must match."""
-    extra: dict[str, Any] = {}
+def _wire_messages(messages: Sequence[ChatMessage], images: Sequence[str]) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages]
+    if images and params:
+        # The last message as content parts: its text, then each picture (OpenAI's vision input).
+        parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1].content}]
+        parts += [{"type": "image_url", "image_url": {"url": url}} for url in images]
+        params[-1] = {"role": messages[-1].role, "content": parts}
+    return params
+
+
+def _options(tools: Sequence[Tool], json_schema: dict[str, Any] | None, *, with_usage: bool) -> dict[str, Any]:
+    """The request's optional parameters: the tools the model may call, the JSON its answer must match, and the
+    token counts in the last chunk (budgets and cost per run are built on them)."""
+    extra: dict[str, Any] = {"stream_options": {"include_usage": True}} if with_usage else {}
     if tools:
         extra["tools"] = [
             {

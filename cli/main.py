@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli import admin, benchmarks, chat, serve
+from cli import admin, benchmarks, chat, serve, up
 from cli.chains import chains_app
 from cli.index import index_app
 from cli.mail import mail_app
@@ -42,6 +42,7 @@ def _options(
     """threadbot: a chat bot for Slack, Discord and the console, on durable background jobs."""
 
 
+app.command()(up.up)
 app.command()(chat.ask)
 app.command()(chat.console)
 app.command("worker")(serve.worker_command)

@@ -10,6 +10,8 @@ import typer
 from bot.config import Settings
 from cli.common import EXIT_INFRA, EXIT_REFUSED, err, load_settings, out, ready_services, run_async
 
+SLACK_HTTP_PORT = 3000  # `bot serve slack --http` without --port
+
 discord_app = typer.Typer(help="Discord: register slash commands.", no_args_is_help=True)
 
 
@@ -30,7 +32,9 @@ async def _worker(settings: Settings) -> None:
     from jobs.worker import create_worker, settle_garbage_collector
 
     settle_garbage_collector()
-    async with ready_services(settings, counts_tokens=True) as services:
+    from cli.up import health_endpoints
+
+    async with ready_services(settings, counts_tokens=True) as services, health_endpoints(services.settings):
         worker = create_worker(services.settings)
         try:
             await worker.async_run()
@@ -41,7 +45,7 @@ async def _worker(settings: Settings) -> None:
 
 
 def serve(
-    platform: Annotated[str, typer.Argument(help="slack or discord")],
+    platform: Annotated[str, typer.Argument(help="slack, discord or web (the web console alone)")],
     http: Annotated[
         bool | None,
         typer.Option(
@@ -50,18 +54,37 @@ def serve(
             "Default: Socket Mode when SLACK_APP_TOKEN is set.",
         ),
     ] = None,
-    port: Annotated[int, typer.Option(help="Slack HTTP mode: port for /slack/events.")] = 3000,
-    host: Annotated[str, typer.Option(help="Slack HTTP mode: address to listen on.")] = "0.0.0.0",
-    worker: Annotated[bool, typer.Option(help="Run a worker in this process (off: rely on `bot worker`).")] = True,
+    port: Annotated[
+        int,
+        typer.Option(
+            help=f"Slack HTTP mode: port for /slack/events ({SLACK_HTTP_PORT}); web: the console's (WEB_PORT)."
+        ),
+    ] = -1,
+    host: Annotated[
+        str, typer.Option(help="Slack HTTP mode: address to listen on (0.0.0.0); web: the console's (WEB_HOST).")
+    ] = "",
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            "--worker/--no-worker",
+            help="Run a worker in this process (off: rely on `bot worker`). Default: on for slack and discord, "
+            "off for web.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show DEBUG logs.")] = False,
 ) -> None:
-    """Run a platform adapter (Slack Events/Socket Mode, Discord gateway)."""
+    """Run a platform adapter (Slack Events/Socket Mode, Discord gateway), or the web console alone."""
     if platform == "slack":
-        _serve_slack(http, port, host, worker, verbose)
+        _serve_slack(http, port if port >= 0 else SLACK_HTTP_PORT, host or "0.0.0.0", worker is not False, verbose)
     elif platform == "discord":
-        _serve_discord(worker, verbose)
+        _serve_discord(worker is not False, verbose)
+    elif platform == "web":
+        from cli.up import serve_web
+
+        settings = load_settings(verbose)
+        serve_web(settings, host or settings.web_host, port if port >= 0 else settings.web_port, bool(worker))
     else:
-        err.print(f"[red]Unknown platform {platform!r}.[/red] Choose slack or discord.")
+        err.print(f"[red]Unknown platform {platform!r}.[/red] Choose slack, discord or web.")
         raise typer.Exit(EXIT_INFRA)
 
 
@@ -96,9 +119,12 @@ async def _serve_slack_async(settings: Settings, use_http: bool, host: str, port
 
     settle_garbage_collector()
 
+    from cli.up import health_endpoints
+
     async with AsyncExitStack() as stack:
         services = await stack.enter_async_context(ready_services(settings, counts_tokens=True))
         runtime = await stack.enter_async_context(open_runtime(services.settings))
+        await stack.enter_async_context(health_endpoints(services.settings))
         if worker:
             await stack.enter_async_context(in_process_worker(services.settings))
         if use_http:
@@ -125,7 +151,13 @@ async def _discord_gateway(settings: Settings, worker: bool) -> None:
 
     settle_garbage_collector()
 
-    async with ready_services(settings, counts_tokens=True) as services, open_runtime(services.settings) as runtime:
+    from cli.up import health_endpoints
+
+    async with (
+        ready_services(settings, counts_tokens=True) as services,
+        open_runtime(services.settings) as runtime,
+        health_endpoints(services.settings),
+    ):
         if not worker:
             await serve_discord(runtime)
             return

@@ -15,6 +15,8 @@ from redis.asyncio import Redis
 
 from adapters.console.files import ConsoleFileSource
 from adapters.console.outbound import ConsoleOutbound
+from adapters.web.files import WebFileSource
+from adapters.web.outbound import WebOutbound
 from bot.config import Settings
 from bot.ports import ChatPlatform, FileSource
 
@@ -29,6 +31,9 @@ async def open_platform_clients(settings: Settings, redis: Redis, stack: AsyncEx
     clients = PlatformClients()
     clients.chat[ConsoleOutbound.name] = ConsoleOutbound(redis)
     clients.files[ConsoleFileSource.platform] = ConsoleFileSource()
+    # The web playground, like the console, needs nothing but the Redis every worker has.
+    clients.chat[WebOutbound.name] = WebOutbound(redis)
+    clients.files[WebFileSource.platform] = WebFileSource()
     slack_token = settings.slack_bot_token.get_secret_value()
     if slack_token or settings.slack_oauth_enabled:
         from adapters.slack.files import SlackFileSource

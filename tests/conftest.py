@@ -294,3 +294,10 @@ async def replay_after(
         ).scalar_one()
     await enqueue_run(rt, run_id, seq)
     await wait_for(lambda: run_status_is(rt, run_id, "completed"))
+
+
+def rate_limited(platform: str) -> float:
+    """The process's count of a platform's 429s, as `/metrics` reports it."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("threadbot_platform_rate_limited_total", {"platform": platform}) or 0.0

@@ -24,7 +24,8 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
 
 def stream_key(thread: ThreadRef) -> str:
-    return f"console:stream:{thread.workspace_id}:{thread.channel_id}:{thread.thread_key}"
+    # Named by the thread's platform: the web playground's threads (`adapters.web`) have streams of their own.
+    return f"{thread.platform}:stream:{thread.workspace_id}:{thread.channel_id}:{thread.thread_key}"
 
 
 def file_key(message_id: str) -> str:

@@ -22,6 +22,7 @@ import structlog
 
 from bot.config import Settings
 from bot.errors import PermanentUpstreamError, TransientUpstreamError
+from bot.metrics import RATE_LIMITED
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +100,7 @@ class DiscordRest:
                 async with self.session.request(method, self._base + path, **body) as response:
                     self._note_bucket(key, response)
                     if response.status == 429:
+                        RATE_LIMITED.labels("discord").inc()
                         await self._rate_limited(key, response, attempt)
                         continue
                     if response.status >= 500:

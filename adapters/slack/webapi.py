@@ -13,6 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.errors import PermanentUpstreamError, TransientUpstreamError
+from bot.metrics import RATE_LIMITED
 
 log = structlog.get_logger(__name__)
 
@@ -82,6 +83,7 @@ async def call(
             status = exc.response.status_code
             error = str(exc.response.get("error", "")) or f"http_{status}"
             if status == 429 or error == "ratelimited":
+                RATE_LIMITED.labels("slack").inc()
                 wait = retry_after_s(exc)
                 if last or wait > MAX_RETRY_AFTER_S:
                     raise TransientUpstreamError(SERVICE, f"{method}: rate limited", retry_after_s=wait) from None

@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 from bot.config import Settings
 from bot.errors import ConfigurationError, PermanentUpstreamError, TransientUpstreamError, UserFacingError
 from bot.events import ThreadRef
+from bot.metrics import STEP_SECONDS
 from bot.trace import mark
 from bot.workflows import data, store
 from bot.workflows.errors import NonRetriableError, RunAborted, StepFailed, Suspend
@@ -180,6 +181,7 @@ class Steps:
                 step_id, attempt, f"{type(exc).__name__}: {exc}", user_message=_user_message(exc), started_at=started
             )
         except Exception as exc:
+            STEP_SECONDS.labels("raised").observe((datetime.now(UTC) - started).total_seconds())
             detail = f"{type(exc).__name__}: {exc}"
             if attempt >= limit:
                 what = exc.service if isinstance(exc, TransientUpstreamError) else ""
@@ -196,6 +198,7 @@ class Steps:
             )
             raise Suspend("pending", due) from exc
         await self._save(step_id, kind="run", status="completed", output=output, attempts=attempt, started_at=started)
+        STEP_SECONDS.labels("completed").observe((datetime.now(UTC) - started).total_seconds())
         mark(f"step:{step_id}:saved")
         return fresh
 

@@ -22,7 +22,7 @@ from bot.streaming import open_reply
 from sandbox.discord_server import Fault
 from sandbox.openai_server import StandInLLM, Step, long_text
 from tests.adapters.discord.conftest import World, answered
-from tests.conftest import wait_for
+from tests.conftest import rate_limited, wait_for
 
 CODE = "```python\n" + "\n".join(f"print('step {i} of the worked example')" for i in range(88)) + "\n```\n"
 # About 5,000 characters with a code block across the first cut.
@@ -62,8 +62,10 @@ async def test_a_429_is_waited_out_and_the_reply_lands_once(
 ) -> None:
     stand_in.script(Step(reply="Worth the wait."))
     world.fake.fail(Fault(r"POST /channels/\d+/messages", retry_after=0.6))
+    limited = rate_limited("discord")
     asked = await world.fake.user_message(world.general, "hello", author=world.ada, mention_bot=True)
     await wait_for(lambda: world.fake.bot_texts(asked["id"]) == ["Worth the wait."])
+    assert rate_limited("discord") == limited + 1, "counted for /metrics"
     sends = world.fake.calls_to("POST", rf"/channels/{asked['id']}/messages")
     assert [c.status for c in sends] == [429, 200]
     assert sends[1].at - sends[0].at >= 0.6

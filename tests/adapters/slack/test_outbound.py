@@ -21,7 +21,7 @@ from bot.workflows.outbox import OutboxPlatform
 from sandbox.openai_server import StandInLLM, Step, long_text
 from sandbox.slack_server import MAX_TEXT_CHARS, TEAM_ID, Failure, SlackSandbox
 from tests.adapters.slack.conftest import CHANNEL, DM, SlackEvents, mention, message
-from tests.conftest import wait_for
+from tests.conftest import rate_limited, wait_for
 
 
 def bare(slack: SlackSandbox, *, native_streaming: bool = True) -> SlackOutbound:
@@ -82,9 +82,11 @@ async def test_a_429_is_waited_out_and_the_reply_still_arrives(
 ) -> None:
     stand_in.script(Step(reply="Worth the wait."))
     slack.fail(Failure("chat.postMessage", retry_after=1))
+    limited = rate_limited("slack")
     event = mention("Are you there?")
     await slack_http.event(event)
     await wait_for(lambda: [m for m in slack.thread(CHANNEL, event["ts"]) if m.text == "Worth the wait."])
+    assert rate_limited("slack") == limited + 1, "counted for /metrics"
     posts = slack.calls_to("chat.postMessage")
     assert len(posts) == 2, "the rate-limited post was retried, once"
     assert posts[1].at - posts[0].at >= 1.0, "Retry-After was obeyed"
