@@ -129,8 +129,9 @@ def test_the_chat_turn_reads_context_stored_before_it_was_typed() -> None:
     }
     turn = CHAT_CONTEXT.validate_python(stored)
     assert turn == PreparedTurn(7, 3, THREAD, "ada", [ChatMessage("system", "Be brief."), ChatMessage("user", "Hi")], 0)
-    # The same JSON, with the field added since (a turn that answers a burst of messages at once) at its default.
-    assert CHAT_CONTEXT.dump_python(turn, mode="json") == {**stored, "along": []}, "and writes the same JSON"
+    # The same JSON, with the fields added since at their defaults (messages answered with it, pictures shared).
+    written = {**stored, "along": [], "files": False}
+    assert CHAT_CONTEXT.dump_python(turn, mode="json") == written, "and writes the same JSON"
     assert CHAT_CONTEXT.validate_python({"consumed": True}) == Consumed()
     assert CHAT_CONTEXT.validate_python(None) is None
 
