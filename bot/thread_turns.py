@@ -28,6 +28,7 @@ import structlog
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from bot.intake import CHAT_TURN
 from bot.workflows.errors import RunAborted
 from bot.workflows.runs import cancel_run
 from bot.workflows.steps import WorkflowContext
@@ -37,11 +38,15 @@ log = structlog.get_logger(__name__)
 ACTIVE = "('pending', 'running', 'sleeping', 'waiting')"
 # A message is open to be taken if nobody has it, or whoever took it is this run (a replay after a crash) or a
 # run that is no longer active (cancelled by an interrupt or an operator, failed before answering).
+# Only messages a chat turn answers: one that shared audio or a document is the media flow's, on its own.
 _OPEN = f"""(
-    m.status = 'pending'
-    OR (m.status = 'processing' AND (m.turn_run_id IS NULL OR m.turn_run_id = :run OR NOT EXISTS (
-        SELECT 1 FROM workflow_runs r WHERE r.id = m.turn_run_id AND r.status IN {ACTIVE})))
-    OR (m.id = :me AND m.status = 'failed')
+    (
+        m.status = 'pending'
+        OR (m.status = 'processing' AND (m.turn_run_id IS NULL OR m.turn_run_id = :run OR NOT EXISTS (
+            SELECT 1 FROM workflow_runs r WHERE r.id = m.turn_run_id AND r.status IN {ACTIVE})))
+        OR (m.id = :me AND m.status = 'failed')
+    )
+    AND EXISTS (SELECT 1 FROM workflow_runs c WHERE c.id = m.run_id AND c.workflow = '{CHAT_TURN}')
 )"""
 _STATE = text(
     f"""

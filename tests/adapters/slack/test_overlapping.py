@@ -12,6 +12,7 @@ from bot.workflows.models import RUNS
 from sandbox.openai_server import StandInLLM, Step
 from sandbox.slack_server import SlackSandbox
 from tests.adapters.slack.conftest import CHANNEL, SlackEvents, mention, new_ts, stored_messages
+from tests.adapters.slack.test_files import file_payload
 from tests.conftest import run_status_is, wait_for
 
 
@@ -117,3 +118,19 @@ async def test_a_new_message_interrupts_the_answer_being_written_and_is_answered
     assert statuses[1].status == "completed"
     stored = await stored_messages(runtime)
     assert [(m.role, m.status) for m in stored] == [("user", "completed")] * 2 + [("assistant", "completed")]
+
+
+@pytest.mark.slack_settings(burst_window_s=0.3)
+async def test_a_file_shared_during_a_burst_goes_its_own_way_and_does_not_hold_the_answer(
+    runtime: Runtime, worker: asyncio.Task[None], stand_in: StandInLLM, slack: SlackSandbox, slack_http: SlackEvents
+) -> None:
+    notes = slack.add_file("notes.txt", b"Ada: we ship on Friday.\nLin: the budget review is next week.\n")
+    stand_in.script(Step(reply="Here to help."))
+    root = new_ts()
+    await slack_http.event(mention("Can you help with the launch?", ts=root))
+    await slack_http.event({**mention("notes attached", thread_ts=root), "files": [file_payload(slack, notes)]})
+
+    # The question is answered after its window, not after TURN_WAIT_MAX_S behind the file's media run.
+    await wait_for(lambda: "Here to help." in replies(slack, root), timeout_s=10)
+    await wait_for(lambda: [t for t in replies(slack, root) if t.startswith("✅ notes.txt")], timeout_s=30)
+    assert "Shared" not in str(stand_in.chat_requests()[0]["messages"]), "the file is not part of the chat turn"
