@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from bot.errors import InvalidInput
 from bot.events import FileRef
-from bot.media.accept import is_image, too_big
+from bot.media.accept import is_image
 from bot.ports import FileSource
 
 # What the model takes (OpenAI's vision input), by signature.
@@ -40,10 +40,8 @@ async def data_urls(source: FileSource, files: Sequence[FileRef], *, max_bytes: 
     urls = []
     for file in files:
         content = bytearray()
-        async for chunk in source.download(file, max_bytes=max_bytes):
+        async for chunk in source.download(file, max_bytes=max_bytes):  # the source stops past max_bytes
             content += chunk
-            if len(content) > max_bytes:
-                raise too_big(file, max_bytes)
         mime = picture_type(bytes(content[:16]))
         if mime is None:
             raise InvalidInput(f"“{file.name}” is not a PNG, JPEG, GIF or WebP picture, so I could not look at it.")

@@ -97,19 +97,16 @@ async def record_usage(runtime: Runtime, *, run_id: int | None, payer: Payer, pu
         )
 
 
-def _totals() -> tuple[object, ...]:
+async def run_usage(conn: AsyncConnection, run_id: int) -> Spent:
+    """What a run's model calls took (its child runs have their own)."""
     u = TOKEN_USAGE.c
-    return (
+    query = select(
         func.coalesce(func.sum(u.prompt_tokens), 0),
         func.coalesce(func.sum(u.completion_tokens), 0),
         func.coalesce(func.sum(u.cost_usd), 0.0),
         func.count(),
-    )
-
-
-async def run_usage(conn: AsyncConnection, run_id: int) -> Spent:
-    """What a run's model calls took (its child runs have their own)."""
-    row = (await conn.execute(select(*_totals()).where(TOKEN_USAGE.c.run_id == run_id))).one()  # type: ignore[call-overload]
+    ).where(u.run_id == run_id)
+    row = (await conn.execute(query)).one()
     return Spent(int(row[0]), int(row[1]), float(row[2]), int(row[3]))
 
 
